@@ -1,0 +1,274 @@
+"""Agents, their API tokens and web sessions, and helpdesk API keys.
+
+Tokens and keys are random, shown once and stored only as SHA-256 digests (found by digest, so a
+check is one lookup, not a password hash). Each token and session carries the agent's revocation
+epoch: disabling or removing an agent or changing their password bumps it, which ends every session
+and token of theirs in one step.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+from vault.config import Config
+from vault.crypto.passwords import Passwords
+from vault.crypto.tokens import (
+    AGENT_TOKEN,
+    API_KEY,
+    SESSION,
+    constant_time_equals,
+    is_token,
+    new_token,
+    token_digest,
+)
+from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated, ValidationFailed
+from vault.service import Principal, emit
+from vault.storage import Store
+
+EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MIN_PASSWORD = 10
+MAX_PASSWORD = 1024
+
+
+def normalise_email(email: Any) -> str:
+    if not isinstance(email, str) or not EMAIL_RE.fullmatch(email.strip()):
+        raise ValidationFailed([{"name": "email", "reason": "Enter an e-mail address."}])
+    return email.strip().lower()
+
+
+def check_password(password: Any) -> str:
+    if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise ValidationFailed([{"name": "password", "reason":
+                                 f"Use at least {MIN_PASSWORD} characters."}])
+    return password
+
+
+def _public(agent: dict[str, str]) -> dict[str, Any]:
+    return {"email": agent.get("email", ""), "name": agent.get("name") or agent.get("email", ""),
+            "role": agent.get("role", "agent"), "disabled": agent.get("disabled") == "1",
+            "helpscout_id": agent.get("helpscout_id") or None}
+
+
+class Accounts:
+    def __init__(self, store: Store, passwords: Passwords, config: Config,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.store = store
+        self.passwords = passwords
+        self.config = config
+        self.clock = clock or time.time
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # -- agents -------------------------------------------------------------------------------
+
+    def add_agent(self, email: Any, password: Any, *, name: str = "", admin: bool = False,
+                  helpscout_id: str = "", actor: str = "cli") -> dict[str, Any]:
+        email = normalise_email(email)
+        password = check_password(password)
+        fields = {"name": name.strip() or email, "role": "admin" if admin else "agent",
+                  "pw": self.passwords.hash(password), "disabled": "0",
+                  "created_at": str(self.now_ms())}
+        if helpscout_id:
+            fields["helpscout_id"] = str(helpscout_id)
+        if not self.store.add_agent(email, fields):
+            raise Conflict("An agent with this e-mail already exists.")
+        self.store.add_audit(now_ms=self.now_ms(), event="agent.created", actor=actor,
+                             detail=email)
+        emit("agent.created", agent=email, actor=actor)
+        return _public({**fields, "email": email})
+
+    def get_agent(self, email: str) -> dict[str, Any]:
+        agent = self.store.get_agent(normalise_email(email))
+        if not agent:
+            raise NotFound("No such agent.")
+        return _public(agent)
+
+    def list_agents(self) -> list[dict[str, Any]]:
+        return [_public(a) for a in self.store.list_agents()]
+
+    def edit_agent(self, email: str, *, name: str | None = None, admin: bool | None = None,
+                   helpscout_id: str | None = None, actor: str = "cli") -> dict[str, Any]:
+        email = normalise_email(email)
+        fields: dict[str, str] = {}
+        if name is not None:
+            fields["name"] = name.strip() or email
+        if admin is not None:
+            fields["role"] = "admin" if admin else "agent"
+        if helpscout_id is not None:
+            fields["helpscout_id"] = str(helpscout_id)
+        # A role change takes effect at once: revoke so no session keeps the old role.
+        if not self.store.update_agent(email, fields, revoke=admin is not None):
+            raise NotFound("No such agent.")
+        self._audit("agent.edited", actor, email)
+        return self.get_agent(email)
+
+    def set_password(self, email: str, password: Any, *, actor: str = "cli") -> None:
+        email = normalise_email(email)
+        password = check_password(password)
+        if not self.store.update_agent(email, {"pw": self.passwords.hash(password)}, revoke=True):
+            raise NotFound("No such agent.")
+        self._audit("agent.password_changed", actor, email)
+
+    def set_disabled(self, email: str, disabled: bool, *, actor: str = "cli") -> None:
+        email = normalise_email(email)
+        if not self.store.update_agent(email, {"disabled": "1" if disabled else "0"},
+                                       revoke=disabled):
+            raise NotFound("No such agent.")
+        self._audit("agent.disabled" if disabled else "agent.enabled", actor, email)
+
+    def reset_2fa(self, email: str, *, actor: str = "cli") -> None:
+        email = normalise_email(email)
+        if not self.store.update_agent(email, {"totp": ""}, revoke=True):
+            raise NotFound("No such agent.")
+        self._audit("agent.2fa_reset", actor, email)
+
+    def remove_agent(self, email: str, *, actor: str = "cli") -> None:
+        email = normalise_email(email)
+        if not self.store.remove_agent(email):
+            raise NotFound("No such agent.")
+        self._audit("agent.removed", actor, email)
+
+    def agent_for_helpscout(self, hs_id: str) -> str | None:
+        return self.store.agent_by_helpscout_id(hs_id)
+
+    def _audit(self, event: str, actor: str, detail: str) -> None:
+        self.store.add_audit(now_ms=self.now_ms(), event=event, actor=actor, detail=detail)
+        emit(event, agent=detail, actor=actor)
+
+    # -- tokens and keys ------------------------------------------------------------------------
+
+    def create_token(self, email: str, *, actor: str = "cli") -> tuple[str, str]:
+        """A new agent API token: (token, token id). The token is shown once."""
+        email = normalise_email(email)
+        agent = self.store.get_agent(email)
+        if not agent:
+            raise NotFound("No such agent.")
+        if agent.get("disabled") == "1":
+            raise Conflict("This agent is disabled.")
+        token, token_id = new_token(AGENT_TOKEN), "tok_" + secrets.token_hex(6)
+        self.store.add_token(digest=token_digest(token), token_id=token_id, owner=email,
+                             kind="token", epoch=agent.get("epoch", "1"), now_ms=self.now_ms())
+        self._audit("token.created", actor, f"{email} {token_id}")
+        return token, token_id
+
+    def list_tokens(self, email: str) -> list[dict[str, Any]]:
+        email = normalise_email(email)
+        if not self.store.get_agent(email):
+            raise NotFound("No such agent.")
+        return [{"id": t["id"], "created_at": int(t.get("created_at") or 0)}
+                for t in self.store.list_tokens(email)]
+
+    def revoke_token(self, token_id: str, *, actor: str = "cli") -> None:
+        row = self.store.revoke_token(token_id)
+        if not row or row.get("type") != "token":
+            raise NotFound("No such token.")
+        self._audit("token.revoked", actor, f"{row.get('owner', '')} {token_id}")
+
+    def create_api_key(self, name: str, *, actor: str = "cli") -> str:
+        if not isinstance(name, str) or not NAME_RE.fullmatch(name):
+            raise ValidationFailed([{"name": "name",
+                                     "reason": "Use 1 to 64 letters, digits, '.', '-' or '_'."}])
+        if self.store.api_key_id(name):
+            raise Conflict("A helpdesk key with this name already exists.")
+        key, key_id = new_token(API_KEY), "key_" + secrets.token_hex(6)
+        self.store.add_token(digest=token_digest(key), token_id=key_id, owner=name, kind="apikey",
+                             epoch="0", now_ms=self.now_ms())
+        self._audit("apikey.created", actor, name)
+        return key
+
+    def list_api_keys(self) -> list[dict[str, Any]]:
+        return [{"name": k["owner"], "id": k["id"], "created_at": int(k.get("created_at") or 0)}
+                for k in self.store.list_api_keys()]
+
+    def revoke_api_key(self, name: str, *, actor: str = "cli") -> None:
+        key_id = self.store.api_key_id(name)
+        if not key_id or not self.store.revoke_token(key_id):
+            raise NotFound("No such helpdesk key.")
+        self._audit("apikey.revoked", actor, name)
+
+    # -- authentication -------------------------------------------------------------------------
+
+    def authenticate_bearer(self, token: str) -> Principal | None:
+        if is_token(token, AGENT_TOKEN):
+            kind = "token"
+        elif is_token(token, API_KEY):
+            kind = "apikey"
+        else:
+            return None
+        row = self.store.authenticate(kind=kind, digest=token_digest(token), now_ms=self.now_ms(),
+                                      idle_ms=0, max_ms=0)
+        return self._principal(row, via_cookie=False)
+
+    def authenticate_session(self, cookie: str) -> Principal | None:
+        if not is_token(cookie, SESSION):
+            return None
+        row = self.store.authenticate(kind="session", digest=token_digest(cookie),
+                                      now_ms=self.now_ms(),
+                                      idle_ms=self.config.session_idle * 1000,
+                                      max_ms=self.config.session_max * 1000)
+        return self._principal(row, via_cookie=True)
+
+    @staticmethod
+    def _principal(row: list[str] | None, *, via_cookie: bool) -> Principal | None:
+        if not row:
+            return None
+        if row[0] == "apikey":
+            return Principal(kind="apikey", email=row[1], name=row[1], role="helpdesk",
+                             session="k:" + row[2])
+        _, email, name, role, sid, csrf = row
+        prefix = "s:" if via_cookie else "t:"
+        return Principal(kind="agent", email=email, name=name or email, role=role or "agent",
+                         session=prefix + sid, csrf=csrf, via_cookie=via_cookie)
+
+    def login(self, email: Any, password: Any, *, address: str = ""
+              ) -> tuple[str, Principal]:
+        """Check a password and open a web session: (session cookie value, principal).
+
+        Every failure is the same Unauthenticated, and an unknown e-mail costs a full hash, so
+        neither the message nor the timing tells which e-mails have accounts.
+        """
+        if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
+            raise BadRequest("Enter your e-mail and password.")
+        try:
+            email = normalise_email(email)
+        except ValidationFailed:
+            self.passwords.dummy_verify(password)
+            raise Unauthenticated("Wrong e-mail or password.") from None
+        agent = self.store.get_agent(email)
+        ok = False
+        if agent is None:
+            self.passwords.dummy_verify(password)
+        else:
+            ok = self.passwords.verify(agent.get("pw", ""), password)
+        if not ok or agent is None or agent.get("disabled") == "1":
+            self.store.add_audit(now_ms=self.now_ms(), event="login.failed", actor=email,
+                                 detail=address)
+            emit("login.failed", agent=email, address=address)
+            raise Unauthenticated("Wrong e-mail or password.")
+        if self.passwords.needs_rehash(agent["pw"]):
+            self.store.update_agent(email, {"pw": self.passwords.hash(password)})
+        cookie, sid, csrf = new_token(SESSION), secrets.token_hex(8), secrets.token_urlsafe(32)
+        self.store.add_session(digest=token_digest(cookie), session_id=sid, email=email,
+                               epoch=agent.get("epoch", "1"), csrf=csrf, now_ms=self.now_ms(),
+                               idle_ms=self.config.session_idle * 1000)
+        self.store.add_audit(now_ms=self.now_ms(), event="login.succeeded", actor=email,
+                             detail=address)
+        emit("login.succeeded", agent=email, address=address)
+        return cookie, Principal(kind="agent", email=email, name=agent.get("name") or email,
+                                 role=agent.get("role", "agent"), session="s:" + sid, csrf=csrf,
+                                 via_cookie=True)
+
+    def logout(self, cookie: str) -> None:
+        if is_token(cookie, SESSION):
+            self.store.delete_session(token_digest(cookie))
+
+    @staticmethod
+    def csrf_ok(principal: Principal, presented: str | None) -> bool:
+        return bool(presented) and bool(principal.csrf) and constant_time_equals(
+            principal.csrf, presented or "")

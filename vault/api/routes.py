@@ -1,0 +1,232 @@
+"""JSON views: parse, call the service, render. No business rule lives here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from vault.api import bp, ops
+from vault.errors import Unavailable, ValidationFailed
+from vault.extension import ext
+from vault.service import check_ticket
+from vault.web import (
+    SESSION_COOKIE,
+    client_address,
+    json_body,
+    principal,
+    require_admin_or_helpdesk,
+    require_agent,
+)
+
+
+def created(body: dict[str, Any]) -> tuple[Response, int]:
+    return jsonify(body), 201
+
+
+def no_content() -> tuple[str, int]:
+    return "", 204
+
+
+# -- requests (agent first) ----------------------------------------------------------------------
+
+@bp.post("/api/v1/requests")
+def create_request() -> tuple[Response, int]:
+    who = require_agent()
+    body = json_body()
+    return created(ext().vault.create_request(who, body.get("ticket"), body.get("note")))
+
+
+@bp.get("/api/v1/requests/<request_id>")
+def request_state(request_id: str) -> Response:
+    return jsonify(ext().vault.request_state(request_id))
+
+
+@bp.post("/api/v1/requests/<request_id>/secret")
+def fill_request(request_id: str) -> tuple[Response, int]:
+    e = ext()
+    address = client_address()
+    e.check_limit("submit", address)
+    body = json_body()
+    result = e.vault.fill_request(request_id, body.get("kind"), body.get("envelope"),
+                                  address=address)
+    e.metrics.secrets.labels("created").inc()
+    return created(result)
+
+
+# -- secrets --------------------------------------------------------------------------------------
+
+@bp.post("/api/v1/secrets")
+def create_secret() -> tuple[Response, int]:
+    e = ext()
+    address = client_address()
+    e.check_limit("submit", address)
+    body = json_body()
+    result = e.vault.create_secret(body.get("ticket"), body.get("kind"), body.get("envelope"),
+                                   body.get("ttl"), address=address)
+    e.metrics.secrets.labels("created").inc()
+    return created(result)
+
+
+@bp.get("/api/v1/secrets/<secret_id>")
+def secret_meta(secret_id: str) -> Response:
+    return jsonify(ext().vault.secret_meta(secret_id))
+
+
+@bp.delete("/api/v1/secrets/<secret_id>")
+def delete_secret(secret_id: str) -> tuple[str, int]:
+    e = ext()
+    e.vault.delete_secret(secret_id, request.headers.get("X-Manage-Token"))
+    e.metrics.secrets.labels("deleted").inc()
+    return no_content()
+
+
+@bp.post("/api/v1/secrets/<secret_id>/reveal")
+def reveal(secret_id: str) -> Response:
+    e = ext()
+    who = require_agent()
+    e.check_limit("reveal", who.email)
+    json_body(optional=True)
+    try:
+        result = e.vault.reveal(who, secret_id)
+    except Exception as exc:
+        if getattr(exc, "status", 0) in {403, 410}:
+            e.metrics.secrets.labels("refused").inc()
+        raise
+    e.metrics.secrets.labels("revealed").inc()
+    return jsonify(result)
+
+
+@bp.post("/api/v1/secrets/<secret_id>/ack")
+def ack(secret_id: str) -> tuple[str, int]:
+    who = require_agent()
+    json_body(optional=True)
+    ext().vault.ack(who, secret_id)
+    return no_content()
+
+
+# -- tickets ----------------------------------------------------------------------------------------
+
+@bp.get("/api/v1/tickets/<ticket>")
+def ticket_view(ticket: str) -> Response:
+    require_agent()
+    return jsonify(ext().vault.ticket_view(ticket))
+
+
+@bp.put("/api/v1/tickets/<ticket>/assignee")
+def set_assignee(ticket: str) -> Response:
+    who = require_admin_or_helpdesk()
+    ticket = check_ticket(ticket)
+    body = json_body()
+    agent = body.get("agent")
+    from vault.accounts import normalise_email
+    try:
+        email = normalise_email(agent)
+    except ValidationFailed:
+        raise ValidationFailed([{"name": "agent", "reason": "An agent's e-mail address."}]) \
+            from None
+    e = ext()
+    e.vault.assign(ticket, email, actor=who.email)
+    known = e.store.get_agent(email) is not None
+    if not known:
+        import logging
+        logging.getLogger("vault").warning(
+            "ticket assigned to an e-mail that is no vault agent; nobody can reveal until "
+            "that agent exists or an admin reassigns", extra={"ticket": ticket})
+    return jsonify({"ticket": ticket, "assignee": email, "known_agent": known})
+
+
+@bp.post("/api/v1/tickets/<ticket>/close")
+def close_ticket(ticket: str) -> Response:
+    who = require_admin_or_helpdesk()
+    ticket = check_ticket(ticket)
+    json_body(optional=True)
+    e = ext()
+    result = e.vault.close(ticket, reason="closed", actor=who.email)
+    e.metrics.secrets.labels("purged").inc(result["purged"])
+    return jsonify(result)
+
+
+@bp.post("/api/v1/tickets/<ticket>/reopen")
+def reopen_ticket(ticket: str) -> Response:
+    who = require_admin_or_helpdesk()
+    ticket = check_ticket(ticket)
+    json_body(optional=True)
+    return jsonify(ext().vault.reopen(ticket, actor=who.email))
+
+
+# -- web session (the login page of the web issue uses these) ----------------------------------------
+
+def _session_body(who: Any) -> dict[str, Any]:
+    return {"csrf_token": who.csrf,
+            "agent": {"email": who.email, "name": who.name, "role": who.role}}
+
+
+@bp.post("/api/v1/session")
+def login() -> Response:
+    e = ext()
+    address = client_address()
+    body = json_body()
+    e.check_limit("login-address", address)
+    email = body.get("email")
+    if isinstance(email, str):
+        e.check_limit("login-account", email.strip().lower()[:254])
+    cookie, who = e.accounts.login(email, body.get("password"), address=address)
+    resp = jsonify(_session_body(who))
+    resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax", path="/",
+                    max_age=e.config.session_max)
+    return resp
+
+
+@bp.get("/api/v1/session")
+def session_state() -> Response:
+    who = principal()
+    assert who is not None
+    if not who.via_cookie:
+        return jsonify({"csrf_token": None, "agent": {"email": who.email, "name": who.name,
+                                                      "role": who.role}})
+    return jsonify(_session_body(who))
+
+
+@bp.delete("/api/v1/session")
+def logout() -> tuple[Response, int]:
+    principal()  # a cookie-authenticated logout needs the CSRF token like any state change
+    cookie = request.cookies.get(SESSION_COOKIE)
+    if cookie:
+        ext().accounts.logout(cookie)
+    resp = Response("", status=204)
+    resp.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    return resp, 204
+
+
+# -- operators -----------------------------------------------------------------------------------------
+
+@ops.get("/healthz")
+def healthz() -> Response:
+    return jsonify({"status": "ok"})
+
+
+@ops.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    e = ext()
+    checks = {"redis": "ok", "keyring": "ok"}
+    try:
+        e.store.ping()
+    except Unavailable:
+        checks["redis"] = "unavailable"
+    try:
+        probe = e.keyring.wrap(b"readyz", context=b"readyz")
+        e.keyring.unwrap(probe, context=b"readyz")
+    except Exception:
+        checks["keyring"] = "unusable"
+    ok = all(v == "ok" for v in checks.values())
+    resp = jsonify({"status": "ok" if ok else "unavailable", "checks": checks})
+    if not ok:
+        resp.headers["Retry-After"] = "2"
+    return resp, 200 if ok else 503
+
+
+@ops.get("/metrics")
+def metrics() -> Response:
+    data, content_type = ext().metrics.render()
+    return Response(data, content_type=content_type)

@@ -1,0 +1,255 @@
+"""Helpdesk webhooks: Help Scout's native scheme and Standard Webhooks.
+
+Order, for both: rate limit, verify the signature over the raw body (constant time, every
+configured secret), then de-duplicate, then act. A repeated delivery is answered with the first
+one's result and not acted on twice. Webhooks never get 410: purging an unknown or already
+purged ticket is a 200 with `purged: 0`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+from typing import Any
+
+from flask import Response, jsonify, request
+
+from vault.accounts import normalise_email
+from vault.api import bp
+from vault.errors import BadRequest, Unauthenticated, ValidationFailed
+from vault.extension import VaultExtension, ext
+from vault.ids import is_ticket
+
+log = logging.getLogger("vault.webhooks")
+HELPSCOUT = "helpscout"
+STANDARD = "standard"
+
+
+def _raw_body() -> bytes:
+    raw = request.get_data(cache=True)
+    if len(raw) > 64 * 1024:
+        from vault.errors import TooLarge
+        raise TooLarge("The request body is larger than 64 KiB.")
+    return raw
+
+
+def _json(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise BadRequest("The body is not valid UTF-8 JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Send a JSON object.")
+    return value
+
+
+def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
+    """Run `act` at most once per delivery digest; repeats get the first result."""
+    ttl_ms = e.config.webhook_dedupe_ttl * 1000
+    previous = e.store.webhook_claim(source, digest, ttl_ms)
+    if previous is not None:
+        e.metrics.webhooks.labels(source, "duplicate").inc()
+        if previous:
+            return jsonify({**json.loads(previous), "duplicate": True})
+        return jsonify({"status": "in progress", "duplicate": True})
+    try:
+        result = act()
+    except Exception:
+        # Nothing was applied (each action is one atomic step): let a retry be judged afresh.
+        e.store.webhook_forget(source, digest)
+        raise
+    e.store.webhook_done(source, digest, result, ttl_ms)
+    e.metrics.webhooks.labels(source, "applied").inc()
+    return jsonify(result)
+
+
+def _purge(e: VaultExtension, ticket: str, reason: str, actor: str) -> dict[str, Any]:
+    result = e.vault.close(ticket, reason=reason, actor=actor)
+    e.metrics.secrets.labels("purged").inc(result["purged"])
+    return {"action": "purged", **result}
+
+
+def _assign(e: VaultExtension, ticket: str, email: str, actor: str, **helpdesk: Any
+            ) -> dict[str, Any]:
+    applied = e.vault.assign(ticket, email, actor=actor, **helpdesk)
+    if not applied:
+        return {"action": "ignored", "ticket": ticket, "reason": "older than the last update"}
+    if email and e.store.get_agent(email) is None:
+        log.warning("ticket assigned to an e-mail that is no vault agent; nobody can reveal "
+                    "until that agent exists or an admin reassigns", extra={"ticket": ticket})
+    return {"action": "assigned", "ticket": ticket, "assignee": email or None}
+
+
+# -- Help Scout ---------------------------------------------------------------------------------------
+
+def _helpscout_verify(raw: bytes, secrets_: tuple[str, ...], header: str | None) -> None:
+    if not secrets_:
+        raise Unauthenticated("Help Scout webhooks are not configured on this server.")
+    if not header:
+        raise Unauthenticated("Missing X-HelpScout-Signature.")
+    presented = header.strip().encode()
+    for secret in secrets_:
+        expected = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha1).digest())
+        if hmac.compare_digest(expected, presented):
+            return
+    raise Unauthenticated("The X-HelpScout-Signature does not match.")
+
+
+def _ms(value: Any) -> int | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=dt.UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+@bp.post("/api/v1/webhooks/helpscout")
+def helpscout() -> Response:
+    e = ext()
+    e.check_limit("webhook", HELPSCOUT)
+    raw = _raw_body()
+    _helpscout_verify(raw, e.config.helpscout_secret, request.headers.get("X-HelpScout-Signature"))
+    event = request.headers.get("X-HelpScout-Event", "").strip()
+    body = _json(raw)
+    digest = hashlib.sha256(event.encode() + b"\n" + raw).hexdigest()
+    return _once(e, HELPSCOUT, digest, lambda: _helpscout_act(e, event, body))
+
+
+def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[str, Any]:
+    actor = "helpscout"
+    if event == "helpscout.test":
+        return {"action": "none", "event": event}
+    conversation = str(body.get("id", "")) if body.get("id") not in (None, "") else ""
+    number = body.get("number")
+    tombstone_ms = e.config.tombstone_ttl * 1000
+    ticket: str | None = None
+    if isinstance(number, int | str) and not isinstance(number, bool) and is_ticket(str(number)):
+        ticket = str(number)
+        if conversation:
+            e.store.remember_conversation(conversation, ticket, tombstone_ms)
+    elif conversation:
+        ticket = e.store.conversation_ticket(conversation)
+    if ticket is None:
+        # An id vault never heard of: nothing of it is stored, so nothing to purge or change.
+        return {"action": "none", "event": event, "purged": 0, "reason": "unknown conversation"}
+    updated = _ms(body.get("userUpdatedAt"))
+    status = str(body.get("status", "")).lower()
+    if event == "convo.deleted":
+        return {"event": event, **_purge(e, ticket, "deleted", actor)}
+    if event == "convo.merged":
+        return {"event": event, **_purge(e, ticket, "merged", actor)}
+    if event == "convo.status":
+        if status in {"closed", "spam"}:
+            return {"event": event, **_purge(e, ticket, status, actor)}
+        if status in {"active", "pending", "open"}:
+            result = e.vault.reopen(ticket, actor=actor, conversation=conversation,
+                                    updated_ms=updated)
+            if result.get("stale"):
+                return {"event": event, "action": "ignored", "ticket": ticket,
+                        "reason": "older than the last update"}
+            return {"event": event, "action": "reopened" if result["reopened"] else "none",
+                    "ticket": ticket}
+        return {"event": event, "action": "none", "ticket": ticket}
+    if event == "convo.assigned":
+        person = body.get("assignee") or body.get("owner")
+        email = ""
+        if isinstance(person, dict) and person.get("email"):
+            try:
+                email = normalise_email(person.get("email"))
+            except ValidationFailed:
+                raise BadRequest("The assignee's e-mail is not valid.") from None
+            hs_user = person.get("id")
+            if hs_user not in (None, "") and e.store.get_agent(email) is not None:
+                e.store.update_agent(email, {"helpscout_id": str(hs_user)})
+        return {"event": event, **_assign(e, ticket, email, actor, conversation=conversation,
+                                          updated_ms=updated)}
+    return {"event": event, "action": "none", "ticket": ticket}
+
+
+# -- Standard Webhooks -----------------------------------------------------------------------------------
+
+def _standard_keys(secrets_: tuple[str, ...]) -> list[bytes]:
+    keys = []
+    for secret in secrets_:
+        value = secret[len("whsec_"):] if secret.startswith("whsec_") else secret
+        try:
+            keys.append(base64.b64decode(value, validate=True))
+        except (binascii.Error, ValueError):
+            log.error("a VAULT_WEBHOOK_SECRET entry is not whsec_<base64>; it is ignored")
+    return keys
+
+
+def _standard_verify(e: VaultExtension, raw: bytes) -> str:
+    keys = _standard_keys(e.config.webhook_secret)
+    if not keys:
+        raise Unauthenticated("Standard webhooks are not configured on this server.")
+    msg_id = request.headers.get("webhook-id", "")
+    stamp = request.headers.get("webhook-timestamp", "")
+    signatures = request.headers.get("webhook-signature", "")
+    if not msg_id or not stamp or not signatures or len(msg_id) > 256:
+        raise Unauthenticated("Missing webhook-id, webhook-timestamp or webhook-signature.")
+    try:
+        sent = int(stamp)
+    except ValueError:
+        raise Unauthenticated("webhook-timestamp is not a number of seconds.") from None
+    now = (e.config.clock or time.time)()
+    if abs(now - sent) > e.config.webhook_tolerance:
+        raise Unauthenticated("webhook-timestamp is too old or too far in the future.")
+    signed = msg_id.encode() + b"." + stamp.encode() + b"." + raw
+    expected = [base64.b64encode(hmac.new(k, signed, hashlib.sha256).digest()) for k in keys]
+    for part in signatures.split():
+        # "v1,<base64>"; other versions are skipped, as the spec asks.
+        version, _, value = part.partition(",")
+        if version != "v1":
+            continue
+        for candidate in expected:
+            if hmac.compare_digest(candidate, value.encode()):
+                return msg_id
+    raise Unauthenticated("No webhook-signature matches.")
+
+
+@bp.post("/api/v1/webhooks/standard")
+def standard() -> Response:
+    e = ext()
+    e.check_limit("webhook", STANDARD)
+    raw = _raw_body()
+    msg_id = _standard_verify(e, raw)
+    body = _json(raw)
+    digest = hashlib.sha256(msg_id.encode()).hexdigest()
+    return _once(e, STANDARD, digest, lambda: _standard_act(e, body))
+
+
+def _standard_act(e: VaultExtension, body: dict[str, Any]) -> dict[str, Any]:
+    actor = "webhook"
+    kind = body.get("type")
+    data = body.get("data")
+    if not isinstance(data, dict) or not is_ticket(data.get("ticket")):
+        raise ValidationFailed([{"name": "data.ticket",
+                                 "reason": "1 to 64 letters, digits, '-' or '_'."}])
+    ticket = str(data["ticket"])
+    if kind == "ticket.closed":
+        return {"type": kind, **_purge(e, ticket, "closed", actor)}
+    if kind == "ticket.deleted":
+        return {"type": kind, **_purge(e, ticket, "deleted", actor)}
+    if kind == "ticket.reopened":
+        result = e.vault.reopen(ticket, actor=actor)
+        return {"type": kind, "action": "reopened" if result["reopened"] else "none",
+                "ticket": ticket}
+    if kind == "ticket.assigned":
+        try:
+            email = normalise_email(data.get("agent"))
+        except ValidationFailed:
+            raise ValidationFailed([{"name": "data.agent",
+                                     "reason": "The agent's e-mail address."}]) from None
+        return {"type": kind, **_assign(e, ticket, email, actor)}
+    return {"type": kind if isinstance(kind, str) else None, "action": "none", "ticket": ticket}

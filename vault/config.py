@@ -1,0 +1,242 @@
+"""Configuration: read once, coerced explicitly, validated, production by default.
+
+Sources, later wins: defaults, then `VAULT_*` environment variables, then the mapping given to
+`create_app`. Mapping keys may be written either as the field name (`reveal_grace`) or as the
+variable (`VAULT_REVEAL_GRACE`). Nothing here ever formats a value into an error message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from vault.errors import ConfigError
+
+ENV_PREFIX = "VAULT_"
+DAY = 86400
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in {"1", "true", "yes", "on"}:
+        return True
+    if text in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected a boolean (1/0, true/false)")
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("expected an integer")
+    return int(value)
+
+
+def _list(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(v).strip() for v in value if str(v).strip())
+    return tuple(part.strip() for part in str(value).split(",") if part.strip())
+
+
+def _str(value: Any) -> str:
+    return str(value)
+
+
+_RATE = re.compile(r"^\s*\d+\s*(/|per)\s*\w+(\s*[;,]\s*\d+\s*(/|per)\s*\w+)*\s*$")
+
+
+def _rate(value: Any) -> str:
+    text = str(value).strip()
+    if not _RATE.match(text):
+        raise ValueError("expected a rate limit such as 5/minute")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    env: str = "production"
+    redis_url: str = ""
+    secret_key: str = dataclasses.field(default="", repr=False)
+    keys: str = dataclasses.field(default="", repr=False)
+    keys_file: str = ""
+    base_url: str = "http://127.0.0.1:8000"
+    helpscout_secret: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    helpscout_app_secret: str = dataclasses.field(default="", repr=False)
+    webhook_secret: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    reveal_grace: int = 60
+    unassigned: str = "claim"
+    default_ttl: int = 7 * DAY
+    max_ttl: int = 30 * DAY
+    tombstone_ttl: int = 30 * DAY
+    redis_min_replicas: int = 0
+    redis_wait_timeout_ms: int = 1000
+    redis_socket_timeout: float = 1.0
+    redis_connect_timeout: float = 1.0
+    log_level: str = "INFO"
+    ratelimit_enabled: bool = True
+    ratelimit_login_account: str = "5/minute"
+    ratelimit_login_address: str = "20/minute"
+    ratelimit_submit: str = "30/minute"
+    ratelimit_reveal: str = "60/minute"
+    ratelimit_webhook: str = "600/minute"
+    trusted_proxies: int = 0
+    require_2fa: bool = False
+    session_idle: int = 1800
+    session_max: int = 43200
+    audit_maxlen: int = 1_000_000
+    ticket_audit_maxlen: int = 1000
+    max_waiting_per_ticket: int = 100
+    notify_url: str = ""
+    notify_secret: str = dataclasses.field(default="", repr=False)
+    webhook_tolerance: int = 300
+    webhook_dedupe_ttl: int = DAY
+    # Set only by the embedded mode: run on an in-process fakeredis server.
+    embedded: bool = False
+    # Test-only knob: cheap argon2 parameters. Never read from the environment.
+    cheap_passwords: bool = False
+    # Injectable clock (seconds since the epoch, float). Never read from the environment.
+    clock: Callable[[], float] | None = dataclasses.field(default=None, compare=False)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def grace_seconds(self) -> int:
+        """The reveal grace window: never shorter than the replica WAIT timeout (PRODUCT.md)."""
+        if self.redis_min_replicas > 0:
+            return max(self.reveal_grace, -(-self.redis_wait_timeout_ms // 1000))
+        return self.reveal_grace
+
+
+_COERCE: dict[str, Callable[[Any], Any]] = {
+    "env": _str,
+    "redis_url": _str,
+    "secret_key": _str,
+    "keys": _str,
+    "keys_file": _str,
+    "base_url": lambda v: str(v).rstrip("/"),
+    "helpscout_secret": _list,
+    "helpscout_app_secret": _str,
+    "webhook_secret": _list,
+    "reveal_grace": _int,
+    "unassigned": _str,
+    "default_ttl": _int,
+    "max_ttl": _int,
+    "tombstone_ttl": _int,
+    "redis_min_replicas": _int,
+    "redis_wait_timeout_ms": _int,
+    "redis_socket_timeout": float,
+    "redis_connect_timeout": float,
+    "log_level": lambda v: str(v).upper(),
+    "ratelimit_enabled": _bool,
+    "ratelimit_login_account": _rate,
+    "ratelimit_login_address": _rate,
+    "ratelimit_submit": _rate,
+    "ratelimit_reveal": _rate,
+    "ratelimit_webhook": _rate,
+    "trusted_proxies": _int,
+    "require_2fa": _bool,
+    "session_idle": _int,
+    "session_max": _int,
+    "audit_maxlen": _int,
+    "ticket_audit_maxlen": _int,
+    "max_waiting_per_ticket": _int,
+    "notify_url": _str,
+    "notify_secret": _str,
+    "webhook_tolerance": _int,
+    "webhook_dedupe_ttl": _int,
+    "embedded": _bool,
+    "cheap_passwords": _bool,
+    "clock": lambda v: v,
+}
+# Fields that only a mapping may set: the environment cannot weaken hashing or fake time.
+_MAPPING_ONLY = {"embedded", "cheap_passwords", "clock"}
+
+
+def _normalise(name: str) -> str:
+    name = name.strip()
+    if name.upper().startswith(ENV_PREFIX):
+        name = name[len(ENV_PREFIX):]
+    return name.lower()
+
+
+def load(mapping: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> Config:
+    """Build and validate the configuration. Raises ConfigError naming the bad setting."""
+    environ = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    for var, value in environ.items():
+        if var.startswith(ENV_PREFIX):
+            name = _normalise(var)
+            if name in _COERCE and name not in _MAPPING_ONLY:
+                raw[name] = value
+    env_given = "env" in raw
+    for key, value in (mapping or {}).items():
+        name = _normalise(key)
+        if name not in _COERCE:
+            raise ConfigError(f"unknown setting {key!r}")
+        raw[name] = value
+        env_given = env_given or name == "env"
+
+    values: dict[str, Any] = {}
+    for name, value in raw.items():
+        try:
+            values[name] = _COERCE[name](value)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {exc}") from None
+
+    # Embedded mode: nothing configured at all. It is a development convenience, loudly announced.
+    if not values.get("redis_url") and not env_given and not values.get("embedded"):
+        values["embedded"] = True
+    if values.get("embedded"):
+        values.setdefault("env", "development")
+    config = Config(**values)
+    _validate(config)
+    return config
+
+
+def _validate(c: Config) -> None:
+    if c.env not in {"production", "development"}:
+        raise ConfigError("VAULT_ENV must be 'production' or 'development'")
+    if c.unassigned not in {"claim", "deny"}:
+        raise ConfigError("VAULT_UNASSIGNED must be 'claim' or 'deny'")
+    if c.production:
+        missing = []
+        if not c.redis_url:
+            missing.append("VAULT_REDIS_URL")
+        if not c.secret_key:
+            missing.append("VAULT_SECRET_KEY")
+        if not c.keys and not c.keys_file:
+            missing.append("VAULT_KEYS (or VAULT_KEYS_FILE)")
+        if missing:
+            raise ConfigError("production needs " + ", ".join(missing)
+                              + " (set VAULT_ENV=development, or leave both VAULT_ENV and"
+                              " VAULT_REDIS_URL unset for the embedded demo mode)")
+        if len(c.secret_key) < 32:
+            raise ConfigError("VAULT_SECRET_KEY must be at least 32 characters of random data")
+    if c.redis_url and not re.match(r"^(redis|rediss|unix|redis\+sentinel|redis\+cluster)://",
+                                    c.redis_url):
+        raise ConfigError("VAULT_REDIS_URL must start with redis://, rediss://, unix://, "
+                          "redis+sentinel:// or redis+cluster://")
+    if not 0 < c.default_ttl <= c.max_ttl:
+        raise ConfigError("VAULT_DEFAULT_TTL must be positive and at most VAULT_MAX_TTL")
+    if c.max_ttl > 30 * DAY:
+        raise ConfigError("VAULT_MAX_TTL may not exceed 30 days")
+    if c.tombstone_ttl < c.max_ttl:
+        raise ConfigError("VAULT_TOMBSTONE_TTL must be at least VAULT_MAX_TTL")
+    for name in ("reveal_grace", "redis_min_replicas", "trusted_proxies"):
+        if getattr(c, name) < 0:
+            raise ConfigError(f"VAULT_{name.upper()} may not be negative")
+    for name in ("session_idle", "session_max", "audit_maxlen", "max_waiting_per_ticket",
+                 "ticket_audit_maxlen", "webhook_tolerance", "webhook_dedupe_ttl"):
+        if getattr(c, name) <= 0:
+            raise ConfigError(f"VAULT_{name.upper()} must be positive")
+    if c.redis_socket_timeout <= 0 or c.redis_connect_timeout <= 0:
+        raise ConfigError("Redis timeouts must be positive")
+    if c.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ConfigError("VAULT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")

@@ -1,0 +1,103 @@
+"""Domain errors. Every error a client can cause maps to one of these; one handler renders them.
+
+Messages are written for the person on the other end and never carry secret material:
+no envelope, key, token, password or plaintext is ever formatted into an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class VaultError(Exception):
+    """Base of every domain error. Never raised directly."""
+
+    status: int = 500
+    title: str = "Internal error"
+    type: str = "about:blank"
+
+    def __init__(self, detail: str | None = None, **extra: Any) -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.extra: dict[str, Any] = extra
+
+    def problem(self) -> dict[str, Any]:
+        """The RFC 9457 body for this error."""
+        body: dict[str, Any] = {
+            "type": self.type,
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+        body.update(self.extra)
+        return body
+
+
+class BadRequest(VaultError):
+    status = 400
+    title = "Bad request"
+
+
+class ValidationFailed(BadRequest):
+    title = "Invalid input"
+
+    def __init__(self, invalid_params: list[dict[str, str]], detail: str | None = None) -> None:
+        names = ", ".join(p["name"] for p in invalid_params)
+        super().__init__(detail or f"Some fields are not valid: {names}.",
+                         invalid_params=invalid_params)
+
+
+class Unauthenticated(VaultError):
+    status = 401
+    title = "Not authenticated"
+
+
+class Forbidden(VaultError):
+    status = 403
+    title = "Not allowed"
+
+
+class NotFound(VaultError):
+    status = 404
+    title = "Not found"
+
+
+class Conflict(VaultError):
+    status = 409
+    title = "Conflict"
+
+
+class Gone(VaultError):
+    """The thing existed and is gone: revealed, deleted, purged or expired (`reason`)."""
+
+    status = 410
+    title = "Gone"
+
+
+class TooLarge(VaultError):
+    status = 413
+    title = "Too large"
+
+
+class RateLimited(VaultError):
+    status = 429
+    title = "Too many requests"
+
+    def __init__(self, retry_after: int, detail: str | None = None) -> None:
+        super().__init__(detail or "Too many attempts. Wait a little and try again.")
+        self.retry_after = max(1, retry_after)
+
+
+class Unavailable(VaultError):
+    """A dependency (Redis, replicas) did not answer in time. Nothing was half-done."""
+
+    status = 503
+    title = "Service unavailable"
+
+    def __init__(self, detail: str | None = None, retry_after: int = 2) -> None:
+        super().__init__(detail or "The secret store is not reachable right now. Try again shortly.")
+        self.retry_after = retry_after
+
+
+class ConfigError(Exception):
+    """The configuration cannot run: the message names what is missing or wrong, never a value."""

@@ -1,0 +1,116 @@
+"""What one app holds: config, store, key ring, services, limiter, metrics.
+
+It lives in `app.extensions["vault"]`; nothing in vault is a module-level client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from dataclasses import dataclass, replace
+from typing import Any
+
+from flask import Flask, current_app
+from flask_limiter import Limiter
+from limits import RateLimitItem, parse_many
+
+from vault.accounts import Accounts
+from vault.config import Config
+from vault.crypto.keyring import KeyRing, KeyRingError
+from vault.crypto.passwords import Passwords
+from vault.errors import ConfigError, RateLimited
+from vault.metrics import Metrics
+from vault.redis_client import connect, limiter_storage
+from vault.service import Vault
+from vault.storage import Store
+
+log = logging.getLogger("vault")
+
+
+def load_keyring(config: Config) -> KeyRing:
+    try:
+        if config.keys:
+            return KeyRing.from_string(config.keys)
+        if config.keys_file:
+            return KeyRing.from_file(config.keys_file)
+    except KeyRingError as exc:
+        raise ConfigError(f"key ring: {exc}") from None
+    except OSError:
+        raise ConfigError("VAULT_KEYS_FILE cannot be read") from None
+    if config.production:
+        raise ConfigError("production needs VAULT_KEYS or VAULT_KEYS_FILE")
+    log.warning("no key ring configured: using a throwaway key (development only)")
+    return KeyRing.generate()
+
+
+def build_store(config: Config) -> Store:
+    if config.embedded:
+        import fakeredis
+
+        client: Any = fakeredis.FakeRedis(server=fakeredis.FakeServer())
+        cluster = False
+    else:
+        client, cluster = connect(config)
+    return Store(client, cluster=cluster, min_replicas=config.redis_min_replicas,
+                 wait_timeout_ms=config.redis_wait_timeout_ms, audit_maxlen=config.audit_maxlen,
+                 ticket_audit_maxlen=config.ticket_audit_maxlen,
+                 audit_ttl_ms=config.tombstone_ttl * 1000)
+
+
+@dataclass
+class VaultExtension:
+    config: Config
+    store: Store
+    keyring: KeyRing
+    vault: Vault
+    accounts: Accounts
+    limiter: Limiter
+    metrics: Metrics
+    limits: dict[str, list[RateLimitItem]]
+
+    def check_limit(self, name: str, key: str) -> None:
+        """Count one hit of the named limit for `key`; RateLimited with Retry-After when over."""
+        if not self.config.ratelimit_enabled:
+            return
+        strategy = self.limiter.limiter
+        for item in self.limits[name]:
+            if not strategy.hit(item, name, key):
+                reset_at, _ = strategy.get_window_stats(item, name, key)
+                raise RateLimited(int(reset_at - time.time()) + 1)
+
+
+def build(app: Flask, config: Config) -> VaultExtension:
+    if config.embedded and not config.secret_key:
+        config = replace(config, secret_key=secrets.token_urlsafe(48))
+    elif not config.secret_key:
+        log.warning("VAULT_SECRET_KEY is not set: using a random one (development only)")
+        config = replace(config, secret_key=secrets.token_urlsafe(48))
+    keyring = load_keyring(config)
+    store = build_store(config)
+    passwords = Passwords.cheap_for_tests() if config.cheap_passwords else Passwords.production()
+    uri, options = limiter_storage(config)
+    limiter = Limiter(key_func=lambda: "", app=app, storage_uri=uri, storage_options=options,
+                      strategy="fixed-window", default_limits=[], headers_enabled=False,
+                      enabled=config.ratelimit_enabled, swallow_errors=False)
+    if not config.ratelimit_enabled and config.production:
+        log.warning("rate limits are turned off (VAULT_RATELIMIT_ENABLED=0)")
+    limits = {
+        "login-account": parse_many(config.ratelimit_login_account),
+        "login-address": parse_many(config.ratelimit_login_address),
+        "submit": parse_many(config.ratelimit_submit),
+        "reveal": parse_many(config.ratelimit_reveal),
+        "webhook": parse_many(config.ratelimit_webhook),
+    }
+    ext = VaultExtension(
+        config=config, store=store, keyring=keyring,
+        vault=Vault(store, keyring, config, config.clock),
+        accounts=Accounts(store, passwords, config, config.clock),
+        limiter=limiter, metrics=Metrics(), limits=limits)
+    app.extensions["vault"] = ext
+    return ext
+
+
+def ext() -> VaultExtension:
+    value: VaultExtension = current_app.extensions["vault"]
+    return value

@@ -1,0 +1,59 @@
+"""Ticket names and the ids of requests and secrets (PRODUCT.md, "Exact formats").
+
+An id is 28 base64url characters: a 6-character slot tag derived from the ticket, then 22
+characters of 128 random bits. The tag is the Redis Cluster hash tag of every key of the ticket,
+so a reveal finds all its keys from the id alone, with no lookup.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+
+TICKET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_ID_RE = re.compile(r"^[A-Za-z0-9_-]{28}$")
+ID_LENGTH = 28
+TAG_LENGTH = 6
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def is_ticket(value: object) -> bool:
+    return isinstance(value, str) and TICKET_RE.fullmatch(value) is not None
+
+
+def slot_tag(ticket: str) -> str:
+    """First 6 characters of base64url(SHA-256("vault-slot:" + ticket))."""
+    return _b64(hashlib.sha256(b"vault-slot:" + ticket.encode("utf-8")).digest())[:TAG_LENGTH]
+
+
+def new_id(ticket: str) -> str:
+    return new_id_in(slot_tag(ticket))
+
+
+def new_id_in(tag: str) -> str:
+    """A new id in the same slot as `tag` (a request's secret lives beside its request)."""
+    return tag + _b64(secrets.token_bytes(16))
+
+
+def is_id(value: object) -> bool:
+    """Shape check: 28 base64url characters whose random part is canonical.
+
+    22 characters carry 132 bits for 128 bits of data, so the last character must have its
+    low 4 bits clear; anything else is not an id vault could have made (404, never a lookup).
+    """
+    if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
+        return False
+    try:
+        raw = base64.urlsafe_b64decode(value[TAG_LENGTH:] + "==")
+    except ValueError:
+        return False
+    return _b64(raw) == value[TAG_LENGTH:]
+
+
+def tag_of(id_: str) -> str:
+    return id_[:TAG_LENGTH]

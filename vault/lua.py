@@ -1,0 +1,353 @@
+"""The Lua scripts of the store. Only `vault.storage.Store` runs them.
+
+Conventions shared by every ticket script (see `Store._ticket_args`):
+ARGV[1] key prefix, ARGV[2] slot tag, ARGV[3] now (ms, the app's clock so tests can move time),
+ARGV[4] ticket-stream cap, ARGV[5] global-stream cap, ARGV[6] ticket-stream lifetime (ms),
+ARGV[7] global stream key ('' on a Cluster, where Python writes it after the script),
+ARGV[8] actor; script-specific arguments follow from ARGV[9].
+
+Keys of the ticket that are not in KEYS are built from the prefix and the tag, so they hash to
+the same slot as the declared ones: the script stays single-slot on a Redis Cluster.
+Times stored in hashes are milliseconds since the epoch.
+"""
+
+from __future__ import annotations
+
+PRELUDE = r"""
+local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local function k(kind, name) return P .. '{' .. TAG .. '}:' .. kind .. ':' .. name end
+local function hash(key)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  return h
+end
+local function audit(ticket, event, id, detail)
+  local fields = {'ts', tostring(NOW), 'event', event, 'ticket', ticket, 'id', id or '',
+                  'actor', ACTOR, 'detail', detail or ''}
+  local log = k('log', ticket)
+  redis.call('XADD', log, 'MAXLEN', '~', TMAX, '*', unpack(fields))
+  redis.call('PEXPIRE', log, TLOGTTL)
+  if GKEY ~= '' then redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', unpack(fields)) end
+end
+-- Keep a key at least until `ms` from now (never shortens a longer life).
+local function keep(key, ms)
+  local left = redis.call('PTTL', key)
+  if left >= 0 and left < ms then redis.call('PEXPIRE', key, ms) end
+  if left == -1 then redis.call('PEXPIRE', key, ms) end
+end
+local function gone(id)
+  return redis.call('GET', k('g', id))
+end
+-- Digests are hex SHA-256 of high-entropy tokens; compare them without an early exit anyway.
+local function same(a, b)
+  if type(a) ~= 'string' or type(b) ~= 'string' or #a ~= #b then return false end
+  local diff = 0
+  for i = 1, #a do diff = bit.bor(diff, bit.bxor(string.byte(a, i), string.byte(b, i))) end
+  return diff == 0
+end
+-- Store a new waiting secret. Caller has checked the ticket is open and not full.
+local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, manage, request)
+  local skey = k('s', id)
+  redis.call('HSET', skey, 'ticket', ticket, 'kind', kind, 'state', 'waiting',
+             'created_at', NOW, 'expires_at', expires, 'manage', manage, 'request', request)
+  redis.call('PEXPIRE', skey, meta_ttl)
+  redis.call('SET', k('e', id), env, 'PX', env_ttl)
+  redis.call('ZADD', k('w', ticket), expires, id)
+  redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 's:' .. id)
+  keep(k('w', ticket), env_ttl)
+  keep(k('ix', ticket), meta_ttl)
+  keep(k('t', ticket), meta_ttl)
+end
+local function ticket_open_and_room(ticket, max_waiting)
+  if redis.call('HGET', k('t', ticket), 'closed') == '1' then return 'closed' end
+  redis.call('ZREMRANGEBYSCORE', k('w', ticket), '-inf', NOW)
+  if redis.call('ZCARD', k('w', ticket)) >= max_waiting then return 'full' end
+  return nil
+end
+"""
+
+# KEYS: none beyond the ticket's (built). ARGV[9..]: ticket, id, kind, env, expires, env_ttl,
+# meta_ttl, manage digest, max waiting.
+CREATE_SECRET = PRELUDE + r"""
+local ticket, id, kind, env = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
+local expires, env_ttl, meta_ttl = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local refused = ticket_open_and_room(ticket, tonumber(ARGV[17]))
+if refused then return {refused} end
+add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, ARGV[16], '')
+audit(ticket, 'secret.submitted', id, kind)
+return {'ok'}
+"""
+
+# ARGV[9..]: ticket, id, expires, meta_ttl, note, tombstone ttl
+CREATE_REQUEST = PRELUDE + r"""
+local ticket, id, expires, meta_ttl, note = ARGV[9], ARGV[10], tonumber(ARGV[11]),
+  tonumber(ARGV[12]), ARGV[13]
+local t = k('t', ticket)
+if redis.call('HGET', t, 'closed') == '1' then return {'closed'} end
+local assignee = redis.call('HGET', t, 'assignee')
+if not assignee or assignee == '' then
+  redis.call('HSET', t, 'assignee', ACTOR)
+  audit(ticket, 'ticket.assigned', '', 'by request')
+  assignee = ACTOR
+end
+local rkey = k('r', id)
+redis.call('HSET', rkey, 'ticket', ticket, 'state', 'open', 'created_at', NOW,
+           'expires_at', expires, 'created_by', ACTOR, 'note', note)
+redis.call('PEXPIRE', rkey, meta_ttl)
+redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 'r:' .. id)
+keep(k('ix', ticket), meta_ttl)
+keep(t, math.max(meta_ttl, tonumber(ARGV[14])))
+audit(ticket, 'request.created', id, '')
+return {'ok', assignee}
+"""
+
+# KEYS: request hash. ARGV[9..]: secret id, kind, env, expires, env_ttl, meta_ttl, manage digest,
+# envelope digest, max waiting.
+FILL_REQUEST = PRELUDE + r"""
+local r = hash(KEYS[1])
+local rid = string.sub(KEYS[1], -28)
+if not r then
+  local reason = gone(rid)
+  if reason then return {'gone', reason} end
+  return {'notfound'}
+end
+local ticket = r.ticket
+if NOW >= tonumber(r.expires_at) then return {'gone', 'expired'} end
+if r.state ~= 'open' then
+  if r.env_digest == ARGV[16] and r.secret_id then
+    return {'again', r.secret_id, redis.call('HGET', k('s', r.secret_id), 'expires_at') or '',
+            ticket}
+  end
+  return {'conflict', r.state}
+end
+local refused = ticket_open_and_room(ticket, tonumber(ARGV[17]))
+if refused then return {refused} end
+local sid, expires = ARGV[9], tonumber(ARGV[12])
+add_secret(ticket, sid, ARGV[10], ARGV[11], expires, tonumber(ARGV[13]), tonumber(ARGV[14]),
+           ARGV[15], rid)
+redis.call('HSET', KEYS[1], 'state', 'submitted', 'secret_id', sid, 'env_digest', ARGV[16])
+audit(ticket, 'secret.submitted', sid, ARGV[10] .. ' for request ' .. rid)
+return {'ok', sid, tostring(expires), ticket}
+"""
+
+# KEYS: secret hash, envelope. ARGV[9..]: agent e-mail, agent display name, session, grace ms,
+# unassigned policy.
+REVEAL = PRELUDE + r"""
+local id = string.sub(KEYS[1], -28)
+local s = hash(KEYS[1])
+if not s then
+  local reason = gone(id)
+  if reason then return {'gone', reason} end
+  return {'notfound'}
+end
+local ticket, agent, name, session = s.ticket, ARGV[9], ARGV[10], ARGV[11]
+local t = k('t', ticket)
+local assignee = redis.call('HGET', t, 'assignee')
+if not assignee or assignee == '' then
+  if ARGV[13] ~= 'claim' then
+    audit(ticket, 'reveal.refused', id, 'unassigned')
+    return {'forbidden', 'unassigned'}
+  end
+  redis.call('HSET', t, 'assignee', agent)
+  audit(ticket, 'ticket.assigned', '', 'claimed by reveal')
+elseif assignee ~= agent then
+  audit(ticket, 'reveal.refused', id, 'not the assignee')
+  return {'forbidden', 'not-assignee'}
+end
+if s.state == 'waiting' then
+  local env = redis.call('GET', KEYS[2])
+  if NOW >= tonumber(s.expires_at) or not env then
+    redis.call('DEL', KEYS[2])
+    return {'gone', 'expired'}
+  end
+  local grace = tonumber(ARGV[12])
+  redis.call('HSET', KEYS[1], 'state', 'revealed', 'revealed_at', NOW, 'revealed_by', name,
+             'revealed_by_email', agent, 'session', session, 'grace_until', NOW + grace)
+  if grace > 0 then redis.call('PEXPIRE', KEYS[2], grace) else redis.call('DEL', KEYS[2]) end
+  redis.call('ZREM', k('w', ticket), id)
+  if s.request ~= '' then redis.call('HSET', k('r', s.request), 'state', 'revealed') end
+  audit(ticket, 'secret.revealed', id, s.kind)
+  return {'ok', env, s.kind, ticket}
+end
+if s.session == session and NOW < tonumber(s.grace_until or '0') then
+  local env = redis.call('GET', KEYS[2])
+  if env then
+    audit(ticket, 'secret.refetched', id, 'grace window')
+    return {'ok', env, s.kind, ticket}
+  end
+end
+audit(ticket, 'reveal.refused', id, 'already revealed')
+return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''}
+"""
+
+# KEYS: secret hash, envelope. ARGV[9]: session.
+ACK = PRELUDE + r"""
+local id = string.sub(KEYS[1], -28)
+local s = hash(KEYS[1])
+if not s then
+  local reason = gone(id)
+  if reason then return {'gone', reason} end
+  return {'notfound'}
+end
+if s.state ~= 'revealed' or s.session ~= ARGV[9] then return {'forbidden'} end
+if redis.call('DEL', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[1], 'grace_until', '0')
+  audit(s.ticket, 'secret.acknowledged', id, '')
+end
+return {'ok'}
+"""
+
+# KEYS: secret hash, envelope. ARGV[9..]: manage digest, gone-marker lifetime (ms).
+DELETE_SECRET = PRELUDE + r"""
+local id = string.sub(KEYS[1], -28)
+local s = hash(KEYS[1])
+if not s then
+  local reason = gone(id)
+  if reason then return {'gone', reason} end
+  return {'notfound'}
+end
+if not same(s.manage, ARGV[9]) then return {'forbidden'} end
+if s.state ~= 'waiting' then return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''} end
+if NOW >= tonumber(s.expires_at) then return {'gone', 'expired'} end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('SET', k('g', id), 'deleted', 'PX', tonumber(ARGV[10]))
+redis.call('ZREM', k('w', s.ticket), id)
+redis.call('ZREM', k('ix', s.ticket), 's:' .. id)
+if s.request ~= '' then
+  redis.call('HSET', k('r', s.request), 'state', 'open')
+  redis.call('HDEL', k('r', s.request), 'secret_id', 'env_digest')
+end
+audit(s.ticket, 'secret.deleted', id, 'by the customer')
+return {'ok'}
+"""
+
+# ARGV[9..]: ticket, reason (closed, deleted, merged, spam), tombstone ttl ms.
+PURGE = PRELUDE + r"""
+local ticket, reason, tomb = ARGV[9], ARGV[10], tonumber(ARGV[11])
+local ix, t = k('ix', ticket), k('t', ticket)
+local count = 0
+for _, member in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
+  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+  if kind == 's' then
+    local s = hash(k('s', id))
+    if s and (s.state ~= 'waiting' or NOW < tonumber(s.expires_at)) then count = count + 1 end
+    redis.call('DEL', k('s', id), k('e', id))
+  else
+    local r = hash(k('r', id))
+    if r and r.state == 'open' and NOW < tonumber(r.expires_at) then count = count + 1 end
+    redis.call('DEL', k('r', id))
+  end
+  redis.call('SET', k('g', id), 'purged', 'PX', tomb)
+end
+redis.call('DEL', ix, k('w', ticket))
+local already = redis.call('HGET', t, 'closed') == '1'
+if not already then
+  redis.call('HSET', t, 'closed', '1', 'closed_at', NOW, 'close_reason', reason)
+end
+redis.call('HINCRBY', t, 'purged', count)
+redis.call('PEXPIRE', t, tomb)
+audit(ticket, 'ticket.purged', '', reason .. ': ' .. count)
+return {'ok', tostring(count)}
+"""
+
+# ARGV[9..]: ticket, tombstone ttl ms.
+REOPEN = PRELUDE + r"""
+local ticket = ARGV[9]
+local t = k('t', ticket)
+if redis.call('HGET', t, 'closed') ~= '1' then return {'ok', '0'} end
+redis.call('HDEL', t, 'closed', 'closed_at', 'close_reason')
+audit(ticket, 'ticket.reopened', '', '')
+return {'ok', '1'}
+"""
+
+# ARGV[9..]: ticket, assignee e-mail ('' clears), tombstone ttl ms, helpdesk conversation id,
+# helpdesk "updated at" (ms, '' when the source has none).
+ASSIGN = PRELUDE + r"""
+local ticket, agent, tomb, conv, updated = ARGV[9], ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
+local t = k('t', ticket)
+if updated ~= '' then
+  local last = tonumber(redis.call('HGET', t, 'hs_updated') or '0')
+  if tonumber(updated) < last then return {'stale'} end
+  redis.call('HSET', t, 'hs_updated', updated)
+end
+if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
+local before = redis.call('HGET', t, 'assignee') or ''
+redis.call('HSET', t, 'assignee', agent)
+keep(t, tomb)
+if before ~= agent then audit(ticket, 'ticket.assigned', '', agent) end
+return {'ok', before}
+"""
+
+# Reopen from a helpdesk that sends an "updated at": refuse older news. ARGV as ASSIGN.
+HELPDESK_REOPEN = PRELUDE + r"""
+local ticket, tomb, conv, updated = ARGV[9], tonumber(ARGV[11]), ARGV[12], ARGV[13]
+local t = k('t', ticket)
+if updated ~= '' then
+  local last = tonumber(redis.call('HGET', t, 'hs_updated') or '0')
+  if tonumber(updated) < last then return {'stale'} end
+  redis.call('HSET', t, 'hs_updated', updated)
+end
+if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
+keep(t, tomb)
+if redis.call('HGET', t, 'closed') ~= '1' then return {'ok', '0'} end
+redis.call('HDEL', t, 'closed', 'closed_at', 'close_reason')
+audit(ticket, 'ticket.reopened', '', '')
+return {'ok', '1'}
+"""
+
+# Read-only: ticket record, its items and its last audit events. ARGV[9..]: ticket, events.
+TICKET_VIEW = PRELUDE + r"""
+local ticket = ARGV[9]
+local t = redis.call('HGETALL', k('t', ticket))
+local items = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', k('ix', ticket), NOW, '+inf')) do
+  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+  local h = redis.call('HGETALL', k(kind, id))
+  if #h > 0 then
+    local live = 0
+    if kind == 's' then live = redis.call('EXISTS', k('e', id)) end
+    table.insert(items, {kind, id, live, h})
+  end
+end
+local events = redis.call('XREVRANGE', k('log', ticket), '+', '-', 'COUNT', tonumber(ARGV[10]))
+return {t, items, events}
+"""
+
+# Compare-and-set used by key rotation: never resurrects a revealed or deleted envelope.
+# KEYS: envelope. ARGV: expected, replacement.
+SWAP_IF_SAME = r"""
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+"""
+
+# Accounts (all under the {acct} hash tag). KEYS: token or session key. ARGV: prefix, now ms,
+# kind ('token' or 'session'), idle ms, max ms.
+AUTHENTICATE = r"""
+local P, NOW, KIND = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then return nil end
+local h = {}
+for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+if h.type == 'apikey' then return {'apikey', h.owner, h.id} end
+local a = redis.call('HMGET', P .. '{acct}:agent:' .. h.owner, 'email', 'name', 'role', 'epoch',
+                     'disabled')
+if not a[1] or a[5] == '1' or a[4] ~= h.epoch then
+  redis.call('DEL', KEYS[1])
+  return nil
+end
+if KIND == 'session' then
+  if NOW - tonumber(h.created_at) >= tonumber(ARGV[5])
+     or NOW - tonumber(h.seen_at) >= tonumber(ARGV[4]) then
+    redis.call('DEL', KEYS[1])
+    return nil
+  end
+  redis.call('HSET', KEYS[1], 'seen_at', NOW)
+  redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[4]),
+             tonumber(h.created_at) + tonumber(ARGV[5]) - NOW))
+end
+return {'agent', a[1], a[2], a[3], h.id, h.csrf or ''}
+"""

@@ -1,0 +1,433 @@
+"""Business rules of secrets, requests and tickets. No HTTP here: views and the CLI call this.
+
+Who may reveal, what a purge removes, when a ticket refuses submissions: all decided here and in
+the store's atomic scripts, so tests can drive the rules without a web server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from vault import ids
+from vault.config import Config
+from vault.crypto import b64url_encode
+from vault.crypto.envelope import KINDS, EnvelopeTooLarge, InvalidEnvelope, check_shape
+from vault.crypto.keyring import InvalidWrap, KeyRing
+from vault.crypto.tokens import MANAGE_TOKEN, is_token, token_digest
+from vault.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    Gone,
+    NotFound,
+    TooLarge,
+    Unavailable,
+    ValidationFailed,
+)
+from vault.storage import AuditEvent, ScriptResult, Store
+
+audit_log = logging.getLogger("vault.audit")
+MAX_NOTE = 500
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an agent (by session or API token) or a helpdesk key."""
+
+    kind: str  # "agent" or "apikey"
+    email: str  # the agent's e-mail, or the helpdesk key's name
+    name: str
+    role: str  # "agent", "admin" or "helpdesk"
+    session: str  # what a reveal is bound to: one web login or one API token
+    csrf: str = ""
+    via_cookie: bool = False
+
+    @property
+    def is_admin(self) -> bool:
+        return self.kind == "agent" and self.role == "admin"
+
+    @property
+    def is_agent(self) -> bool:
+        return self.kind == "agent"
+
+    @property
+    def is_helpdesk(self) -> bool:
+        return self.kind == "apikey"
+
+
+def iso(ms: int | str | None) -> str | None:
+    """RFC 3339 UTC with second precision, or None."""
+    if ms in (None, ""):
+        return None
+    seconds = int(ms) / 1000
+    return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def emit(event: str, **fields: Any) -> None:
+    """One structured audit line. Callers pass ids, names and counts, never secret material."""
+    audit_log.info(event, extra={"audit": {"event": event, **fields}})
+
+
+def check_ticket(ticket: Any) -> str:
+    if not ids.is_ticket(ticket):
+        raise ValidationFailed([{"name": "ticket",
+                                 "reason": "Use 1 to 64 letters, digits, '-' or '_'."}])
+    return str(ticket)
+
+
+class Vault:
+    """Secrets, requests and tickets."""
+
+    def __init__(self, store: Store, keyring: KeyRing, config: Config,
+                 clock: Callable[[], float] | None = None) -> None:
+        self.store = store
+        self.keyring = keyring
+        self.config = config
+        self.clock = clock or time.time
+        self._manage_key = hashlib.sha256(b"vault-manage:" + config.secret_key.encode()).digest()
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    def _link(self, kind: str, id_: str) -> str:
+        return f"{self.config.base_url}/{kind}/{id_}"
+
+    def manage_token(self, secret_id: str) -> str:
+        """Derived, not stored: a retried fill can answer with the same token (PRODUCT.md)."""
+        mac = hmac.new(self._manage_key, secret_id.encode(), hashlib.sha256).digest()
+        return MANAGE_TOKEN + b64url_encode(mac)
+
+    def _context(self, secret_id: str) -> bytes:
+        return b"vault-envelope:" + secret_id.encode()
+
+    def _check_submission(self, kind: Any, envelope: Any) -> tuple[str, str]:
+        problems = []
+        if kind not in KINDS:
+            problems.append({"name": "kind", "reason": "Choose wordpress, sftp or other."})
+        if not isinstance(envelope, str):
+            problems.append({"name": "envelope", "reason": "Send the encrypted envelope text."})
+        else:
+            try:
+                check_shape(envelope)
+            except EnvelopeTooLarge:
+                raise TooLarge("The encrypted envelope is larger than 64 KiB.") from None
+            except InvalidEnvelope:
+                problems.append({"name": "envelope",
+                                 "reason": "Not a v1 envelope (v1. followed by base64url)."})
+        if problems:
+            raise ValidationFailed(problems)
+        return str(kind), str(envelope)
+
+    def _ttl(self, ttl: Any) -> int:
+        if ttl is None:
+            return self.config.default_ttl
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= self.config.max_ttl:
+            raise ValidationFailed([{"name": "ttl", "reason":
+                                     f"Seconds between 60 and {self.config.max_ttl}."}])
+        return ttl
+
+    def _refused(self, result: ScriptResult) -> None:
+        """Turn a script's refusal into the error the API contract names."""
+        status, values = result.status, result.values
+        if status == "closed":
+            raise Conflict("This ticket is closed: it accepts no new secrets until it is reopened.",
+                           reason="ticket-closed")
+        if status == "full":
+            raise Conflict("This ticket already holds the most secrets waiting to be read.",
+                           reason="ticket-full")
+        if status == "conflict":
+            raise Conflict("This request has already been filled.", reason="already-filled")
+        if status == "gone":
+            self._gone(values)
+        if status == "forbidden":
+            raise Forbidden("Only the agent assigned to this ticket can do this.")
+        if status == "notfound":
+            raise NotFound("No such secret or request.")
+        raise Unavailable()  # an answer the scripts never give: fail closed
+
+    def _gone(self, values: list[Any]) -> None:
+        reason = _text(values[0])
+        extra: dict[str, Any] = {"reason": reason}
+        if reason == "revealed":
+            extra["revealed_by"] = _text(values[1]) if len(values) > 1 else ""
+            extra["revealed_at"] = iso(_text(values[2])) if len(values) > 2 else None
+        raise Gone(_GONE_DETAIL.get(reason, "This is gone."), **extra)
+
+    # -- requests -----------------------------------------------------------------------------
+
+    def create_request(self, who: Principal, ticket: Any, note: Any = None) -> dict[str, Any]:
+        if not who.is_agent:
+            raise Forbidden("Only agents create requests.")
+        ticket = check_ticket(ticket)
+        if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
+            raise ValidationFailed([{"name": "note",
+                                     "reason": f"Text of at most {MAX_NOTE} characters."}])
+        now = self.now_ms()
+        id_ = ids.new_id(ticket)
+        expires = now + self.config.default_ttl * 1000
+        result = self.store.create_request(
+            ticket=ticket, id_=id_, now_ms=now, expires_ms=expires,
+            meta_ttl_ms=(self.config.default_ttl + self.config.tombstone_ttl) * 1000,
+            note=note or "", agent=who.email, tombstone_ms=self.config.tombstone_ttl * 1000)
+        if result.status != "ok":
+            self._refused(result)
+        emit("request.created", ticket=ticket, id=id_, actor=who.email)
+        return {"id": id_, "url": self._link("r", id_), "ticket": ticket, "expires_at": iso(expires)}
+
+    def request_state(self, request_id: str) -> dict[str, Any]:
+        if not ids.is_id(request_id):
+            raise NotFound("No such request.")
+        h, gone = self.store.request_meta(request_id)
+        if not h:
+            if gone:
+                raise Gone(_GONE_DETAIL.get(gone, "This is gone."), reason=gone)
+            raise NotFound("No such request.")
+        if self.now_ms() >= int(h["expires_at"]) and h.get("state") == "open":
+            raise Gone(_GONE_DETAIL["expired"], reason="expired")
+        body: dict[str, Any] = {"ticket": h["ticket"], "state": h.get("state", "open"),
+                                "expires_at": iso(h["expires_at"]),
+                                "created_at": iso(h.get("created_at"))}
+        if h.get("secret_id"):
+            body["secret_id"] = h["secret_id"]
+        if h.get("note"):
+            body["note"] = h["note"]
+        return body
+
+    def fill_request(self, request_id: str, kind: Any, envelope: Any,
+                     address: str = "") -> dict[str, Any]:
+        if not ids.is_id(request_id):
+            raise NotFound("No such request.")
+        kind, text = self._check_submission(kind, envelope)
+        now = self.now_ms()
+        secret_id = ids.new_id_in(ids.tag_of(request_id))
+        expires = now + self.config.default_ttl * 1000
+        wrapped = self.keyring.wrap(text.encode(), context=self._context(secret_id))
+        result = self.store.fill_request(
+            request_id=request_id, secret_id=secret_id, kind=kind, envelope=wrapped, now_ms=now,
+            expires_ms=expires,
+            meta_ttl_ms=(self.config.default_ttl + self.config.tombstone_ttl) * 1000,
+            manage_digest=token_digest(self.manage_token(secret_id)),
+            envelope_digest=hashlib.sha256(text.encode()).hexdigest(),
+            max_waiting=self.config.max_waiting_per_ticket, actor="customer")
+        if result.status not in {"ok", "again"}:
+            self._refused(result)
+        if result.status == "again":
+            secret_id = _text(result.values[0])
+            expires = int(_text(result.values[1]) or expires)
+        ticket = _text(result.values[2])
+        emit("secret.submitted", ticket=ticket, id=secret_id, request=request_id, kind=kind,
+             actor="customer", address=address)
+        return {"secret_id": secret_id, "expires_at": iso(expires),
+                "manage_token": self.manage_token(secret_id)}
+
+    # -- secrets ------------------------------------------------------------------------------
+
+    def create_secret(self, ticket: Any, kind: Any, envelope: Any, ttl: Any = None,
+                      address: str = "") -> dict[str, Any]:
+        problems = []
+        if not ids.is_ticket(ticket):
+            problems.append({"name": "ticket",
+                             "reason": "Use 1 to 64 letters, digits, '-' or '_'."})
+        try:
+            kind, text = self._check_submission(kind, envelope)
+        except ValidationFailed as exc:
+            problems.extend(exc.extra["invalid_params"])
+        if problems:
+            raise ValidationFailed(problems)
+        ttl = self._ttl(ttl)
+        now = self.now_ms()
+        id_ = ids.new_id(ticket)
+        expires = now + ttl * 1000
+        wrapped = self.keyring.wrap(text.encode(), context=self._context(id_))
+        result = self.store.create_secret(
+            ticket=ticket, id_=id_, kind=kind, envelope=wrapped, now_ms=now, expires_ms=expires,
+            meta_ttl_ms=(ttl + self.config.tombstone_ttl) * 1000,
+            manage_digest=token_digest(self.manage_token(id_)),
+            max_waiting=self.config.max_waiting_per_ticket, actor="customer")
+        if result.status != "ok":
+            self._refused(result)
+        emit("secret.submitted", ticket=ticket, id=id_, kind=kind, actor="customer",
+             address=address)
+        return {"id": id_, "url": self._link("s", id_), "expires_at": iso(expires),
+                "manage_token": self.manage_token(id_)}
+
+    def secret_meta(self, secret_id: str) -> dict[str, Any]:
+        if not ids.is_id(secret_id):
+            raise NotFound("No such secret.")
+        h, live, gone = self.store.secret_meta(secret_id)
+        if not h:
+            if gone:
+                raise Gone(_GONE_DETAIL.get(gone, "This is gone."), reason=gone)
+            raise NotFound("No such secret.")
+        state = h.get("state", "waiting")
+        if state == "waiting" and (not live or self.now_ms() >= int(h["expires_at"])):
+            raise Gone(_GONE_DETAIL["expired"], reason="expired")
+        body: dict[str, Any] = {"id": secret_id, "ticket": h["ticket"], "kind": h["kind"],
+                                "state": state, "created_at": iso(h["created_at"]),
+                                "expires_at": iso(h["expires_at"])}
+        if state == "revealed":
+            body["revealed_at"] = iso(h.get("revealed_at"))
+            body["revealed_by"] = h.get("revealed_by", "")
+        if h.get("request"):
+            body["request_id"] = h["request"]
+        return body
+
+    def delete_secret(self, secret_id: str, manage_token: str | None) -> None:
+        if not ids.is_id(secret_id):
+            raise NotFound("No such secret.")
+        if not manage_token or not is_token(manage_token, MANAGE_TOKEN):
+            raise Forbidden("This link's manage token is missing or not valid.")
+        result = self.store.delete_secret(
+            secret_id=secret_id, manage_digest=token_digest(manage_token), now_ms=self.now_ms(),
+            gone_ms=self.config.tombstone_ttl * 1000)
+        if result.status != "ok":
+            if result.status == "forbidden":
+                raise Forbidden("This link's manage token is not valid for this secret.")
+            self._refused(result)
+        emit("secret.deleted", id=secret_id, actor="customer")
+
+    def reveal(self, who: Principal, secret_id: str) -> dict[str, Any]:
+        if not ids.is_id(secret_id):
+            raise NotFound("No such secret.")
+        if not who.is_agent:
+            raise Forbidden("Only the agent assigned to this ticket can reveal its secrets.")
+        result = self.store.reveal(
+            secret_id=secret_id, agent=who.email, agent_name=who.name or who.email,
+            session=who.session, now_ms=self.now_ms(), grace_ms=self.config.grace_seconds * 1000,
+            policy=self.config.unassigned)
+        if result.status != "ok":
+            if result.status == "forbidden":
+                emit("reveal.refused", id=secret_id, actor=who.email, reason=_text(result.values[0]))
+                raise Forbidden("Only the agent assigned to this ticket can reveal its secrets.")
+            self._refused(result)
+        blob, kind, ticket = result.values[0], _text(result.values[1]), _text(result.values[2])
+        try:
+            text = self.keyring.unwrap(_bytes(blob), context=self._context(secret_id)).decode()
+        except InvalidWrap:
+            # A key was removed from the ring too early; never hand out garbage.
+            logging.getLogger("vault").error("stored envelope could not be unwrapped",
+                                             extra={"secret_id": secret_id})
+            raise Unavailable("This secret cannot be opened with the server's current keys.",
+                              retry_after=60) from None
+        emit("secret.revealed", ticket=ticket, id=secret_id, actor=who.email)
+        return {"envelope": text, "kind": kind, "ticket": ticket}
+
+    def ack(self, who: Principal, secret_id: str) -> None:
+        if not ids.is_id(secret_id):
+            raise NotFound("No such secret.")
+        if not who.is_agent:
+            raise Forbidden("Only the session that revealed this secret can acknowledge it.")
+        result = self.store.ack(secret_id=secret_id, session=who.session, now_ms=self.now_ms(),
+                                actor=who.email)
+        if result.status == "forbidden":
+            raise Forbidden("Only the session that revealed this secret can acknowledge it.")
+        if result.status != "ok":
+            self._refused(result)
+
+    # -- tickets ------------------------------------------------------------------------------
+
+    def ticket_view(self, ticket: Any) -> dict[str, Any]:
+        ticket = check_ticket(ticket)
+        now = self.now_ms()
+        record, items, events = self.store.ticket_view(ticket, now_ms=now)
+        requests, secrets = [], []
+        for kind, id_, live, h in items:
+            if kind == "r":
+                state = h.get("state", "open")
+                if state == "open" and now >= int(h.get("expires_at") or 0):
+                    state = "expired"
+                requests.append({"id": id_, "state": state, "created_at": iso(h.get("created_at")),
+                                 "expires_at": iso(h.get("expires_at")),
+                                 "created_by": h.get("created_by", ""),
+                                 "secret_id": h.get("secret_id") or None,
+                                 "note": h.get("note") or None})
+            else:
+                state = h.get("state", "waiting")
+                if state == "waiting" and (not live or now >= int(h.get("expires_at") or 0)):
+                    state = "expired"
+                secrets.append({"id": id_, "kind": h.get("kind"), "state": state,
+                                "created_at": iso(h.get("created_at")),
+                                "expires_at": iso(h.get("expires_at")),
+                                "revealed_at": iso(h.get("revealed_at")),
+                                "revealed_by": h.get("revealed_by") or None,
+                                "request_id": h.get("request") or None})
+        return {
+            "ticket": ticket,
+            "state": "closed" if record.get("closed") == "1" else "open",
+            "assignee": record.get("assignee") or None,
+            "closed_at": iso(record.get("closed_at")),
+            "purged": int(record.get("purged") or 0),
+            "requests": sorted(requests, key=lambda r: r["created_at"] or ""),
+            "secrets": sorted(secrets, key=lambda s: s["created_at"] or ""),
+            "events": [event_dict(e) for e in reversed(events)],
+        }
+
+    def assign(self, ticket: Any, agent: str, *, actor: str, conversation: str = "",
+               updated_ms: int | None = None) -> bool:
+        """Set the assignee. False when the helpdesk's news is older than what was applied."""
+        ticket = check_ticket(ticket)
+        result = self.store.assign(ticket=ticket, agent=agent, now_ms=self.now_ms(), actor=actor,
+                                   tombstone_ms=self.config.tombstone_ttl * 1000,
+                                   conversation=conversation, updated_ms=updated_ms)
+        if result.status == "stale":
+            return False
+        emit("ticket.assigned", ticket=ticket, agent=agent, actor=actor)
+        return True
+
+    def close(self, ticket: Any, *, reason: str, actor: str) -> dict[str, Any]:
+        ticket = check_ticket(ticket)
+        count = self.store.purge(ticket=ticket, reason=reason, now_ms=self.now_ms(),
+                                 tombstone_ms=self.config.tombstone_ttl * 1000, actor=actor)
+        emit("ticket.purged", ticket=ticket, purged=count, reason=reason, actor=actor)
+        return {"ticket": ticket, "purged": count}
+
+    def reopen(self, ticket: Any, *, actor: str, conversation: str = "",
+               updated_ms: int | None = None) -> dict[str, Any]:
+        ticket = check_ticket(ticket)
+        result = self.store.reopen(ticket=ticket, now_ms=self.now_ms(), actor=actor,
+                                   tombstone_ms=self.config.tombstone_ttl * 1000,
+                                   conversation=conversation, updated_ms=updated_ms)
+        if result.status == "stale":
+            return {"ticket": ticket, "reopened": False, "stale": True}
+        reopened = _text(result.values[0]) == "1"
+        if reopened:
+            emit("ticket.reopened", ticket=ticket, actor=actor)
+        return {"ticket": ticket, "reopened": reopened}
+
+
+def event_dict(e: AuditEvent) -> dict[str, Any]:
+    return {"at": iso(e.ts), "event": e.event, "ticket": e.ticket or None, "id": e.id or None,
+            "actor": e.actor or None, "detail": e.detail or None}
+
+
+def event_json(e: AuditEvent) -> str:
+    return json.dumps(event_dict(e), sort_keys=True)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _bytes(value: Any) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+_GONE_DETAIL = {
+    "revealed": "This secret has already been revealed.",
+    "deleted": "This secret was deleted by the person who sent it.",
+    "purged": "The ticket was closed and its credentials were deleted. "
+              "Remember to delete the temporary accounts you created for it.",
+    "expired": "This has expired.",
+}
+
+__all__ = ["BadRequest", "Principal", "Vault", "check_ticket", "emit", "event_dict", "iso"]

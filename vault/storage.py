@@ -1,0 +1,579 @@
+"""The one class that owns every Redis key and script.
+
+Nothing else in vault builds a key string. Every ticket's keys share the hash tag `{<slot tag>}`
+(see `vault.ids`), so each domain step is one single-slot script: one round trip on a single
+Redis, a Sentinel primary or a Cluster node. Account keys share the `{acct}` tag for the same
+reason (a token lookup also reads the agent's revocation epoch in the same step).
+
+Redis faults are translated here into `Unavailable`; callers never see a redis-py exception.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import redis
+import redis.exceptions as rexc
+
+from vault import lua
+from vault.errors import Unavailable
+from vault.ids import slot_tag, tag_of
+
+T = TypeVar("T")
+PREFIX = "vault:"
+ACCT = PREFIX + "{acct}:"
+
+_UNAVAILABLE = (
+    rexc.ConnectionError,
+    rexc.TimeoutError,
+    rexc.BusyLoadingError,
+    rexc.ReadOnlyError,
+    rexc.ClusterDownError,
+    rexc.TryAgainError,
+    rexc.MasterDownError,
+)
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8")
+    return "" if value is None else str(value)
+
+
+def _pairs(flat: Sequence[Any]) -> dict[str, str]:
+    return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
+
+
+@dataclass
+class ScriptResult:
+    status: str
+    values: list[Any] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    ts: int
+    event: str
+    ticket: str
+    id: str
+    actor: str
+    detail: str
+    stream_id: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"ts": self.ts, "event": self.event, "ticket": self.ticket, "id": self.id,
+                "actor": self.actor, "detail": self.detail}
+
+
+class _Script:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
+
+
+class Store:
+    """Every key, every script. Times are milliseconds since the epoch, from the app's clock."""
+
+    def __init__(self, client: Any, *, cluster: bool = False, min_replicas: int = 0,
+                 wait_timeout_ms: int = 1000, audit_maxlen: int = 1_000_000,
+                 ticket_audit_maxlen: int = 1000, audit_ttl_ms: int = 90 * 86400 * 1000) -> None:
+        self.client = client
+        self.cluster = cluster
+        self.min_replicas = min_replicas
+        self.wait_timeout_ms = wait_timeout_ms
+        self.audit_maxlen = audit_maxlen
+        self.ticket_audit_maxlen = ticket_audit_maxlen
+        self.audit_ttl_ms = audit_ttl_ms
+        self._scripts = {name: _Script(getattr(lua, name)) for name in (
+            "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
+            "PURGE", "REOPEN", "ASSIGN", "HELPDESK_REOPEN", "TICKET_VIEW", "SWAP_IF_SAME",
+            "AUTHENTICATE")}
+
+    # -- plumbing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except _UNAVAILABLE:
+            raise Unavailable() from None
+        except rexc.ResponseError as exc:
+            # OOM under noeviction, a failover in progress, a replica answering: all transient.
+            text = str(exc)
+            if text.startswith(("OOM", "LOADING", "MASTERDOWN", "READONLY", "TRYAGAIN",
+                                "CLUSTERDOWN", "NOREPLICAS")):
+                raise Unavailable() from None
+            raise
+
+    def load_scripts(self) -> None:
+        """Preload every script so that the first request does not pay a NOSCRIPT round trip."""
+        with self._guard():
+            for script in self._scripts.values():
+                self.client.script_load(script.source)
+
+    def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any], *,
+              write: bool = True) -> list[Any]:
+        script = self._scripts[name]
+        with self._guard():
+            try:
+                return self._run(script.sha, keys, args, write=write, source=None)
+            except rexc.NoScriptError:
+                return self._run(script.sha, keys, args, write=write, source=script.source)
+
+    def _run(self, sha: str, keys: Sequence[str], args: Sequence[Any], *, write: bool,
+             source: str | None) -> list[Any]:
+        if write and self.min_replicas > 0:
+            # Same connection, same pipeline: the write is acknowledged only once replicated.
+            pipe = self.client.pipeline(transaction=False)
+            if source is None:
+                pipe.evalsha(sha, len(keys), *keys, *args)
+            else:
+                pipe.eval(source, len(keys), *keys, *args)
+            pipe.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
+            result, acked = pipe.execute()
+            if int(acked) < self.min_replicas:
+                raise Unavailable("The write was not confirmed by enough replicas. Try again.")
+            return list(result or [])
+        if source is None:
+            return list(self.client.evalsha(sha, len(keys), *keys, *args) or [])
+        return list(self.client.eval(source, len(keys), *keys, *args) or [])
+
+    def _ticket_args(self, tag: str, now_ms: int, actor: str, *extra: Any) -> list[Any]:
+        return [PREFIX, tag, now_ms, self.ticket_audit_maxlen, self.audit_maxlen,
+                self.audit_ttl_ms, "" if self.cluster else self.audit_key(), actor, *extra]
+
+    def _result(self, raw: list[Any]) -> ScriptResult:
+        if not raw:
+            return ScriptResult("notfound")
+        return ScriptResult(_s(raw[0]), list(raw[1:]))
+
+    def _global_audit(self, now_ms: int, event: str, ticket: str, id_: str, actor: str,
+                      detail: str) -> None:
+        """On a Cluster the global stream lives in another slot: write it after the script."""
+        if not self.cluster:
+            return
+        with self._guard():
+            self.client.xadd(self.audit_key(), {"ts": now_ms, "event": event, "ticket": ticket,
+                                                "id": id_, "actor": actor, "detail": detail},
+                             maxlen=self.audit_maxlen, approximate=True)
+
+    # -- key names (the only place they are built) --------------------------------------------
+
+    @staticmethod
+    def _k(tag: str, kind: str, name: str) -> str:
+        return f"{PREFIX}{{{tag}}}:{kind}:{name}"
+
+    def ticket_key(self, ticket: str) -> str:
+        return self._k(slot_tag(ticket), "t", ticket)
+
+    def secret_key(self, id_: str) -> str:
+        return self._k(tag_of(id_), "s", id_)
+
+    def envelope_key(self, id_: str) -> str:
+        return self._k(tag_of(id_), "e", id_)
+
+    def request_key(self, id_: str) -> str:
+        return self._k(tag_of(id_), "r", id_)
+
+    def gone_key(self, id_: str) -> str:
+        return self._k(tag_of(id_), "g", id_)
+
+    @staticmethod
+    def audit_key() -> str:
+        return PREFIX + "audit"
+
+    @staticmethod
+    def _agent_key(email: str) -> str:
+        return f"{ACCT}agent:{email}"
+
+    # -- health -------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        with self._guard():
+            return bool(self.client.ping())
+
+    # -- secrets and requests -------------------------------------------------------------------
+
+    def create_secret(self, *, ticket: str, id_: str, kind: str, envelope: bytes, now_ms: int,
+                      expires_ms: int, meta_ttl_ms: int, manage_digest: str, max_waiting: int,
+                      actor: str) -> ScriptResult:
+        result = self._result(self._eval("CREATE_SECRET", [self.ticket_key(ticket)],
+                                         self._ticket_args(
+            slot_tag(ticket), now_ms, actor, ticket, id_, kind, envelope, expires_ms,
+            expires_ms - now_ms, meta_ttl_ms, manage_digest, max_waiting)))
+        if result.status == "ok":
+            self._global_audit(now_ms, "secret.submitted", ticket, id_, actor, kind)
+        return result
+
+    def create_request(self, *, ticket: str, id_: str, now_ms: int, expires_ms: int,
+                       meta_ttl_ms: int, note: str, agent: str, tombstone_ms: int) -> ScriptResult:
+        result = self._result(self._eval("CREATE_REQUEST", [self.ticket_key(ticket)],
+                                         self._ticket_args(
+            slot_tag(ticket), now_ms, agent, ticket, id_, expires_ms, meta_ttl_ms, note,
+            tombstone_ms)))
+        if result.status == "ok":
+            self._global_audit(now_ms, "request.created", ticket, id_, agent, "")
+        return result
+
+    def fill_request(self, *, request_id: str, secret_id: str, kind: str, envelope: bytes,
+                     now_ms: int, expires_ms: int, meta_ttl_ms: int, manage_digest: str,
+                     envelope_digest: str, max_waiting: int, actor: str) -> ScriptResult:
+        result = self._result(self._eval("FILL_REQUEST", [self.request_key(request_id)],
+                                         self._ticket_args(
+            tag_of(request_id), now_ms, actor, secret_id, kind, envelope, expires_ms,
+            expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, max_waiting)))
+        if result.status == "ok":
+            self._global_audit(now_ms, "secret.submitted", "", secret_id, actor, kind)
+        return result
+
+    def reveal(self, *, secret_id: str, agent: str, agent_name: str, session: str, now_ms: int,
+               grace_ms: int, policy: str) -> ScriptResult:
+        result = self._result(self._eval(
+            "REVEAL", [self.secret_key(secret_id), self.envelope_key(secret_id)],
+            self._ticket_args(tag_of(secret_id), now_ms, agent, agent, agent_name, session,
+                              grace_ms, policy)))
+        if result.status in {"ok", "forbidden"}:
+            event = "secret.revealed" if result.status == "ok" else "reveal.refused"
+            self._global_audit(now_ms, event, "", secret_id, agent, "")
+        return result
+
+    def ack(self, *, secret_id: str, session: str, now_ms: int, actor: str) -> ScriptResult:
+        return self._result(self._eval(
+            "ACK", [self.secret_key(secret_id), self.envelope_key(secret_id)],
+            self._ticket_args(tag_of(secret_id), now_ms, actor, session)))
+
+    def delete_secret(self, *, secret_id: str, manage_digest: str, now_ms: int,
+                      gone_ms: int) -> ScriptResult:
+        result = self._result(self._eval(
+            "DELETE_SECRET", [self.secret_key(secret_id), self.envelope_key(secret_id)],
+            self._ticket_args(tag_of(secret_id), now_ms, "customer", manage_digest, gone_ms)))
+        if result.status == "ok":
+            self._global_audit(now_ms, "secret.deleted", "", secret_id, "customer", "")
+        return result
+
+    def purge(self, *, ticket: str, reason: str, now_ms: int, tombstone_ms: int,
+              actor: str) -> int:
+        result = self._result(self._eval("PURGE", [self.ticket_key(ticket)], self._ticket_args(
+            slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms)))
+        count = int(_s(result.values[0]))
+        self._global_audit(now_ms, "ticket.purged", ticket, "", actor, f"{reason}: {count}")
+        return count
+
+    def reopen(self, *, ticket: str, now_ms: int, actor: str, tombstone_ms: int,
+               conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
+        if conversation or updated_ms is not None:
+            result = self._result(self._eval("HELPDESK_REOPEN", [self.ticket_key(ticket)],
+                                             self._ticket_args(
+                slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, conversation,
+                "" if updated_ms is None else updated_ms)))
+        else:
+            result = self._result(self._eval("REOPEN", [self.ticket_key(ticket)],
+                                             self._ticket_args(slot_tag(ticket), now_ms, actor,
+                                                               ticket, tombstone_ms)))
+        if result.status == "ok" and _s(result.values[0]) == "1":
+            self._global_audit(now_ms, "ticket.reopened", ticket, "", actor, "")
+        return result
+
+    def assign(self, *, ticket: str, agent: str, now_ms: int, actor: str, tombstone_ms: int,
+               conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
+        result = self._result(self._eval("ASSIGN", [self.ticket_key(ticket)], self._ticket_args(
+            slot_tag(ticket), now_ms, actor, ticket, agent, tombstone_ms, conversation,
+            "" if updated_ms is None else updated_ms)))
+        if result.status == "ok" and _s(result.values[0]) != agent:
+            self._global_audit(now_ms, "ticket.assigned", ticket, "", actor, agent)
+        return result
+
+    def secret_meta(self, secret_id: str) -> tuple[dict[str, str], bool, str]:
+        """(secret hash, envelope present, gone reason) in one round trip."""
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.secret_key(secret_id))
+            pipe.exists(self.envelope_key(secret_id))
+            pipe.get(self.gone_key(secret_id))
+            h, live, gone = pipe.execute()
+        return {_s(k): _s(v) for k, v in h.items()}, bool(live), _s(gone)
+
+    def request_meta(self, request_id: str) -> tuple[dict[str, str], str]:
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hgetall(self.request_key(request_id))
+            pipe.get(self.gone_key(request_id))
+            h, gone = pipe.execute()
+        return {_s(k): _s(v) for k, v in h.items()}, _s(gone)
+
+    def ticket_view(self, ticket: str, *, now_ms: int, events: int = 100
+                    ) -> tuple[dict[str, str], list[tuple[str, str, bool, dict[str, str]]],
+                               list[AuditEvent]]:
+        raw = self._eval("TICKET_VIEW", [self.ticket_key(ticket)],
+                         self._ticket_args(slot_tag(ticket), now_ms, "", ticket, events),
+                         write=False)
+        record = _pairs(raw[0])
+        items = [(_s(kind), _s(id_), bool(live), _pairs(h)) for kind, id_, live, h in raw[1]]
+        return record, items, [self._event(e) for e in raw[2]]
+
+    def ticket_record(self, ticket: str) -> dict[str, str]:
+        with self._guard():
+            return {_s(k): _s(v) for k, v in self.client.hgetall(self.ticket_key(ticket)).items()}
+
+    # -- audit ----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _event(entry: Any) -> AuditEvent:
+        stream_id, fields = entry
+        # redis-py parses stream replies into dicts; replies from a script stay flat lists.
+        f = _pairs(fields) if isinstance(fields, list) else {_s(k): _s(v) for k, v in
+                                                             fields.items()}
+        return AuditEvent(ts=int(f.get("ts") or 0), event=f.get("event", ""),
+                          ticket=f.get("ticket", ""), id=f.get("id", ""),
+                          actor=f.get("actor", ""), detail=f.get("detail", ""),
+                          stream_id=_s(stream_id))
+
+    def audit_tail(self, count: int = 100, *, after: str | None = None,
+                   block_ms: int | None = None) -> list[AuditEvent]:
+        """The last `count` events, oldest first; or those after `after` (waiting `block_ms`)."""
+        with self._guard():
+            if after is None:
+                entries = list(reversed(self.client.xrevrange(self.audit_key(), count=count)))
+            else:
+                res = self.client.xread({self.audit_key(): after}, count=count, block=block_ms)
+                entries = res[0][1] if res else []
+        return [self._event(e) for e in entries]
+
+    def ticket_audit(self, ticket: str, count: int = 100) -> list[AuditEvent]:
+        with self._guard():
+            entries = self.client.xrevrange(self._k(slot_tag(ticket), "log", ticket), count=count)
+        return [self._event(e) for e in reversed(entries)]
+
+    def add_audit(self, *, now_ms: int, event: str, actor: str, detail: str = "",
+                  ticket: str = "") -> None:
+        """An event that belongs to no ticket (logins, keys, accounts): the global stream only."""
+        with self._guard():
+            self.client.xadd(self.audit_key(), {"ts": now_ms, "event": event, "ticket": ticket,
+                                                "id": "", "actor": actor, "detail": detail},
+                             maxlen=self.audit_maxlen, approximate=True)
+
+    # -- webhooks -------------------------------------------------------------------------------
+
+    def _webhook_key(self, source: str, digest: str) -> str:
+        return f"{PREFIX}wh:{source}:{digest}"
+
+    def webhook_claim(self, source: str, digest: str, ttl_ms: int) -> str | None:
+        """Mark a delivery as seen. None if it is new; else the stored result of the first one."""
+        key = self._webhook_key(source, digest)
+        with self._guard():
+            if self.client.set(key, "", nx=True, px=ttl_ms):
+                return None
+            return _s(self.client.get(key))
+
+    def webhook_done(self, source: str, digest: str, result: dict[str, Any], ttl_ms: int) -> None:
+        with self._guard():
+            self.client.set(self._webhook_key(source, digest), json.dumps(result), px=ttl_ms)
+
+    def webhook_forget(self, source: str, digest: str) -> None:
+        """A delivery whose handling failed is forgotten, so the helpdesk's retry is acted on."""
+        with contextlib.suppress(Unavailable), self._guard():
+            self.client.delete(self._webhook_key(source, digest))
+
+    def remember_conversation(self, conversation: str, ticket: str, ttl_ms: int) -> None:
+        with self._guard():
+            self.client.set(f"{PREFIX}hs:{conversation}", ticket, px=ttl_ms)
+
+    def conversation_ticket(self, conversation: str) -> str | None:
+        with self._guard():
+            value = self.client.get(f"{PREFIX}hs:{conversation}")
+        return _s(value) or None
+
+    # -- key rotation -----------------------------------------------------------------------------
+
+    def iter_envelope_keys(self) -> Iterator[tuple[str, str]]:
+        """(key, secret id) of every stored envelope, by SCAN (no KEYS, no blocking)."""
+        with self._guard():
+            for key in self.client.scan_iter(match=f"{PREFIX}{{*}}:e:*", count=1000):
+                name = _s(key)
+                yield name, name[-28:]
+
+    def get_raw(self, key: str) -> bytes | None:
+        with self._guard():
+            value = self.client.get(key)
+        return value if value is None or isinstance(value, bytes) else str(value).encode()
+
+    def swap_if_same(self, key: str, expected: bytes, replacement: bytes) -> bool:
+        """Compare-and-set for rotation: writes only if the stored value is still `expected`."""
+        script = self._scripts["SWAP_IF_SAME"]
+        with self._guard():
+            try:
+                out = self.client.evalsha(script.sha, 1, key, expected, replacement)
+            except rexc.NoScriptError:
+                out = self.client.eval(script.source, 1, key, expected, replacement)
+        return bool(int(out))
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    def authenticate(self, *, kind: str, digest: str, now_ms: int, idle_ms: int,
+                     max_ms: int) -> list[str] | None:
+        key = f"{ACCT}{'sess' if kind == 'session' else 'tok'}:{digest}"
+        raw = self._eval("AUTHENTICATE", [key], [PREFIX, now_ms, kind, idle_ms, max_ms],
+                         write=kind == "session")
+        return [_s(v) for v in raw] if raw else None
+
+    def get_agent(self, email: str) -> dict[str, str] | None:
+        with self._guard():
+            h = self.client.hgetall(self._agent_key(email))
+        return {_s(k): _s(v) for k, v in h.items()} or None
+
+    def list_agents(self) -> list[dict[str, str]]:
+        with self._guard():
+            emails = sorted(_s(e) for e in self.client.smembers(ACCT + "agents"))
+            pipe = self.client.pipeline(transaction=False)
+            for email in emails:
+                pipe.hgetall(self._agent_key(email))
+            rows = pipe.execute()
+        return [{_s(k): _s(v) for k, v in h.items()} for h in rows if h]
+
+    def add_agent(self, email: str, fields: dict[str, Any]) -> bool:
+        """Create the agent; False if the e-mail is taken."""
+        with self._guard():
+            if not self.client.sadd(ACCT + "agents", email):
+                return False
+            self.client.hset(self._agent_key(email), mapping={**fields, "email": email,
+                                                               "epoch": "1"})
+            hs_id = fields.get("helpscout_id")
+            if hs_id:
+                self.client.set(f"{ACCT}hsuser:{hs_id}", email)
+        return True
+
+    def update_agent(self, email: str, fields: dict[str, Any], *, revoke: bool = False) -> bool:
+        """Change fields; with `revoke`, bump the epoch: every session and token dies at once."""
+        key = self._agent_key(email)
+        with self._guard():
+            if not self.client.exists(key):
+                return False
+            pipe = self.client.pipeline(transaction=True)
+            if fields:
+                pipe.hset(key, mapping=fields)
+            if revoke:
+                pipe.hincrby(key, "epoch", 1)
+            hs_id = fields.get("helpscout_id")
+            if hs_id:
+                pipe.set(f"{ACCT}hsuser:{hs_id}", email)
+            pipe.execute()
+        return True
+
+    def remove_agent(self, email: str) -> bool:
+        with self._guard():
+            agent = {_s(k): _s(v) for k, v in self.client.hgetall(self._agent_key(email)).items()}
+            if not agent:
+                return False
+            token_ids = [_s(t) for t in self.client.smembers(f"{ACCT}toks:{email}")]
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(self._agent_key(email), f"{ACCT}toks:{email}")
+            pipe.srem(ACCT + "agents", email)
+            for tid in token_ids:
+                pipe.hget(f"{ACCT}tokids", tid)
+            results = pipe.execute()
+            digests = [_s(d) for d in results[2:] if d]
+            if digests:
+                self.client.delete(*[f"{ACCT}tok:{d}" for d in digests])
+            if token_ids:
+                self.client.hdel(f"{ACCT}tokids", *token_ids)
+            hs_id = agent.get("helpscout_id")
+            if hs_id:
+                self.client.delete(f"{ACCT}hsuser:{hs_id}")
+        return True
+
+    def agent_by_helpscout_id(self, hs_id: str) -> str | None:
+        with self._guard():
+            return _s(self.client.get(f"{ACCT}hsuser:{hs_id}")) or None
+
+    def add_token(self, *, digest: str, token_id: str, owner: str, kind: str, epoch: str,
+                  now_ms: int) -> None:
+        with self._guard():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(f"{ACCT}tok:{digest}", mapping={"type": kind, "owner": owner,
+                                                       "id": token_id, "epoch": epoch,
+                                                       "created_at": now_ms})
+            pipe.hset(f"{ACCT}tokids", token_id, digest)
+            if kind == "token":
+                pipe.sadd(f"{ACCT}toks:{owner}", token_id)
+            else:
+                pipe.hset(f"{ACCT}apikeys", owner, token_id)
+            pipe.execute()
+
+    def list_tokens(self, owner: str) -> list[dict[str, str]]:
+        with self._guard():
+            ids = sorted(_s(t) for t in self.client.smembers(f"{ACCT}toks:{owner}"))
+            return self._token_rows(ids)
+
+    def _token_rows(self, ids: list[str]) -> list[dict[str, str]]:
+        if not ids:
+            return []
+        digests = self.client.hmget(f"{ACCT}tokids", ids)
+        pipe = self.client.pipeline(transaction=False)
+        for digest in digests:
+            pipe.hgetall(f"{ACCT}tok:{_s(digest)}")
+        rows = pipe.execute()
+        out = []
+        for h in rows:
+            row = {_s(k): _s(v) for k, v in h.items()}
+            if row:
+                out.append(row)
+        return out
+
+    def list_api_keys(self) -> list[dict[str, str]]:
+        with self._guard():
+            names = {_s(k): _s(v) for k, v in self.client.hgetall(f"{ACCT}apikeys").items()}
+            return self._token_rows(sorted(names.values()))
+
+    def api_key_id(self, name: str) -> str | None:
+        with self._guard():
+            return _s(self.client.hget(f"{ACCT}apikeys", name)) or None
+
+    def revoke_token(self, token_id: str) -> dict[str, str] | None:
+        """Delete a token or key by its public id; returns what it was, None if unknown."""
+        with self._guard():
+            digest = _s(self.client.hget(f"{ACCT}tokids", token_id))
+            if not digest:
+                return None
+            row = {_s(k): _s(v) for k, v in self.client.hgetall(f"{ACCT}tok:{digest}").items()}
+            pipe = self.client.pipeline(transaction=True)
+            pipe.delete(f"{ACCT}tok:{digest}")
+            pipe.hdel(f"{ACCT}tokids", token_id)
+            if row.get("type") == "token":
+                pipe.srem(f"{ACCT}toks:{row.get('owner', '')}", token_id)
+            elif row.get("owner"):
+                pipe.hdel(f"{ACCT}apikeys", row["owner"])
+            pipe.execute()
+        return row
+
+    def add_session(self, *, digest: str, session_id: str, email: str, epoch: str, csrf: str,
+                    now_ms: int, idle_ms: int) -> None:
+        key = f"{ACCT}sess:{digest}"
+        with self._guard():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.hset(key, mapping={"type": "session", "owner": email, "id": session_id,
+                                    "epoch": epoch, "csrf": csrf, "created_at": now_ms,
+                                    "seen_at": now_ms})
+            pipe.pexpire(key, idle_ms)
+            pipe.execute()
+
+    def delete_session(self, digest: str) -> None:
+        with self._guard():
+            self.client.delete(f"{ACCT}sess:{digest}")
+
+    # -- maintenance ----------------------------------------------------------------------------
+
+    def keys_of_ticket(self, ticket: str) -> list[str]:
+        """Every key in the ticket's hash tag (tests and diagnostics; SCAN, never KEYS)."""
+        with self._guard():
+            return sorted(_s(k) for k in self.client.scan_iter(
+                match=f"{PREFIX}{{{slot_tag(ticket)}}}:*", count=1000))
+
+    def call(self, fn: Callable[[Any], T]) -> T:
+        """Run a raw client call under the store's error translation (CLI diagnostics only)."""
+        with self._guard():
+            return fn(self.client)
