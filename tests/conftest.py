@@ -10,6 +10,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -44,7 +45,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "co
         try:
             if check():
                 return
-        except Exception:  # noqa: S110  (not ready yet: keep polling until the deadline)
+        except (OSError, redis.RedisError):  # not listening yet: keep polling to the deadline
             pass
         time.sleep(0.02)
     raise TimeoutError(f"timed out waiting for {what}")
@@ -207,3 +208,55 @@ def admin(make_agent: Callable[..., Agent]) -> Agent:
 def helpdesk(ext: Any) -> dict[str, str]:
     key = ext.accounts.create_api_key("helpscout")
     return {"Authorization": f"Bearer {key}"}
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def gunicorn_env(redis_url: str, **overrides: Any) -> dict[str, str]:
+    """The environment of a real server process: production settings plus `overrides`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    for name, value in base_config(redis_url, **overrides).items():
+        if name == "cheap_passwords":
+            continue  # mapping-only: a server process always hashes for real
+        env["VAULT_" + name.upper()] = str(value)
+    return env
+
+
+def start_gunicorn(env: dict[str, str], tmp: Path, *, workers: int = 3, threads: int = 8
+                   ) -> Server:
+    port = free_port()
+    log_path = tmp / f"gunicorn-{port}.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+             "--workers", str(workers), "--threads", str(threads), "--preload",
+             "--graceful-timeout", "5", "vault:create_app()"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    server = Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
+    import requests
+
+    def ready() -> bool:
+        if proc.poll() is not None:
+            raise RuntimeError("gunicorn exited:\n" + server.log())
+        return requests.get(server.url + "/healthz", timeout=1).status_code == 200
+
+    wait_until(ready, timeout=30, what="gunicorn")
+    return server
+
+
+def stop_server(server: Server) -> None:
+    if server.process.poll() is None:
+        server.process.terminate()
+        try:
+            server.process.wait(15)
+        except subprocess.TimeoutExpired:
+            server.process.kill()
+            server.process.wait(5)

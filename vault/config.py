@@ -154,6 +154,10 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "cheap_passwords": _bool,
     "clock": lambda v: v,
 }
+_EXPECTED: dict[Callable[[Any], Any], str] = {
+    _int: "an integer", float: "a number", _bool: "a boolean (1/0, true/false)",
+    _rate: "a rate limit such as 5/minute",
+}
 # Fields that only a mapping may set: the environment cannot weaken hashing or fake time.
 _MAPPING_ONLY = {"embedded", "cheap_passwords", "clock"}
 
@@ -185,10 +189,13 @@ def load(mapping: Mapping[str, Any] | None = None,
 
     values: dict[str, Any] = {}
     for name, value in raw.items():
+        coerce = _COERCE[name]
         try:
-            values[name] = _COERCE[name](value)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: {exc}") from None
+            values[name] = coerce(value)
+        except (TypeError, ValueError):
+            # Our own words only: a library's message would quote the (maybe secret) value.
+            raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected "
+                              f"{_EXPECTED.get(coerce, 'a valid value')}") from None
 
     # Embedded mode: nothing configured at all. It is a development convenience, loudly announced.
     if not values.get("redis_url") and not env_given and not values.get("embedded"):

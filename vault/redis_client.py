@@ -85,4 +85,8 @@ def limiter_storage(config: Config) -> tuple[str, dict[str, Any]]:
     url = config.redis_url
     if url.startswith("unix://"):
         url = "redis+unix://" + url[len("unix://"):]
+    if url.startswith(("redis://", "rediss://", "redis+unix://")):
+        # redis-py's default is three retries with backoff: seconds of hanging when Redis is
+        # gone. The limiter fails as fast as the store does.
+        options["retry"] = _retry()
     return url, options

@@ -1,0 +1,29 @@
+"""Small helpers shared by tests: sealing envelopes like a browser would, creating secrets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from vault.crypto import generate_key, seal
+
+WP_FIELDS = {"url": "https://shop.example.com/wp-admin", "username": "rocket-temp",
+             "password": "Tr0ub4dor&3-canary-pw"}
+
+
+def sealed(ticket: str, kind: str = "wordpress", fields: dict[str, str] | None = None,
+           key: str | None = None) -> tuple[str, str]:
+    """(envelope, K) for the given ticket and kind."""
+    key = key or generate_key()
+    if fields is None:
+        fields = WP_FIELDS if kind == "wordpress" else {"text": "canary text"} \
+            if kind == "other" else {"host": "sftp.example.com", "username": "u", "password": "p"}
+    return seal(key, ticket=ticket, kind=kind, fields=fields), key
+
+
+def share(client: Any, ticket: str = "1001", kind: str = "wordpress", **extra: Any
+          ) -> dict[str, Any]:
+    envelope, key = sealed(ticket, kind)
+    rv = client.post("/api/v1/secrets", json={"ticket": ticket, "kind": kind,
+                                             "envelope": envelope, **extra})
+    assert rv.status_code == 201, rv.get_json()
+    return {**rv.get_json(), "key": key, "envelope": envelope, "ticket": ticket, "kind": kind}

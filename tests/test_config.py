@@ -1,0 +1,82 @@
+"""Configuration: production by default, refuses to run without its keys, explicit coercion."""
+
+from __future__ import annotations
+
+import pytest
+
+from vault import config as config_mod
+from vault import create_app
+from vault.crypto.keyring import generate_key_spec
+from vault.errors import ConfigError
+
+SECRET = "s" * 40
+
+
+def test_nothing_configured_is_the_embedded_mode():
+    c = config_mod.load({}, environ={})
+    assert c.embedded and c.env == "development"
+
+
+@pytest.mark.parametrize("missing", ["VAULT_REDIS_URL", "VAULT_SECRET_KEY", "VAULT_KEYS"])
+def test_production_refuses_to_start_and_names_what_is_missing(missing):
+    env = {"VAULT_ENV": "production", "VAULT_REDIS_URL": "redis://127.0.0.1:1/0",
+           "VAULT_SECRET_KEY": SECRET, "VAULT_KEYS": generate_key_spec()}
+    del env[missing]
+    with pytest.raises(ConfigError, match=missing):
+        config_mod.load({}, environ=env)
+
+
+def test_a_redis_url_alone_means_production():
+    with pytest.raises(ConfigError, match="VAULT_SECRET_KEY"):
+        config_mod.load({}, environ={"VAULT_REDIS_URL": "redis://127.0.0.1:1/0"})
+
+
+def test_errors_never_echo_values():
+    key = generate_key_spec()
+    with pytest.raises(ConfigError) as info:
+        create_app({"env": "production", "redis_url": "redis://127.0.0.1:1/0",
+                    "secret_key": SECRET, "keys": key.split(":")[0] + ":short"})
+    assert key.split(":")[1] not in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        config_mod.load({}, environ={"VAULT_REVEAL_GRACE": "sixty-secret"})
+    assert "sixty-secret" not in str(info.value)
+
+
+@pytest.mark.parametrize("name,value", [
+    ("VAULT_ENV", "staging"), ("VAULT_UNASSIGNED", "maybe"), ("VAULT_REVEAL_GRACE", "-1"),
+    ("VAULT_MAX_TTL", str(31 * 86400)), ("VAULT_TOMBSTONE_TTL", "60"),
+    ("VAULT_RATELIMIT_REVEAL", "lots"), ("VAULT_REDIS_URL", "http://x"),
+    ("VAULT_RATELIMIT_ENABLED", "perhaps"),
+])
+def test_malformed_settings_are_refused(name, value):
+    with pytest.raises(ConfigError, match=name):
+        config_mod.load({}, environ={"VAULT_ENV": "development", name: value})
+
+
+def test_mapping_overrides_environment_and_accepts_both_spellings():
+    env = {"VAULT_ENV": "development", "VAULT_REVEAL_GRACE": "10"}
+    assert config_mod.load({"reveal_grace": 5}, environ=env).reveal_grace == 5
+    assert config_mod.load({"VAULT_REVEAL_GRACE": "7"}, environ=env).reveal_grace == 7
+    assert config_mod.load({}, environ=env).reveal_grace == 10
+
+
+def test_the_environment_cannot_weaken_password_hashing():
+    c = config_mod.load({}, environ={"VAULT_ENV": "development", "VAULT_CHEAP_PASSWORDS": "1"})
+    assert c.cheap_passwords is False
+
+
+def test_webhook_secrets_are_lists():
+    c = config_mod.load({}, environ={"VAULT_ENV": "development",
+                                     "VAULT_HELPSCOUT_SECRET": "a, b,c"})
+    assert c.helpscout_secret == ("a", "b", "c")
+
+
+def test_grace_is_never_shorter_than_the_replica_wait():
+    c = config_mod.load({"reveal_grace": 0, "redis_min_replicas": 1,
+                         "redis_wait_timeout_ms": 1500}, environ={"VAULT_ENV": "development"})
+    assert c.grace_seconds == 2
+
+
+def test_unknown_mapping_keys_are_refused():
+    with pytest.raises(ConfigError, match="unknwon"):
+        config_mod.load({"unknwon": 1}, environ={})

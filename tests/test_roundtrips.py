@@ -1,0 +1,102 @@
+"""Round trips to Redis, counted on the client side (PRODUCT.md, "Storage").
+
+Each Redis connection used by the app (the store's and flask-limiter's) is swapped for one that
+counts how many times it writes to the socket: one write is one round trip, a pipeline included.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from helpers import sealed
+from redis.connection import Connection
+
+
+class Counting(Connection):
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        Counting.sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def instrument(client: Any) -> None:
+    pool = client.connection_pool
+    pool.disconnect()
+    pool.connection_class = Counting
+    pool.reset()  # drop the idle connections made before: new ones are counting ones
+
+
+@pytest.fixture
+def counted(app: Any) -> Any:
+    ext = app.extensions["vault"]
+    ext.store.load_scripts()
+    instrument(ext.store.client)
+    storage = ext.limiter._storage  # flask-limiter's limits storage (holds its own client)
+    instrument(storage.storage)
+
+    class Counter:
+        def measure(self, call: Any) -> tuple[Any, int]:
+            Counting.sends = 0
+            result = call()
+            return result, Counting.sends
+
+    return Counter()
+
+
+def warm(client: Any, agent: Any) -> None:
+    """One of each first: connections are opened and scripts cached, as in a running server."""
+    envelope, _ = sealed("warm")
+    client.post("/api/v1/requests", json={"ticket": "warm"}, headers=agent.headers)
+    sid = client.post("/api/v1/secrets", json={"ticket": "warm", "kind": "wordpress",
+                                               "envelope": envelope}).get_json()["id"]
+    client.post(f"/api/v1/secrets/{sid}/reveal", headers=agent.headers)
+
+
+def test_a_create_costs_one_round_trip_plus_the_rate_limit(client, agent, counted):
+    warm(client, agent)
+    envelope, _ = sealed("rt-1")
+    rv, trips = counted.measure(lambda: client.post("/api/v1/secrets", json={
+        "ticket": "rt-1", "kind": "wordpress", "envelope": envelope}))
+    assert rv.status_code == 201
+    assert trips == 2  # flask-limiter's hit + the create script (with its audit entries)
+
+
+def test_a_reveal_costs_three_round_trips_with_auth_and_rate_limit(client, agent, counted):
+    warm(client, agent)
+    client.post("/api/v1/requests", json={"ticket": "rt-2"}, headers=agent.headers)
+    envelope, _ = sealed("rt-2")
+    sid = client.post("/api/v1/secrets", json={"ticket": "rt-2", "kind": "wordpress",
+                                               "envelope": envelope}).get_json()["id"]
+    rv, trips = counted.measure(lambda: client.post(f"/api/v1/secrets/{sid}/reveal",
+                                                    headers=agent.headers))
+    assert rv.status_code == 200
+    assert trips == 3  # token lookup (with the revocation epoch) + limiter + the reveal script
+
+
+def test_a_request_fill_costs_one_round_trip_plus_the_rate_limit(client, agent, counted):
+    warm(client, agent)
+    rid = client.post("/api/v1/requests", json={"ticket": "rt-3"},
+                      headers=agent.headers).get_json()["id"]
+    envelope, _ = sealed("rt-3")
+    rv, trips = counted.measure(lambda: client.post(f"/api/v1/requests/{rid}/secret", json={
+        "kind": "wordpress", "envelope": envelope}))
+    assert rv.status_code == 201
+    assert trips == 2
+
+
+def test_without_rate_limits_a_create_is_exactly_one_round_trip(make_app, agent):
+    app = make_app(ratelimit_enabled=False)
+    client = app.test_client()
+    ext = app.extensions["vault"]
+    ext.store.load_scripts()
+    instrument(ext.store.client)
+    envelope, _ = sealed("rt-4")
+    client.post("/api/v1/secrets", json={"ticket": "rt-4", "kind": "wordpress",
+                                         "envelope": envelope})
+    Counting.sends = 0
+    envelope, _ = sealed("rt-4")
+    assert client.post("/api/v1/secrets", json={"ticket": "rt-4", "kind": "wordpress",
+                                                "envelope": envelope}).status_code == 201
+    assert Counting.sends == 1

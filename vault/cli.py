@@ -1,0 +1,601 @@
+"""The `vault` command line (PRODUCT.md, "Exact formats" → Command line).
+
+Output meant for scripts goes alone on stdout; prompts, notes and errors go to stderr. Errors are
+one line, `Error: ...`, never a traceback and never a secret: exit 2 for configuration and usage,
+1 for everything else. Store commands read the same `VAULT_*` environment as `vault serve`;
+`vault request` and `vault reveal` talk to a running vault over HTTP (`VAULT_URL`, `VAULT_TOKEN`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, NoReturn
+from urllib.parse import urlsplit
+
+import click
+import redis.exceptions
+
+from vault.crypto.envelope import InvalidEnvelope, generate_key, open_envelope
+from vault.crypto.keyring import generate_key_spec
+from vault.crypto.tokens import AGENT_TOKEN, is_token
+from vault.errors import ConfigError, Unavailable, VaultError
+
+if TYPE_CHECKING:
+    from vault.accounts import Accounts
+    from vault.config import Config
+    from vault.storage import AuditEvent, Store
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+HTTP_TIMEOUT = 30.0
+FOLLOW_BLOCK_MS = 5000
+TICKET_POLL_SECONDS = 1.0
+
+_TICKET_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_LINK_RE = re.compile(r"/([rs])/([A-Za-z0-9_-]{28})/?$")
+_KEY_RE = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+class CliError(Exception):
+    """A failure with its one-line message and exit status."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    raise CliError(message, status)
+
+
+def note(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _problem_text(exc: VaultError) -> str:
+    params = exc.extra.get("invalid_params")
+    if isinstance(params, list) and params:
+        return "; ".join(f"{p.get('name')}: {p.get('reason')}" for p in params
+                         if isinstance(p, dict))
+    return exc.detail
+
+
+class VaultGroup(click.Group):
+    """The root group: turns every failure into one line on stderr and an exit status."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.ClickException, click.exceptions.Exit,
+                click.exceptions.Abort):
+            raise
+        except CliError as exc:
+            message, status = exc.message, exc.status
+        except ConfigError as exc:
+            message, status = str(exc), 2
+        except Unavailable:
+            message, status = ("the store does not answer: check VAULT_REDIS_URL and that Redis "
+                               "is running"), 1
+        except VaultError as exc:
+            message, status = _problem_text(exc), 1
+        except redis.exceptions.ResponseError as exc:
+            # Redis's own words (an ACL refusal, say): they name commands, never stored values.
+            message, status = f"Redis refused a command: {str(exc).splitlines()[0]}", 1
+        except Exception as exc:
+            # Exception messages may quote input; the type is all that is safe to show.
+            message, status = f"unexpected error ({type(exc).__name__})", 1
+        click.echo(f"Error: {message}", err=True)
+        ctx.exit(status)
+
+
+@click.group(cls=VaultGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """vault: one-time credential exchange bound to helpdesk tickets."""
+
+
+def main() -> None:
+    """The `vault` console script."""
+    try:
+        cli(prog_name="vault")
+    except BrokenPipeError:
+        # `vault audit | head`: the reader left. Quietly, without a second error at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+
+
+# -- store access -------------------------------------------------------------------------------
+
+@dataclass
+class StoreContext:
+    config: Config
+    store: Store
+
+    def accounts(self) -> Accounts:
+        from vault.accounts import Accounts
+        from vault.crypto.passwords import Passwords
+
+        return Accounts(self.store, Passwords.production(), self.config)
+
+
+def open_store(*, min_socket_timeout: float | None = None) -> StoreContext:
+    """The configured store, from the environment. Exit 2 when no Redis is configured."""
+    from vault import config as config_mod
+    from vault.extension import build_store
+
+    config = config_mod.load()
+    if config.embedded or not config.redis_url:
+        fail("this command works on the store that VAULT_REDIS_URL names, and it is not set "
+             "(with nothing configured, `vault serve` runs an in-memory demo no other command "
+             "can reach): set VAULT_REDIS_URL, VAULT_SECRET_KEY and VAULT_KEYS as for "
+             "`vault serve`", 2)
+    if min_socket_timeout is not None and config.redis_socket_timeout < min_socket_timeout:
+        config = replace(config, redis_socket_timeout=min_socket_timeout)
+    return StoreContext(config=config, store=build_store(config))
+
+
+# -- serve ----------------------------------------------------------------------------------------
+
+@cli.command()
+@click.option("--bind", metavar="HOST:PORT", default=None,
+              help="Address to listen on (default 127.0.0.1:8000).")
+@click.option("--workers", type=click.IntRange(min=1), default=None,
+              help="Worker processes (default from the core count; 1 in the embedded mode).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Threads per worker (default 4).")
+@click.pass_context
+def serve(ctx: click.Context, bind: str | None, workers: int | None, threads: int | None) -> None:
+    """Run vault under gunicorn (embedded demo mode when nothing is configured)."""
+    from vault.serve import serve as run_server
+
+    ctx.exit(run_server(bind=bind, workers=workers, threads=threads))
+
+
+# -- keys ------------------------------------------------------------------------------------------
+
+@cli.group()
+def keys() -> None:
+    """The server's key ring (VAULT_KEYS)."""
+
+
+@keys.command("generate")
+def keys_generate() -> None:
+    """Print one new key for VAULT_KEYS (needs no configuration)."""
+    click.echo(generate_key_spec())
+
+
+@keys.command("rotate")
+def keys_rotate() -> None:
+    """Re-wrap every stored envelope under the first key of VAULT_KEYS."""
+    from vault.extension import load_keyring
+    from vault.rotation import rotate_all
+
+    ctx = open_store()
+    if not ctx.config.keys and not ctx.config.keys_file:
+        # Without a ring, the app would make up a throwaway key: rotating under it loses all.
+        fail("keys rotate needs the key ring: set VAULT_KEYS (or VAULT_KEYS_FILE)", 2)
+    keyring = load_keyring(ctx.config)
+    report = rotate_all(ctx.store, keyring)
+    click.echo(report.summary())
+    if report.failed:
+        fail(f"{report.failed} envelope(s) could not be unwrapped: the key they were wrapped "
+             "with is not in VAULT_KEYS; put it back (second) and run `vault keys rotate` again")
+
+
+# -- agents ----------------------------------------------------------------------------------------
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        line = click.get_text_stream("stdin").readline()
+        if line.endswith("\n"):
+            line = line[:-1]
+            if line.endswith("\r"):
+                line = line[:-1]
+        if not line:
+            fail("--password-stdin: no password on standard input")
+        return line
+    first: str = click.prompt("Password", hide_input=True, err=True)
+    second: str = click.prompt("Repeat the password", hide_input=True, err=True)
+    if first != second:
+        fail("the two passwords do not match; nothing was changed")
+    return first
+
+
+def _email(value: str) -> str:
+    from vault.accounts import normalise_email
+
+    return normalise_email(value)
+
+
+@cli.group()
+def agent() -> None:
+    """Agent accounts."""
+
+
+@agent.command("add")
+@click.argument("email")
+@click.option("--name", default="", help="Display name (default: the e-mail).")
+@click.option("--admin", is_flag=True, help="Give the admin role.")
+@click.option("--helpscout-id", default="", help="The agent's Help Scout user id.")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input.")
+def agent_add(email: str, name: str, admin: bool, helpscout_id: str,
+              password_stdin: bool) -> None:
+    """Create an agent."""
+    ctx = open_store()
+    email = _email(email)
+    if ctx.store.get_agent(email):  # before the prompts, so no password is typed in vain
+        fail("an agent with this e-mail already exists")
+    password = _read_password(password_stdin)
+    added = ctx.accounts().add_agent(email, password, name=name, admin=admin,
+                                     helpscout_id=helpscout_id)
+    note(f"Added {added['role']} {email}.")
+
+
+@agent.command("list")
+def agent_list() -> None:
+    """One line per agent: e-mail, name, role, enabled/disabled, Help Scout id (tab-separated)."""
+    for a in open_store().accounts().list_agents():
+        click.echo("\t".join([a["email"], a["name"], a["role"],
+                              "disabled" if a["disabled"] else "enabled",
+                              a["helpscout_id"] or ""]))
+
+
+@agent.command("edit")
+@click.argument("email")
+@click.option("--name", default=None, help="New display name.")
+@click.option("--admin/--no-admin", default=None, help="Give or take the admin role.")
+@click.option("--helpscout-id", default=None, help="New Help Scout user id.")
+def agent_edit(email: str, name: str | None, admin: bool | None,
+               helpscout_id: str | None) -> None:
+    """Change an agent's name, role or Help Scout id (a role change ends their sessions)."""
+    if name is None and admin is None and helpscout_id is None:
+        raise click.UsageError("nothing to change: give --name, --admin/--no-admin or "
+                               "--helpscout-id")
+    edited = open_store().accounts().edit_agent(email, name=name, admin=admin,
+                                                helpscout_id=helpscout_id)
+    note(f"Updated {edited['email']}.")
+
+
+@agent.command("disable")
+@click.argument("email")
+def agent_disable(email: str) -> None:
+    """Disable an agent: every session and token of theirs ends at once."""
+    open_store().accounts().set_disabled(email, True)
+    note(f"Disabled {_email(email)}; their sessions and tokens have ended.")
+
+
+@agent.command("enable")
+@click.argument("email")
+def agent_enable(email: str) -> None:
+    """Enable a disabled agent (their old tokens stay revoked)."""
+    open_store().accounts().set_disabled(email, False)
+    note(f"Enabled {_email(email)}.")
+
+
+@agent.command("remove")
+@click.argument("email")
+def agent_remove(email: str) -> None:
+    """Delete an agent with their tokens."""
+    open_store().accounts().remove_agent(email)
+    note(f"Removed {_email(email)}.")
+
+
+@agent.command("passwd")
+@click.argument("email")
+@click.option("--password-stdin", is_flag=True,
+              help="Read the password from the first line of standard input.")
+def agent_passwd(email: str, password_stdin: bool) -> None:
+    """Set an agent's password (ends their sessions and tokens)."""
+    ctx = open_store()
+    email = _email(email)
+    if not ctx.store.get_agent(email):
+        fail("no such agent")
+    ctx.accounts().set_password(email, _read_password(password_stdin))
+    note(f"Password changed for {email}; their sessions and tokens have ended.")
+
+
+@agent.command("reset-2fa")
+@click.argument("email")
+def agent_reset_2fa(email: str) -> None:
+    """Remove an agent's second factor (ends their sessions and tokens)."""
+    open_store().accounts().reset_2fa(email)
+    note(f"Second factor removed for {_email(email)}.")
+
+
+# -- tokens and helpdesk keys ----------------------------------------------------------------------
+
+def _iso(ms: int) -> str:
+    from vault.service import iso
+
+    return iso(ms) or ""
+
+
+@cli.group()
+def token() -> None:
+    """Agents' API tokens (for `vault request` and `vault reveal`)."""
+
+
+@token.command("create")
+@click.argument("email")
+def token_create(email: str) -> None:
+    """Print a new API token for the agent (shown once)."""
+    value, token_id = open_store().accounts().create_token(email)
+    click.echo(value)
+    note(f"Created token {token_id} for {_email(email)}; it is shown once, above.")
+
+
+@token.command("list")
+@click.argument("email")
+def token_list(email: str) -> None:
+    """One line per token of the agent: id, created at (tab-separated)."""
+    for t in open_store().accounts().list_tokens(email):
+        click.echo(f"{t['id']}\t{_iso(t['created_at'])}")
+
+
+@token.command("revoke")
+@click.argument("token_id")
+def token_revoke(token_id: str) -> None:
+    """Revoke a token by its id (see `vault token list`)."""
+    open_store().accounts().revoke_token(token_id)
+    note(f"Revoked {token_id}.")
+
+
+@cli.group()
+def apikey() -> None:
+    """Helpdesk API keys."""
+
+
+@apikey.command("create")
+@click.argument("name")
+def apikey_create(name: str) -> None:
+    """Print a new helpdesk key named NAME (shown once)."""
+    ctx = open_store()
+    key = ctx.accounts().create_api_key(name)
+    click.echo(key)
+    note(f"Created helpdesk key {name} ({ctx.store.api_key_id(name)}); it is shown once, above.")
+
+
+@apikey.command("list")
+def apikey_list() -> None:
+    """One line per helpdesk key: name, id, created at (tab-separated)."""
+    for k in open_store().accounts().list_api_keys():
+        click.echo(f"{k['name']}\t{k['id']}\t{_iso(k['created_at'])}")
+
+
+@apikey.command("revoke")
+@click.argument("name")
+def apikey_revoke(name: str) -> None:
+    """Revoke the helpdesk key named NAME."""
+    open_store().accounts().revoke_api_key(name)
+    note(f"Revoked helpdesk key {name}.")
+
+
+# -- audit -----------------------------------------------------------------------------------------
+
+def _stream_order(stream_id: str) -> tuple[int, int]:
+    ms, _, seq = stream_id.partition("-")
+    return int(ms or 0), int(seq or 0)
+
+
+def _follow_global(store: Store, after: str) -> Iterator[AuditEvent]:
+    while True:
+        for event in store.audit_tail(1000, after=after, block_ms=FOLLOW_BLOCK_MS):
+            after = event.stream_id
+            yield event
+
+
+def _follow_ticket(store: Store, ticket: str, after: str) -> Iterator[AuditEvent]:
+    # The store offers no blocking read of one ticket's stream: poll it (a CLI, not a server).
+    last = _stream_order(after)
+    while True:
+        time.sleep(TICKET_POLL_SECONDS)
+        for event in store.ticket_audit(ticket, 1000):
+            if _stream_order(event.stream_id) > last:
+                last = _stream_order(event.stream_id)
+                yield event
+
+
+@cli.command()
+@click.option("--ticket", default=None, help="Only this ticket's events.")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new events until interrupted.")
+@click.option("-n", "count", type=click.IntRange(min=0, max=100_000), default=100,
+              show_default=True, help="How many past events to print.")
+def audit(ticket: str | None, follow: bool, count: int) -> None:
+    """Print audit events as JSON lines, newest last."""
+    from vault.service import event_json
+
+    if ticket is not None and not _TICKET_RE.fullmatch(ticket):
+        raise click.BadParameter("use 1 to 64 letters, digits, '-' or '_'", param_hint="--ticket")
+    ctx = open_store(min_socket_timeout=FOLLOW_BLOCK_MS / 1000 + 5 if follow else None)
+    store = ctx.store
+
+    def tail(n: int) -> list[AuditEvent]:
+        return store.ticket_audit(ticket, n) if ticket else store.audit_tail(n)
+
+    events = tail(count) if count else []
+    for event in events:
+        click.echo(event_json(event))
+    if not follow:
+        return
+    latest = events or tail(1)
+    after = latest[-1].stream_id if latest else "0-0"
+    stream = _follow_ticket(store, ticket, after) if ticket else _follow_global(store, after)
+    try:
+        for event in stream:
+            click.echo(event_json(event))
+    except KeyboardInterrupt:
+        return
+
+
+# -- the agent's terminal flow over HTTP -----------------------------------------------------------
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # A redirect would carry the bearer token to wherever it points: refuse them all.
+    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> None:
+        return None
+
+
+@dataclass
+class Api:
+    base: str
+    token: str
+
+    @classmethod
+    def from_env(cls) -> Api:
+        base = os.environ.get("VAULT_URL", "").strip() or DEFAULT_URL
+        parts = urlsplit(base)
+        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query \
+                or parts.fragment:
+            fail("VAULT_URL must be an http:// or https:// URL, such as "
+                 f"{DEFAULT_URL}", 2)
+        value = os.environ.get("VAULT_TOKEN", "").strip()
+        if not value:
+            fail("set VAULT_TOKEN to your API token (an admin creates one with "
+                 "`vault token create EMAIL`)", 2)
+        if not is_token(value, AGENT_TOKEN):
+            fail("VAULT_TOKEN is not an agent API token (vt_ followed by 43 characters)", 2)
+        return cls(base=base.rstrip("/"), token=value)
+
+    @property
+    def origin(self) -> str:
+        parts = urlsplit(self.base)
+        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
+             auth: bool = True) -> dict[str, Any]:
+        """One API call; the JSON answer, or CliError with the server's `detail`."""
+        data = None if body is None else json.dumps(body).encode()
+        # The scheme was checked in from_env: only http and https reach here.
+        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
+        req.add_header("Accept", "application/json")
+        if data is not None:
+            req.add_header("Content-Type", "application/json")
+        if auth:
+            req.add_header("Authorization", f"Bearer {self.token}")
+        opener = urllib.request.build_opener(_NoRedirects)
+        try:
+            with opener.open(req, timeout=HTTP_TIMEOUT) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as exc:
+            fail(_http_error(exc))
+        except urllib.error.URLError as exc:
+            reason = exc.reason if isinstance(exc.reason, str) else type(exc.reason).__name__
+            if isinstance(exc.reason, OSError) and exc.reason.strerror:
+                reason = exc.reason.strerror
+            fail(f"cannot reach vault at {self.origin}: {reason}")
+        except TimeoutError:
+            fail(f"vault at {self.origin} did not answer within {HTTP_TIMEOUT:.0f} s")
+        except OSError as exc:
+            fail(f"cannot talk to vault at {self.origin}: {exc.strerror or type(exc).__name__}")
+        if not raw:
+            return {}
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            fail(f"vault at {self.origin} sent an answer that is not a JSON object")
+        return answer
+
+
+def _http_error(exc: urllib.error.HTTPError) -> str:
+    status = exc.code
+    try:
+        problem = json.loads(exc.read() or b"null")
+    except (ValueError, OSError):
+        problem = None
+    if 300 <= status < 400:
+        return (f"vault answered with a redirect (HTTP {status}); set VAULT_URL to the address "
+                "it redirects to")
+    if not isinstance(problem, dict):
+        return f"vault answered HTTP {status}"
+    detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+    extra = ""
+    if problem.get("reason") == "revealed" and problem.get("revealed_by"):
+        extra = f" (by {problem['revealed_by']}"
+        extra += f" at {problem['revealed_at']})" if problem.get("revealed_at") else ")"
+    if status == 401:
+        detail += " Check VAULT_TOKEN."
+    if status == 429 and exc.headers.get("Retry-After"):
+        detail += f" Retry in {exc.headers['Retry-After']} s."
+    return f"{detail}{extra} (HTTP {status})"
+
+
+@cli.command()
+@click.option("--ticket", required=True, help="The helpdesk ticket the credentials are for.")
+@click.option("--note", "note_text", default=None, help="A note shown to the customer.")
+def request(ticket: str, note_text: str | None) -> None:
+    """Ask a customer for credentials: print the link (with its key) to paste into the ticket."""
+    if not _TICKET_RE.fullmatch(ticket):
+        raise click.BadParameter("use 1 to 64 letters, digits, '-' or '_'", param_hint="--ticket")
+    api = Api.from_env()
+    body: dict[str, Any] = {"ticket": ticket}
+    if note_text:
+        body["note"] = note_text
+    created = api.call("POST", "/api/v1/requests", body)
+    url = created.get("url")
+    if not isinstance(url, str) or not url:
+        fail("vault's answer has no link")
+    key = generate_key()
+    click.echo(f"{url}#{key}")
+    note(f"Request for ticket {ticket}; paste the link into your reply. "
+         f"It expires at {created.get('expires_at')}.")
+
+
+def _parse_link(link: str) -> tuple[str, str, str]:
+    """(r or s, id, K) from a vault link; messages never repeat the link, which holds K."""
+    parts = urlsplit(link.strip())
+    match = _LINK_RE.search(parts.path)
+    if match is None:
+        fail("not a vault link: expected https://HOST/r/<id>#<key> or https://HOST/s/<id>#<key>",
+             2)
+    if not parts.fragment:
+        fail("the link has no key after '#': copy the whole link", 2)
+    if not _KEY_RE.fullmatch(parts.fragment):
+        fail("the key after '#' is damaged (it is 43 characters): copy the whole link", 2)
+    return match.group(1), match.group(2), parts.fragment
+
+
+@cli.command()
+@click.argument("url", metavar="URL")
+def reveal(url: str) -> None:
+    """Reveal a secret from its link; print its fields as one line of JSON."""
+    kind_of_link, id_, key = _parse_link(url)
+    api = Api.from_env()
+    secret_id = id_
+    if kind_of_link == "r":
+        state = api.call("GET", f"/api/v1/requests/{id_}", auth=False)
+        secret_id = str(state.get("secret_id") or "")
+        if not secret_id:
+            fail("the customer has not filled this request yet")
+    revealed = api.call("POST", f"/api/v1/secrets/{secret_id}/reveal", {})
+    envelope, kind, ticket = (revealed.get("envelope"), revealed.get("kind"),
+                              revealed.get("ticket"))
+    if not all(isinstance(v, str) for v in (envelope, kind, ticket)):
+        fail("vault's answer to the reveal is incomplete")
+    try:
+        fields = open_envelope(key, str(envelope), ticket=str(ticket), kind=str(kind))
+    except InvalidEnvelope:
+        fail("the secret does not open with the key in this link (was the link copied whole?); "
+             "it was not acknowledged, so this session can fetch it again for a short while")
+    click.echo(json.dumps(fields, ensure_ascii=False))
+    note(f"{kind} credentials for ticket {ticket}.")
+    try:
+        api.call("POST", f"/api/v1/secrets/{secret_id}/ack", {})
+    except CliError as exc:
+        note(f"warning: the reveal was not acknowledged ({exc.message}); vault deletes the "
+             "envelope when the grace window ends")
+
+
+if __name__ == "__main__":
+    main()
