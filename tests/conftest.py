@@ -148,13 +148,18 @@ def base_config(redis_url: str, **overrides: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def make_app(redis_client: redis.Redis, redis_server: RedisServer, clock: Clock
-             ) -> Callable[..., Any]:
+             ) -> Iterator[Callable[..., Any]]:
+    apps: list[Any] = []
+
     def factory(**overrides: Any) -> Any:
         overrides.setdefault("clock", clock)
         app = create_app(base_config(redis_server.url, **overrides))
         app.testing = True
+        apps.append(app)
         return app
-    return factory
+    yield factory
+    for app in apps:
+        app.extensions["vault"].close()
 
 
 @pytest.fixture

@@ -141,7 +141,6 @@ def test_bodies_that_are_not_a_json_object_are_400(client, body):
 
 
 def test_bodies_over_64_kib_are_413(client):
-    envelope, _ = sealed("1")
     rv = client.post("/api/v1/secrets", json={"ticket": "1", "kind": "wordpress",
                                              "envelope": "v1." + "A" * 70000})
     assert rv.status_code == 413

@@ -36,10 +36,12 @@ def server(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Itera
 
 
 @pytest.fixture(scope="module")
-def local(redis_server: Any) -> Any:
+def local(redis_server: Any) -> Iterator[Any]:
     """An app on the same Redis, to set up accounts without going through HTTP."""
-    return create_app(base_config(redis_server.url, cheap_passwords=True, **RAISED)
-                      ).extensions["vault"]
+    ext = create_app(base_config(redis_server.url, cheap_passwords=True, **RAISED)
+                     ).extensions["vault"]
+    yield ext
+    ext.close()
 
 
 def fire(n: int, call: Any) -> list[Any]:
@@ -130,7 +132,7 @@ def test_submissions_racing_a_close_never_survive_the_purge(server, local, redis
 
     results = fire(writers + 1, act)
     assert not [r for r in results if isinstance(r, Exception)], results
-    close = [r for r in results if r[0] == "close"][0]
+    close = next(r for r in results if r[0] == "close")
     assert close[1] == 200
     accepted = [sid for kind, code, sid in results if kind == "submit" and code == 201]
     refused = [code for kind, code, _ in results if kind == "submit" and code != 201]

@@ -62,6 +62,7 @@ def world(own_redis: RedisServer, tmp_path_factory: pytest.TempPathFactory
                             Path(tmp_path_factory.mktemp("down")), workers=2, threads=4)
     yield {"server": server, "token": token, "key": key, "local": local}
     stop_server(server)
+    local.close()
 
 
 def needs_redis(url: str, token: str, key: str, secret_id: str, request_id: str

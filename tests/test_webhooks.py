@@ -13,7 +13,10 @@ from helpers import sealed, share
 STANDARD_KEY = base64.b64decode("c2VjcmV0LWtleS1mb3Itc3RhbmRhcmQtd2ViaG9va3M=")
 
 
-def hs_post(client: Any, event: str, body: dict[str, Any] | bytes, secret: str = "hs-secret-one",
+HS_SECRET = "hs-secret-one"
+
+
+def hs_post(client: Any, event: str, body: dict[str, Any] | bytes, secret: str = HS_SECRET,
             signature: str | None = None) -> Any:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
     headers = {"X-HelpScout-Event": event, "Content-Type": "application/json"}

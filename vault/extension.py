@@ -21,6 +21,7 @@ from vault.crypto.keyring import KeyRing, KeyRingError
 from vault.crypto.passwords import Passwords
 from vault.errors import ConfigError, RateLimited
 from vault.metrics import Metrics
+from vault.notify import Notifier
 from vault.redis_client import connect, limiter_storage
 from vault.service import Vault
 from vault.storage import Store
@@ -69,6 +70,18 @@ class VaultExtension:
     metrics: Metrics
     limits: dict[str, list[RateLimitItem]]
 
+    notifier: Notifier | None = None
+
+    def close(self) -> None:
+        """Release connections and threads (tests build many apps in one process)."""
+        self.store.client.close()
+        storage = getattr(self.limiter, "_storage", None)
+        client = getattr(storage, "storage", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()
+        if self.notifier is not None:
+            self.notifier.close()
+
     def check_limit(self, name: str, key: str) -> None:
         """Count one hit of the named limit for `key`; RateLimited with Retry-After when over."""
         if not self.config.ratelimit_enabled:
@@ -102,11 +115,19 @@ def build(app: Flask, config: Config) -> VaultExtension:
         "reveal": parse_many(config.ratelimit_reveal),
         "webhook": parse_many(config.ratelimit_webhook),
     }
+    notifier = None
+    if config.notify_url:
+        try:
+            notifier = Notifier(config.notify_url, config.notify_secret)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(str(exc) if isinstance(exc, ValueError) and "VAULT_" in str(exc)
+                              else "VAULT_NOTIFY_SECRET must be whsec_<base64>") from None
     ext = VaultExtension(
         config=config, store=store, keyring=keyring,
-        vault=Vault(store, keyring, config, config.clock),
+        vault=Vault(store, keyring, config, config.clock,
+                    notifier.secret_submitted if notifier else None),
         accounts=Accounts(store, passwords, config, config.clock),
-        limiter=limiter, metrics=Metrics(), limits=limits)
+        limiter=limiter, metrics=Metrics(), limits=limits, notifier=notifier)
     app.extensions["vault"] = ext
     return ext
 

@@ -7,19 +7,16 @@ so a reveal finds all its keys from the id alone, with no lookup.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import secrets
+
+from vault.crypto.b64 import b64url_decode, b64url_encode
 
 TICKET_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _ID_RE = re.compile(r"^[A-Za-z0-9_-]{28}$")
 ID_LENGTH = 28
 TAG_LENGTH = 6
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
 def is_ticket(value: object) -> bool:
@@ -28,7 +25,7 @@ def is_ticket(value: object) -> bool:
 
 def slot_tag(ticket: str) -> str:
     """First 6 characters of base64url(SHA-256("vault-slot:" + ticket))."""
-    return _b64(hashlib.sha256(b"vault-slot:" + ticket.encode("utf-8")).digest())[:TAG_LENGTH]
+    return b64url_encode(hashlib.sha256(b"vault-slot:" + ticket.encode("utf-8")).digest())[:TAG_LENGTH]
 
 
 def new_id(ticket: str) -> str:
@@ -37,7 +34,7 @@ def new_id(ticket: str) -> str:
 
 def new_id_in(tag: str) -> str:
     """A new id in the same slot as `tag` (a request's secret lives beside its request)."""
-    return tag + _b64(secrets.token_bytes(16))
+    return tag + b64url_encode(secrets.token_bytes(16))
 
 
 def is_id(value: object) -> bool:
@@ -49,10 +46,10 @@ def is_id(value: object) -> bool:
     if not isinstance(value, str) or _ID_RE.fullmatch(value) is None:
         return False
     try:
-        raw = base64.urlsafe_b64decode(value[TAG_LENGTH:] + "==")
+        b64url_decode(value[TAG_LENGTH:])  # strict: refuses non-canonical trailing bits
     except ValueError:
         return False
-    return _b64(raw) == value[TAG_LENGTH:]
+    return True
 
 
 def tag_of(id_: str) -> str:

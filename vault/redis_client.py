@@ -53,20 +53,22 @@ def connect(config: Config) -> tuple[Any, bool]:
             service, db = path[0], int(path[1]) if len(path) > 1 else 0
             query = parse_qs(parts.query)
             sentinel_password = query.get("sentinel_password", [None])[0]
-            sentinel = redis.Sentinel(
+            sentinel = redis.Sentinel(  # type: ignore[no-untyped-call]
                 nodes, sentinel_kwargs={"password": sentinel_password,
                                         "socket_timeout": config.redis_socket_timeout,
                                         "socket_connect_timeout": config.redis_connect_timeout},
                 socket_timeout=config.redis_socket_timeout,
                 socket_connect_timeout=config.redis_connect_timeout)
-            client = sentinel.master_for(service, db=db, username=user or None,
+            client = sentinel.master_for(  # type: ignore[no-untyped-call]
+                service, db=db, username=user or None,
                                          password=password or None, retry=_retry())
             return client, False
         if url.startswith("redis+cluster://"):
             parts = urlsplit(url)
             user, password, nodes = _hosts(parts.netloc)
             from redis.cluster import ClusterNode, RedisCluster
-            cluster = RedisCluster(startup_nodes=[ClusterNode(h, p) for h, p in nodes],
+            cluster = RedisCluster(startup_nodes=[ClusterNode(h, p)  # type: ignore[no-untyped-call]
+                                                  for h, p in nodes],
                                    username=user or None, password=password or None,
                                    socket_timeout=config.redis_socket_timeout,
                                    socket_connect_timeout=config.redis_connect_timeout)

@@ -87,8 +87,11 @@ class Vault:
     """Secrets, requests and tickets."""
 
     def __init__(self, store: Store, keyring: KeyRing, config: Config,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None,
+                 on_submitted: Callable[..., Any] | None = None) -> None:
         self.store = store
+        # Called after a secret is stored (ticket, secret_id, kind, at): the optional notifier.
+        self.on_submitted = on_submitted
         self.keyring = keyring
         self.config = config
         self.clock = clock or time.time
@@ -154,6 +157,10 @@ class Vault:
         if status == "notfound":
             raise NotFound("No such secret or request.")
         raise Unavailable()  # an answer the scripts never give: fail closed
+
+    def _submitted(self, ticket: str, secret_id: str, kind: str, now: int) -> None:
+        if self.on_submitted is not None:
+            self.on_submitted(ticket=ticket, secret_id=secret_id, kind=kind, at=iso(now))
 
     def _gone(self, values: list[Any]) -> None:
         reason = _text(values[0])
@@ -227,6 +234,8 @@ class Vault:
         ticket = _text(result.values[2])
         emit("secret.submitted", ticket=ticket, id=secret_id, request=request_id, kind=kind,
              actor="customer", address=address)
+        if result.status == "ok":
+            self._submitted(ticket, secret_id, kind, now)
         return {"secret_id": secret_id, "expires_at": iso(expires),
                 "manage_token": self.manage_token(secret_id)}
 
@@ -258,6 +267,7 @@ class Vault:
             self._refused(result)
         emit("secret.submitted", ticket=ticket, id=id_, kind=kind, actor="customer",
              address=address)
+        self._submitted(ticket, id_, kind, now)
         return {"id": id_, "url": self._link("s", id_), "expires_at": iso(expires),
                 "manage_token": self.manage_token(id_)}
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import time
 from typing import Any
@@ -31,6 +32,7 @@ log = logging.getLogger("vault.http")
 SESSION_COOKIE = "__Host-vault_session"
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 20
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -198,7 +200,9 @@ def install(app: Flask) -> None:
     @app.before_request
     def _start() -> None:
         g.started = time.perf_counter()
-        g.request_id = request.headers.get("X-Request-Id", "")[:64] or secrets.token_hex(8)
+        offered = request.headers.get("X-Request-Id", "")
+        # A proxy's id is kept only when it is a plain token: it goes into logs and headers.
+        g.request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(8)
 
     @app.after_request
     def _headers(resp: Response) -> Response:
