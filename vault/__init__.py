@@ -14,7 +14,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Raises `vault.errors.ConfigError` when the configuration cannot run (production without a
     Redis URL, secret key or key ring, or any malformed setting).
     """
-    from vault import api, config as config_mod, extension, logs, web
+    from vault import api, extension, logs, web
+    from vault import config as config_mod
 
     settings = config_mod.load(config)
     logs.setup(settings.log_level)

@@ -56,6 +56,8 @@ local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, man
   redis.call('PEXPIRE', skey, meta_ttl)
   redis.call('SET', k('e', id), env, 'PX', env_ttl)
   redis.call('ZADD', k('w', ticket), expires, id)
+  -- Index members whose metadata has expired index nothing: drop them as we go.
+  redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOW)
   redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 's:' .. id)
   keep(k('w', ticket), env_ttl)
   keep(k('ix', ticket), meta_ttl)
@@ -97,6 +99,7 @@ local rkey = k('r', id)
 redis.call('HSET', rkey, 'ticket', ticket, 'state', 'open', 'created_at', NOW,
            'expires_at', expires, 'created_by', ACTOR, 'note', note)
 redis.call('PEXPIRE', rkey, meta_ttl)
+redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOW)
 redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 'r:' .. id)
 keep(k('ix', ticket), meta_ttl)
 keep(t, math.max(meta_ttl, tonumber(ARGV[14])))
