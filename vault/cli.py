@@ -75,8 +75,8 @@ class VaultGroup(click.Group):
         try:
             return super().invoke(ctx)
         except (click.exceptions.ClickException, click.exceptions.Exit,
-                click.exceptions.Abort):
-            raise
+                click.exceptions.Abort, BrokenPipeError):
+            raise  # click reports these itself (a closed pipe quietly)
         except CliError as exc:
             message, status = exc.message, exc.status
         except ConfigError as exc:
@@ -87,8 +87,11 @@ class VaultGroup(click.Group):
         except VaultError as exc:
             message, status = _problem_text(exc), 1
         except redis.exceptions.ResponseError as exc:
-            # Redis's own words (an ACL refusal, say): they name commands, never stored values.
-            message, status = f"Redis refused a command: {str(exc).splitlines()[0]}", 1
+            # An ACL refusal names the command or key, worth showing; any other error, only
+            # its code: a script's error text could quote an argument.
+            text = (str(exc).splitlines() or [""])[0]
+            shown = text if text.startswith("NOPERM") else text.split(" ", 1)[0]
+            message, status = f"Redis refused a command: {shown or type(exc).__name__}", 1
         except Exception as exc:
             # Exception messages may quote input; the type is all that is safe to show.
             message, status = f"unexpected error ({type(exc).__name__})", 1
@@ -345,6 +348,10 @@ def token_list(email: str) -> None:
 @click.argument("token_id")
 def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (see `vault token list`)."""
+    if not token_id.startswith("tok_"):
+        # Accounts.revoke_token deletes whatever the id names before checking it is an agent
+        # token: never let `token revoke key_...` delete a helpdesk key.
+        fail("no such token (token ids start with tok_; see `vault token list EMAIL`)")
     open_store().accounts().revoke_token(token_id)
     note(f"Revoked {token_id}.")
 
@@ -526,7 +533,7 @@ def _http_error(exc: urllib.error.HTTPError) -> str:
         extra += f" at {problem['revealed_at']})" if problem.get("revealed_at") else ")"
     if status == 401:
         detail += " Check VAULT_TOKEN."
-    if status == 429 and exc.headers.get("Retry-After"):
+    if status in {429, 503} and exc.headers.get("Retry-After"):
         detail += f" Retry in {exc.headers['Retry-After']} s."
     return f"{detail}{extra} (HTTP {status})"
 

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import redis.exceptions
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
@@ -228,10 +229,13 @@ def serve(*, bind: str | None, workers: int | None, threads: int | None,
             _say(f"warning: VAULT_BASE_URL is not set: links will start with "
                  f"{ext.config.base_url}")
         try:
-            ext.store.load_scripts()
+            ext.store.load_scripts()  # spares the first requests a NOSCRIPT round trip
         except Unavailable:
             _say("warning: Redis does not answer yet; vault starts anyway and answers 503 "
                  "(and /readyz 503) until it does")
+        except redis.exceptions.RedisError as exc:
+            # An ACL without SCRIPT LOAD, say: the scripts still load on first use (EVAL).
+            _say(f"warning: could not preload the Lua scripts ({type(exc).__name__})")
     if not address.is_loopback:
         _say(f"warning: vault serves plain HTTP on {address.spec}; it expects TLS at a reverse "
              "proxy in front of it (see deploy/)")
