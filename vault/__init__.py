@@ -20,7 +20,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = config_mod.load(config)
     logs.setup(settings.log_level)
     app = Flask(__name__)
-    app.config.update(MAX_CONTENT_LENGTH=64 * 1024, JSON_SORT_KEYS=False)
+    app.config.update(MAX_CONTENT_LENGTH=64 * 1024)
+    # No routing redirects: a 308 would bypass the error handlers and echo the client's Host.
+    app.url_map.merge_slashes = False
+    app.url_map.strict_slashes = False
     if settings.trusted_proxies:
         from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]

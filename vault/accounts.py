@@ -165,8 +165,8 @@ class Accounts:
                 for t in self.store.list_tokens(email)]
 
     def revoke_token(self, token_id: str, *, actor: str = "cli") -> None:
-        row = self.store.revoke_token(token_id)
-        if not row or row.get("type") != "token":
+        row = self.store.revoke_token(token_id, kind="token")
+        if not row:
             raise NotFound("No such token.")
         self._audit("token.revoked", actor, f"{row.get('owner', '')} {token_id}")
 
@@ -188,7 +188,7 @@ class Accounts:
 
     def revoke_api_key(self, name: str, *, actor: str = "cli") -> None:
         key_id = self.store.api_key_id(name)
-        if not key_id or not self.store.revoke_token(key_id):
+        if not key_id or not self.store.revoke_token(key_id, kind="apikey"):
             raise NotFound("No such helpdesk key.")
         self._audit("apikey.revoked", actor, name)
 

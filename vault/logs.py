@@ -41,12 +41,24 @@ def _frames(tb: Any) -> list[str]:
     return traceback.format_list(traceback.extract_tb(tb))
 
 
+class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (pytest swaps it; gunicorn may too)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _: Any) -> None:
+        pass
+
+
 def setup(level: str) -> None:
     """Route the `vault` loggers to stderr as JSON lines (idempotent)."""
     root = logging.getLogger("vault")
     root.setLevel(level)
     if not any(getattr(h, "_vault", False) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _Stderr()
         handler.setFormatter(JsonFormatter())
         handler._vault = True  # type: ignore[attr-defined]
         root.addHandler(handler)

@@ -134,6 +134,8 @@ class Vault:
     def _ttl(self, ttl: Any) -> int:
         if ttl is None:
             return self.config.default_ttl
+        if isinstance(ttl, float) and ttl.is_integer():
+            ttl = int(ttl)  # JSON has one number type: 600.0 is the integer 600
         if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= self.config.max_ttl:
             raise ValidationFailed([{"name": "ttl", "reason":
                                      f"Seconds between 60 and {self.config.max_ttl}."}])

@@ -91,7 +91,7 @@ class Store:
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
             "PURGE", "REOPEN", "ASSIGN", "HELPDESK_REOPEN", "TICKET_VIEW", "SWAP_IF_SAME",
-            "AUTHENTICATE")}
+            "AUTHENTICATE", "ADD_AGENT")}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -343,10 +343,17 @@ class Store:
                 entries = res[0][1] if res else []
         return [self._event(e) for e in entries]
 
-    def ticket_audit(self, ticket: str, count: int = 100) -> list[AuditEvent]:
+    def ticket_audit(self, ticket: str, count: int = 100, *, after: str | None = None,
+                     block_ms: int | None = None) -> list[AuditEvent]:
+        """Like `audit_tail`, for one ticket's own stream."""
+        key = self._k(slot_tag(ticket), "log", ticket)
         with self._guard():
-            entries = self.client.xrevrange(self._k(slot_tag(ticket), "log", ticket), count=count)
-        return [self._event(e) for e in reversed(entries)]
+            if after is None:
+                entries = list(reversed(self.client.xrevrange(key, count=count)))
+            else:
+                res = self.client.xread({key: after}, count=count, block=block_ms)
+                entries = res[0][1] if res else []
+        return [self._event(e) for e in entries]
 
     def add_audit(self, *, now_ms: int, event: str, actor: str, detail: str = "",
                   ticket: str = "") -> None:
@@ -436,30 +443,31 @@ class Store:
 
     def add_agent(self, email: str, fields: dict[str, Any]) -> bool:
         """Create the agent; False if the e-mail is taken."""
-        with self._guard():
-            if not self.client.sadd(ACCT + "agents", email):
-                return False
-            self.client.hset(self._agent_key(email), mapping={**fields, "email": email,
-                                                               "epoch": "1"})
-            hs_id = fields.get("helpscout_id")
-            if hs_id:
-                self.client.set(f"{ACCT}hsuser:{hs_id}", email)
-        return True
+        flat: list[Any] = []
+        for name, value in {**fields, "email": email, "epoch": "1"}.items():
+            flat += [name, value]
+        hs_id = fields.get("helpscout_id") or ""
+        out = self._eval("ADD_AGENT", [ACCT + "agents", self._agent_key(email)],
+                         [email, f"{ACCT}hsuser:{hs_id}" if hs_id else "", *flat])
+        return bool(int(_s(out[0])))
 
     def update_agent(self, email: str, fields: dict[str, Any], *, revoke: bool = False) -> bool:
         """Change fields; with `revoke`, bump the epoch: every session and token dies at once."""
         key = self._agent_key(email)
         with self._guard():
-            if not self.client.exists(key):
+            old_hs_id = self.client.hget(key, "helpscout_id")
+            if old_hs_id is None and not self.client.exists(key):
                 return False
             pipe = self.client.pipeline(transaction=True)
             if fields:
                 pipe.hset(key, mapping=fields)
             if revoke:
                 pipe.hincrby(key, "epoch", 1)
-            hs_id = fields.get("helpscout_id")
-            if hs_id:
-                pipe.set(f"{ACCT}hsuser:{hs_id}", email)
+            if "helpscout_id" in fields and _s(old_hs_id) != _s(fields["helpscout_id"]):
+                if old_hs_id:
+                    pipe.delete(f"{ACCT}hsuser:{_s(old_hs_id)}")
+                if fields["helpscout_id"]:
+                    pipe.set(f"{ACCT}hsuser:{fields['helpscout_id']}", email)
             pipe.execute()
         return True
 
@@ -532,13 +540,18 @@ class Store:
         with self._guard():
             return _s(self.client.hget(f"{ACCT}apikeys", name)) or None
 
-    def revoke_token(self, token_id: str) -> dict[str, str] | None:
-        """Delete a token or key by its public id; returns what it was, None if unknown."""
+    def revoke_token(self, token_id: str, *, kind: str) -> dict[str, str] | None:
+        """Delete an agent token (`kind="token"`) or helpdesk key (`"apikey"`) by its public id.
+
+        Returns what it was; None if no such id of that kind exists (nothing is deleted).
+        """
         with self._guard():
             digest = _s(self.client.hget(f"{ACCT}tokids", token_id))
             if not digest:
                 return None
             row = {_s(k): _s(v) for k, v in self.client.hgetall(f"{ACCT}tok:{digest}").items()}
+            if row.get("type") != kind:
+                return None
             pipe = self.client.pipeline(transaction=True)
             pipe.delete(f"{ACCT}tok:{digest}")
             pipe.hdel(f"{ACCT}tokids", token_id)

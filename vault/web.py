@@ -232,7 +232,11 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        return render_error(_from_http(exc))
+        resp = render_error(_from_http(exc))
+        valid = getattr(exc, "valid_methods", None)
+        if exc.code == 405 and valid:
+            resp.headers["Allow"] = ", ".join(sorted(valid))
+        return resp
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
