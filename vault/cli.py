@@ -197,7 +197,7 @@ def keys_rotate() -> None:
 
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
-        line = click.get_text_stream("stdin").readline()
+        line = str(sys.stdin.readline())  # CliRunner swaps sys.stdin too
         if line.endswith("\n"):
             line = line[:-1]
             if line.endswith("\r"):

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import time
 from typing import Any
 
@@ -28,6 +29,7 @@ from vault.ids import is_ticket
 
 log = logging.getLogger("vault.webhooks")
 HELPSCOUT = "helpscout"
+_CONVERSATION_ID = re.compile(r"[0-9]{1,20}")
 STANDARD = "standard"
 
 
@@ -129,7 +131,10 @@ def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[
     actor = "helpscout"
     if event == "helpscout.test":
         return {"action": "none", "event": event}
-    conversation = str(body.get("id", "")) if body.get("id") not in (None, "") else ""
+    raw_id = body.get("id")
+    # Help Scout ids are integers; anything else is not used as part of a Redis key.
+    conversation = str(raw_id) if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) \
+        and _CONVERSATION_ID.fullmatch(str(raw_id)) else ""
     number = body.get("number")
     tombstone_ms = e.config.tombstone_ttl * 1000
     ticket: str | None = None
