@@ -21,5 +21,8 @@ if [ ! -x "$venv/bin/python" ]; then
   fi
 fi
 "$venv/bin/python" -m pip install -q --disable-pip-version-check --upgrade pip >/dev/null
-"$venv/bin/python" -m pip install -q --disable-pip-version-check -e "$root$extras"
+# constraints.txt pins the versions the suite was last run green with: a fresh machine gets
+# the same test tools (a new pytest once broke schemathesis's plugin), not whatever is newest.
+"$venv/bin/python" -m pip install -q --disable-pip-version-check -c "$root/constraints.txt" \
+  -e "$root$extras"
 export PATH="$venv/bin:$PATH"

@@ -208,3 +208,53 @@ def test_forwarded_for_is_ignored_unless_proxies_are_trusted(make_app):
     trusting.post("/api/v1/secrets", json={}, headers={"X-Forwarded-For": "3.3.3.3"})
     rv = trusting.post("/api/v1/secrets", json={}, headers={"X-Forwarded-For": "4.4.4.4"})
     assert rv.status_code == 400
+
+
+def test_removing_and_adding_an_agent_again_does_not_revive_old_sessions(client, agent, ext):
+    cookie = cookie_of(login(client, agent.email))
+    ext.accounts.remove_agent(agent.email)
+    ext.accounts.add_agent(agent.email, "another good password")
+    assert client.get("/api/v1/session", headers=with_cookie(cookie)).status_code == 401
+    assert client.get("/api/v1/session", headers=agent.headers).status_code == 401
+
+
+def test_login_needs_a_json_body(client, agent):
+    rv = client.post("/api/v1/session", data=f'{{"email": "{agent.email}", "password": '
+                     f'"{PASSWORD}"}}', content_type="text/plain")
+    assert rv.status_code == 400
+    assert "Set-Cookie" not in rv.headers
+
+
+def test_the_csrf_token_is_not_stored_in_redis(client, agent, redis_client):
+    csrf = login(client, agent.email).get_json()["csrf_token"]
+    blob = b"".join(redis_client.dump(k) or b"" for k in redis_client.scan_iter("*"))
+    assert csrf.encode() not in blob
+
+
+def test_an_enrolled_agent_needs_a_fresh_totp_code(client, agent, ext, clock):
+    import pyotp
+    uri = ext.accounts.enroll_totp(agent.email)
+    totp = pyotp.parse_uri(uri)
+    rv = login(client, agent.email)
+    assert rv.status_code == 401 and rv.get_json()["reason"] == "totp-required"
+    code = totp.at(clock())
+    ok = client.post("/api/v1/session", json={"email": agent.email, "password": PASSWORD,
+                                              "totp": code})
+    assert ok.status_code == 200
+    replay = client.post("/api/v1/session", json={"email": agent.email, "password": PASSWORD,
+                                                  "totp": code})
+    assert replay.status_code == 401 and replay.get_json()["reason"] == "totp-invalid"
+    assert client.post("/api/v1/session", json={"email": agent.email, "password": PASSWORD,
+                                                "totp": "000000" if code != "000000" else "111111"}
+                       ).status_code == 401
+
+
+def test_required_2fa_keeps_admins_without_a_second_factor_out(make_app):
+    app = make_app(require_2fa=True)
+    client = app.test_client()
+    ext = app.extensions["vault"]
+    ext.accounts.add_agent("boss@example.com", PASSWORD, admin=True)
+    ext.accounts.add_agent("agent@example.com", PASSWORD)
+    rv = login(client, "boss@example.com")
+    assert rv.status_code == 401 and rv.get_json()["reason"] == "2fa-required"
+    assert login(client, "agent@example.com").status_code == 200

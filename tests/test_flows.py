@@ -68,7 +68,19 @@ def test_filling_a_filled_request_is_a_conflict_but_the_same_retry_is_answered(c
     retry = client.post(f"/api/v1/requests/{req['id']}/secret",
                         json={"kind": "wordpress", "envelope": envelope})
     assert retry.status_code == 201
-    assert retry.get_json() == first.get_json()
+    assert retry.get_json()["secret_id"] == first.get_json()["secret_id"]
+    assert retry.get_json()["expires_at"] == first.get_json()["expires_at"]
+    # The first answer was lost: its manage token is replaced by the retry's, which works.
+    sid, token = retry.get_json()["secret_id"], retry.get_json()["manage_token"]
+    assert client.delete(f"/api/v1/secrets/{sid}",
+                         headers={"X-Manage-Token": first.get_json()["manage_token"]}
+                         ).status_code == 403
+    assert client.delete(f"/api/v1/secrets/{sid}", headers={"X-Manage-Token": token}
+                         ).status_code == 204
+    assert client.get(f"/api/v1/requests/{req['id']}").get_json()["state"] == "open"
+    first = client.post(f"/api/v1/requests/{req['id']}/secret",
+                        json={"kind": "wordpress", "envelope": envelope})
+    assert first.status_code == 201
     other, _ = sealed("5")
     rv = client.post(f"/api/v1/requests/{req['id']}/secret",
                      json={"kind": "wordpress", "envelope": other})
@@ -344,3 +356,61 @@ def test_ticket_view_lists_items_and_events_without_content(client, agent):
     assert s["envelope"] not in str(view) and s["manage_token"] not in str(view)
     assert client.get("/api/v1/tickets/80").status_code == 401
     assert client.get("/api/v1/tickets/bad%20ticket", headers=agent.headers).status_code == 400
+
+
+def test_a_claim_by_reveal_gives_the_ticket_record_a_lifetime(client, agent, ext, redis_client):
+    s = share(client, "90")
+    assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).status_code \
+        == 200
+    assert ext.store.ticket_record("90")["assignee"] == agent.email
+    assert redis_client.pttl(ext.store.ticket_key("90")) > 0
+
+
+def test_a_revealed_secret_is_expired_after_its_ttl(client, agent, clock):
+    s = share(client, "91", ttl=3600)
+    client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)
+    assert client.get(f"/api/v1/secrets/{s['id']}").get_json()["state"] == "revealed"
+    clock.advance(3601)
+    rv = client.get(f"/api/v1/secrets/{s['id']}")
+    assert rv.status_code == 410 and problem(rv)["reason"] == "expired"
+
+
+def test_a_one_second_ttl_is_allowed(client):
+    assert share(client, "92", ttl=1)["id"]
+
+
+def test_403_comes_before_410_for_purged_and_deleted_secrets(client, agent, make_agent, helpdesk):
+    bob = make_agent("bob@example.com")
+    client.post("/api/v1/requests", json={"ticket": "93"}, headers=agent.headers)
+    deleted, purged = share(client, "93"), share(client, "93")
+    client.delete(f"/api/v1/secrets/{deleted['id']}",
+                  headers={"X-Manage-Token": deleted["manage_token"]})
+    client.post("/api/v1/tickets/93/close", headers=helpdesk)
+    for s, reason in ((deleted, "purged"), (purged, "purged")):
+        assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=bob.headers
+                           ).status_code == 403
+        rv = client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)
+        assert rv.status_code == 410 and problem(rv)["reason"] in {"deleted", reason}
+
+
+def test_the_assignee_may_acknowledge_after_a_purge(client, agent, make_agent, helpdesk):
+    bob = make_agent("bob@example.com")
+    client.post("/api/v1/requests", json={"ticket": "94"}, headers=agent.headers)
+    s = share(client, "94")
+    client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)
+    client.post("/api/v1/tickets/94/close", headers=helpdesk)
+    assert client.post(f"/api/v1/secrets/{s['id']}/ack", headers=agent.headers).status_code == 204
+    assert client.post(f"/api/v1/secrets/{s['id']}/ack", headers=bob.headers).status_code == 403
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/api/v1/requests", '{"ticket": "95", "note": "\\ud800"}'),
+    ("/api/v1/secrets", '{"ticket": "95", "kind": "other", "envelope": "\\udfff"}'),
+    ("/api/v1/tickets/95/assignee", '{"agent": "\\ud800@example.com"}'),
+])
+def test_lone_surrogates_are_400_not_500(client, admin, path, body):
+    method = "PUT" if path.endswith("assignee") else "POST"
+    rv = client.open(path, method=method, data=body, content_type="application/json",
+                     headers=admin.headers)
+    assert rv.status_code == 400
+    problem(rv)

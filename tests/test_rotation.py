@@ -96,12 +96,14 @@ def test_a_second_rotation_finds_everything_current(app_a: Any) -> None:
 def test_swap_with_a_stale_value_writes_nothing(app_a: Any) -> None:
     secrets = seed(app_a)
     ring = KeyRing.from_string(f"{KEY_B},{KEY_A}")
-    deleted_id, revealed_id = secrets[0][0], secrets[1][0]
+    envelope, _ = sealed("T-9", "other", FIELDS)
+    doomed = app_a.vault.create_secret("T-9", "other", envelope)
+    deleted_id, revealed_id = doomed["id"], secrets[1][0]
     deleted_key = app_a.store.envelope_key(deleted_id)
     revealed_key = app_a.store.envelope_key(revealed_id)
     stale = {k: app_a.store.get_raw(k) for k in (deleted_key, revealed_key)}
 
-    app_a.vault.delete_secret(deleted_id, app_a.vault.manage_token(deleted_id))
+    app_a.vault.delete_secret(deleted_id, doomed["manage_token"])
     reveal_as(app_a, revealed_id)  # grace 0: the envelope goes with the reveal
 
     for key, value in stale.items():

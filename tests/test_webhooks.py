@@ -218,3 +218,15 @@ def test_standard_assign_reopen_delete(client, clock, agent, ext):
     rv = std_post(client, {"type": "ticket.closed", "data": {"ticket": "never-seen"}},
                   msg_id="a4", timestamp=ts)
     assert rv.status_code == 200 and rv.get_json()["purged"] == 0
+
+
+def test_helpscout_a_late_or_replayed_reopening_cannot_undo_a_close(client, ext):
+    reopen = convo(3011, "active", userUpdatedAt="2026-11-20T10:00:00Z")
+    hs_post(client, "convo.status", reopen)
+    hs_post(client, "convo.status", convo(3011, "closed", userUpdatedAt="2026-11-20T11:00:00Z"))
+    # The dedupe record of the first delivery is gone (24 h later): the replay is judged afresh.
+    ext.store.client.delete(*ext.store.client.keys("vault:wh:*"))
+    assert hs_post(client, "convo.status", reopen).get_json()["action"] == "ignored"
+    late = convo(3011, "pending", userUpdatedAt="2026-11-20T10:30:00Z")
+    assert hs_post(client, "convo.status", late).get_json()["action"] == "ignored"
+    assert ext.store.ticket_record("3011")["closed"] == "1"

@@ -8,13 +8,19 @@ and token of theirs in one step.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
+import pyotp
+
 from vault.config import Config
+from vault.crypto.b64 import b64url_encode
+from vault.crypto.keyring import InvalidWrap, KeyRing
 from vault.crypto.passwords import Passwords
 from vault.crypto.tokens import (
     AGENT_TOKEN,
@@ -29,7 +35,8 @@ from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated, Valida
 from vault.service import Principal, emit
 from vault.storage import Store
 
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]{1,190}$")
+# Printable, no spaces: surrogates and control characters are not an e-mail (and not UTF-8).
+EMAIL_RE = re.compile(r"^[!-?A-~]{1,64}@[!-?A-~]{1,190}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
@@ -56,8 +63,10 @@ def _public(agent: dict[str, str]) -> dict[str, Any]:
 
 class Accounts:
     def __init__(self, store: Store, passwords: Passwords, config: Config,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, keyring: KeyRing | None = None) -> None:
         self.store = store
+        self.keyring = keyring
+        self._csrf_key = hashlib.sha256(b"vault-csrf:" + config.secret_key.encode()).digest()
         self.passwords = passwords
         self.config = config
         self.clock = clock or time.time
@@ -124,7 +133,7 @@ class Accounts:
 
     def reset_2fa(self, email: str, *, actor: str = "cli") -> None:
         email = normalise_email(email)
-        if not self.store.update_agent(email, {"totp": ""}, revoke=True):
+        if not self.store.update_agent(email, {"totp": "", "totp_last": "0"}, revoke=True):
             raise NotFound("No such agent.")
         self._audit("agent.2fa_reset", actor, email)
 
@@ -153,7 +162,7 @@ class Accounts:
             raise Conflict("This agent is disabled.")
         token, token_id = new_token(AGENT_TOKEN), "tok_" + secrets.token_hex(6)
         self.store.add_token(digest=token_digest(token), token_id=token_id, owner=email,
-                             kind="token", epoch=agent.get("epoch", "1"), now_ms=self.now_ms())
+                             kind="token", epoch=agent.get("epoch", ""), now_ms=self.now_ms())
         self._audit("token.created", actor, f"{email} {token_id}")
         return token, token_id
 
@@ -214,19 +223,77 @@ class Accounts:
                                       max_ms=self.config.session_max * 1000)
         return self._principal(row, via_cookie=True)
 
-    @staticmethod
-    def _principal(row: list[str] | None, *, via_cookie: bool) -> Principal | None:
+    def csrf_token(self, session_id: str) -> str:
+        """Derived from the server key and the session's id: nothing to store, nothing in Redis."""
+        mac = hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).digest()
+        return b64url_encode(mac)
+
+    def _principal(self, row: list[str] | None, *, via_cookie: bool) -> Principal | None:
         if not row:
             return None
         if row[0] == "apikey":
             return Principal(kind="apikey", email=row[1], name=row[1], role="helpdesk",
                              session="k:" + row[2])
-        _, email, name, role, sid, csrf = row
-        prefix = "s:" if via_cookie else "t:"
+        _, email, name, role, sid = row
+        if via_cookie:
+            return Principal(kind="agent", email=email, name=name or email, role=role or "agent",
+                             session="s:" + sid, csrf=self.csrf_token(sid), via_cookie=True)
         return Principal(kind="agent", email=email, name=name or email, role=role or "agent",
-                         session=prefix + sid, csrf=csrf, via_cookie=via_cookie)
+                         session="t:" + sid)
 
-    def login(self, email: Any, password: Any, *, address: str = ""
+    # -- second factor ------------------------------------------------------------------------
+
+    def _totp_context(self, email: str) -> bytes:
+        return b"vault-totp:" + email.encode()
+
+    def enroll_totp(self, email: str, *, actor: str = "cli") -> str:
+        """Give the agent a new TOTP secret; returns its otpauth:// URI (shown once).
+
+        The secret is stored wrapped under the key ring, like envelopes: a Redis dump alone does
+        not give anyone a second factor.
+        """
+        if self.keyring is None:
+            raise Conflict("Two-factor enrolment needs the server's key ring.")
+        email = normalise_email(email)
+        agent = self.store.get_agent(email)
+        if not agent:
+            raise NotFound("No such agent.")
+        secret = pyotp.random_base32()
+        wrapped = self.keyring.wrap(secret.encode(), context=self._totp_context(email))
+        self.store.update_agent(email, {"totp": wrapped.decode(), "totp_last": "0"}, revoke=True)
+        self._audit("agent.2fa_enrolled", actor, email)
+        return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="vault")
+
+    def _second_factor(self, email: str, agent: dict[str, str], code: Any) -> None:
+        """Raise unless the login's second factor is satisfied (or not needed)."""
+        wrapped = agent.get("totp", "")
+        if not wrapped:
+            if self.config.require_2fa and agent.get("role") == "admin":
+                # Fail closed: an admin without a second factor cannot log in at all.
+                raise Unauthenticated("Two-factor authentication is required for admins: "
+                                      "ask another admin to enrol you.", reason="2fa-required")
+            return
+        if not isinstance(code, str) or not re.fullmatch(r"[0-9]{6}", code.strip()):
+            raise Unauthenticated("Enter the 6-digit code from your authenticator app.",
+                                  reason="totp-required")
+        try:
+            secret = self.keyring.unwrap(wrapped.encode(), context=self._totp_context(email)
+                                         ).decode() if self.keyring else ""
+        except InvalidWrap:
+            secret = ""
+        totp = pyotp.TOTP(secret) if secret else None
+        now = self.clock()
+        step = int(now // 30)
+        last = int(agent.get("totp_last") or 0)
+        # One step either side for clock drift; a code is good once (its step must be new).
+        for candidate in (step - 1, step, step + 1):
+            if totp is not None and candidate > last and hmac.compare_digest(
+                    totp.at(candidate * 30), code.strip()):
+                self.store.update_agent(email, {"totp_last": str(candidate)})
+                return
+        raise Unauthenticated("That code is not valid. Try the next one.", reason="totp-invalid")
+
+    def login(self, email: Any, password: Any, *, totp: Any = None, address: str = ""
               ) -> tuple[str, Principal]:
         """Check a password and open a web session: (session cookie value, principal).
 
@@ -251,11 +318,19 @@ class Accounts:
                                  detail=address)
             emit("login.failed", agent=email, address=address)
             raise Unauthenticated("Wrong e-mail or password.")
+        try:
+            self._second_factor(email, agent, totp)
+        except Unauthenticated:
+            self.store.add_audit(now_ms=self.now_ms(), event="login.failed", actor=email,
+                                 detail=f"second factor {address}".strip())
+            emit("login.failed", agent=email, address=address, reason="second factor")
+            raise
         if self.passwords.needs_rehash(agent["pw"]):
             self.store.update_agent(email, {"pw": self.passwords.hash(password)})
-        cookie, sid, csrf = new_token(SESSION), secrets.token_hex(8), secrets.token_urlsafe(32)
+        cookie, sid = new_token(SESSION), secrets.token_hex(8)
+        csrf = self.csrf_token(sid)
         self.store.add_session(digest=token_digest(cookie), session_id=sid, email=email,
-                               epoch=agent.get("epoch", "1"), csrf=csrf, now_ms=self.now_ms(),
+                               epoch=agent.get("epoch", ""), now_ms=self.now_ms(),
                                idle_ms=self.config.session_idle * 1000)
         self.store.add_audit(now_ms=self.now_ms(), event="login.succeeded", actor=email,
                              detail=address)

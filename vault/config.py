@@ -107,9 +107,10 @@ class Config:
 
     @property
     def grace_seconds(self) -> int:
-        """The reveal grace window: never shorter than the replica WAIT timeout (PRODUCT.md)."""
+        """The reveal grace window. With replicas it outlasts a WAIT that timed out plus the
+        Retry-After of the 503 that followed, so the winning session's retry still gets it."""
         if self.redis_min_replicas > 0:
-            return max(self.reveal_grace, -(-self.redis_wait_timeout_ms // 1000))
+            return max(self.reveal_grace, -(-self.redis_wait_timeout_ms // 1000) + 10)
         return self.reveal_grace
 
 

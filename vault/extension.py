@@ -126,7 +126,7 @@ def build(app: Flask, config: Config) -> VaultExtension:
         config=config, store=store, keyring=keyring,
         vault=Vault(store, keyring, config, config.clock,
                     notifier.secret_submitted if notifier else None),
-        accounts=Accounts(store, passwords, config, config.clock),
+        accounts=Accounts(store, passwords, config, config.clock, keyring),
         limiter=limiter, metrics=Metrics(), limits=limits, notifier=notifier)
     app.extensions["vault"] = ext
     return ext

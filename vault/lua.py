@@ -38,8 +38,14 @@ local function keep(key, ms)
   if left >= 0 and left < ms then redis.call('PEXPIRE', key, ms) end
   if left == -1 then redis.call('PEXPIRE', key, ms) end
 end
+-- A gone-marker is "<reason>:<ticket>": the reason for the customer's page, the ticket so
+-- that a reveal can still check the assignee first (403 before 410).
 local function gone(id)
-  return redis.call('GET', k('g', id))
+  local v = redis.call('GET', k('g', id))
+  if not v then return nil, nil end
+  local at = string.find(v, ':', 1, true)
+  if not at then return v, nil end
+  return string.sub(v, 1, at - 1), string.sub(v, at + 1)
 end
 -- Digests are hex SHA-256 of high-entropy tokens; compare them without an early exit anyway.
 local function same(a, b)
@@ -120,7 +126,9 @@ end
 local ticket = r.ticket
 if NOW >= tonumber(r.expires_at) then return {'gone', 'expired'} end
 if r.state ~= 'open' then
-  if r.env_digest == ARGV[16] and r.secret_id then
+  if r.env_digest == ARGV[16] and r.secret_id and r.state == 'submitted' then
+    -- The first answer was lost, so its manage token was never seen: the retry gets a new one.
+    redis.call('HSET', k('s', r.secret_id), 'manage', ARGV[15])
     return {'again', r.secret_id, redis.call('HGET', k('s', r.secret_id), 'expires_at') or '',
             ticket}
   end
@@ -141,12 +149,15 @@ return {'ok', sid, tostring(expires), ticket}
 REVEAL = PRELUDE + r"""
 local id = string.sub(KEYS[1], -28)
 local s = hash(KEYS[1])
+local agent, name, session = ARGV[9], ARGV[10], ARGV[11]
 if not s then
-  local reason = gone(id)
-  if reason then return {'gone', reason} end
-  return {'notfound'}
+  local reason, owner = gone(id)
+  if not reason then return {'notfound'} end
+  local assigned = owner and redis.call('HGET', k('t', owner), 'assignee')
+  if assigned and assigned ~= '' and assigned ~= agent then return {'forbidden', 'not-assignee'} end
+  return {'gone', reason}
 end
-local ticket, agent, name, session = s.ticket, ARGV[9], ARGV[10], ARGV[11]
+local ticket = s.ticket
 local t = k('t', ticket)
 local assignee = redis.call('HGET', t, 'assignee')
 if not assignee or assignee == '' then
@@ -155,6 +166,7 @@ if not assignee or assignee == '' then
     return {'forbidden', 'unassigned'}
   end
   redis.call('HSET', t, 'assignee', agent)
+  keep(t, redis.call('PTTL', KEYS[1]))  -- a claim never makes an immortal ticket record
   audit(ticket, 'ticket.assigned', '', 'claimed by reveal')
 elseif assignee ~= agent then
   audit(ticket, 'reveal.refused', id, 'not the assignee')
@@ -175,6 +187,7 @@ if s.state == 'waiting' then
   audit(ticket, 'secret.revealed', id, s.kind)
   return {'ok', env, s.kind, ticket}
 end
+if NOW >= tonumber(s.expires_at) then return {'gone', 'expired'} end
 if s.session == session and NOW < tonumber(s.grace_until or '0') then
   local env = redis.call('GET', KEYS[2])
   if env then
@@ -186,14 +199,16 @@ audit(ticket, 'reveal.refused', id, 'already revealed')
 return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''}
 """
 
-# KEYS: secret hash, envelope. ARGV[9]: session.
+# KEYS: secret hash, envelope. ARGV[9]: session. A secret already purged or deleted has no
+# envelope left to delete: its ticket's assignee gets 'ok', anyone else 'forbidden'.
 ACK = PRELUDE + r"""
 local id = string.sub(KEYS[1], -28)
 local s = hash(KEYS[1])
 if not s then
-  local reason = gone(id)
-  if reason then return {'gone', reason} end
-  return {'notfound'}
+  local reason, owner = gone(id)
+  if not reason then return {'notfound'} end
+  if owner and redis.call('HGET', k('t', owner), 'assignee') == ACTOR then return {'ok'} end
+  return {'forbidden'}
 end
 if s.state ~= 'revealed' or s.session ~= ARGV[9] then return {'forbidden'} end
 if redis.call('DEL', KEYS[2]) == 1 then
@@ -216,7 +231,7 @@ if not same(s.manage, ARGV[9]) then return {'forbidden'} end
 if s.state ~= 'waiting' then return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''} end
 if NOW >= tonumber(s.expires_at) then return {'gone', 'expired'} end
 redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', k('g', id), 'deleted', 'PX', tonumber(ARGV[10]))
+redis.call('SET', k('g', id), 'deleted:' .. s.ticket, 'PX', tonumber(ARGV[10]))
 redis.call('ZREM', k('w', s.ticket), id)
 redis.call('ZREM', k('ix', s.ticket), 's:' .. id)
 if s.request ~= '' then
@@ -227,9 +242,17 @@ audit(s.ticket, 'secret.deleted', id, 'by the customer')
 return {'ok'}
 """
 
-# ARGV[9..]: ticket, reason (closed, deleted, merged, spam), tombstone ttl ms.
+# ARGV[9..]: ticket, reason (closed, deleted, merged, spam), tombstone ttl ms, helpdesk
+# conversation id ('' if none), helpdesk "updated at" ms ('' if none). A close is always applied,
+# and it moves the ticket's helpdesk clock forward so that an older reopening cannot undo it.
 PURGE = PRELUDE + r"""
 local ticket, reason, tomb = ARGV[9], ARGV[10], tonumber(ARGV[11])
+local conv, updated = ARGV[12] or '', ARGV[13] or ''
+if conv ~= '' then redis.call('HSET', k('t', ticket), 'hs_id', conv) end
+if updated ~= '' then
+  local last = tonumber(redis.call('HGET', k('t', ticket), 'hs_updated') or '0')
+  if tonumber(updated) > last then redis.call('HSET', k('t', ticket), 'hs_updated', updated) end
+end
 local ix, t = k('ix', ticket), k('t', ticket)
 local count = 0
 for _, member in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
@@ -243,7 +266,7 @@ for _, member in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
     if r and r.state == 'open' and NOW < tonumber(r.expires_at) then count = count + 1 end
     redis.call('DEL', k('r', id))
   end
-  redis.call('SET', k('g', id), 'purged', 'PX', tomb)
+  redis.call('SET', k('g', id), 'purged:' .. ticket, 'PX', tomb)
 end
 redis.call('DEL', ix, k('w', ticket))
 local already = redis.call('HGET', t, 'closed') == '1'
@@ -352,7 +375,7 @@ if KIND == 'session' then
   redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[4]),
              tonumber(h.created_at) + tonumber(ARGV[5]) - NOW))
 end
-return {'agent', a[1], a[2], a[3], h.id, h.csrf or ''}
+return {'agent', a[1], a[2], a[3], h.id}
 """
 
 # Create an agent in one step: the e-mail set and the record never disagree.

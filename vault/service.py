@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import hmac
 import json
 import logging
 import time
@@ -18,10 +17,9 @@ from typing import Any
 
 from vault import ids
 from vault.config import Config
-from vault.crypto import b64url_encode
 from vault.crypto.envelope import KINDS, EnvelopeTooLarge, InvalidEnvelope, check_shape
 from vault.crypto.keyring import InvalidWrap, KeyRing
-from vault.crypto.tokens import MANAGE_TOKEN, is_token, token_digest
+from vault.crypto.tokens import MANAGE_TOKEN, is_token, new_token, token_digest
 from vault.errors import (
     BadRequest,
     Conflict,
@@ -95,7 +93,6 @@ class Vault:
         self.keyring = keyring
         self.config = config
         self.clock = clock or time.time
-        self._manage_key = hashlib.sha256(b"vault-manage:" + config.secret_key.encode()).digest()
 
     # -- helpers ------------------------------------------------------------------------------
 
@@ -104,11 +101,6 @@ class Vault:
 
     def _link(self, kind: str, id_: str) -> str:
         return f"{self.config.base_url}/{kind}/{id_}"
-
-    def manage_token(self, secret_id: str) -> str:
-        """Derived, not stored: a retried fill can answer with the same token (PRODUCT.md)."""
-        mac = hmac.new(self._manage_key, secret_id.encode(), hashlib.sha256).digest()
-        return MANAGE_TOKEN + b64url_encode(mac)
 
     def _context(self, secret_id: str) -> bytes:
         return b"vault-envelope:" + secret_id.encode()
@@ -136,9 +128,9 @@ class Vault:
             return self.config.default_ttl
         if isinstance(ttl, float) and ttl.is_integer():
             ttl = int(ttl)  # JSON has one number type: 600.0 is the integer 600
-        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 60 <= ttl <= self.config.max_ttl:
+        if isinstance(ttl, bool) or not isinstance(ttl, int) or not 1 <= ttl <= self.config.max_ttl:
             raise ValidationFailed([{"name": "ttl", "reason":
-                                     f"Seconds between 60 and {self.config.max_ttl}."}])
+                                     f"Seconds between 1 and {self.config.max_ttl}."}])
         return ttl
 
     def _refused(self, result: ScriptResult) -> None:
@@ -221,11 +213,12 @@ class Vault:
         secret_id = ids.new_id_in(ids.tag_of(request_id))
         expires = now + self.config.default_ttl * 1000
         wrapped = self.keyring.wrap(text.encode(), context=self._context(secret_id))
+        manage = new_token(MANAGE_TOKEN)
         result = self.store.fill_request(
             request_id=request_id, secret_id=secret_id, kind=kind, envelope=wrapped, now_ms=now,
             expires_ms=expires,
             meta_ttl_ms=(self.config.default_ttl + self.config.tombstone_ttl) * 1000,
-            manage_digest=token_digest(self.manage_token(secret_id)),
+            manage_digest=token_digest(manage),
             envelope_digest=hashlib.sha256(text.encode()).hexdigest(),
             max_waiting=self.config.max_waiting_per_ticket, actor="customer")
         if result.status not in {"ok", "again"}:
@@ -238,8 +231,7 @@ class Vault:
              actor="customer", address=address)
         if result.status == "ok":
             self._submitted(ticket, secret_id, kind, now)
-        return {"secret_id": secret_id, "expires_at": iso(expires),
-                "manage_token": self.manage_token(secret_id)}
+        return {"secret_id": secret_id, "expires_at": iso(expires), "manage_token": manage}
 
     # -- secrets ------------------------------------------------------------------------------
 
@@ -260,10 +252,11 @@ class Vault:
         id_ = ids.new_id(ticket)
         expires = now + ttl * 1000
         wrapped = self.keyring.wrap(text.encode(), context=self._context(id_))
+        manage = new_token(MANAGE_TOKEN)
         result = self.store.create_secret(
             ticket=ticket, id_=id_, kind=kind, envelope=wrapped, now_ms=now, expires_ms=expires,
             meta_ttl_ms=(ttl + self.config.tombstone_ttl) * 1000,
-            manage_digest=token_digest(self.manage_token(id_)),
+            manage_digest=token_digest(manage),
             max_waiting=self.config.max_waiting_per_ticket, actor="customer")
         if result.status != "ok":
             self._refused(result)
@@ -271,7 +264,7 @@ class Vault:
              address=address)
         self._submitted(ticket, id_, kind, now)
         return {"id": id_, "url": self._link("s", id_), "expires_at": iso(expires),
-                "manage_token": self.manage_token(id_)}
+                "manage_token": manage}
 
     def secret_meta(self, secret_id: str) -> dict[str, Any]:
         if not ids.is_id(secret_id):
@@ -282,7 +275,9 @@ class Vault:
                 raise Gone(_GONE_DETAIL.get(gone, "This is gone."), reason=gone)
             raise NotFound("No such secret.")
         state = h.get("state", "waiting")
-        if state == "waiting" and (not live or self.now_ms() >= int(h["expires_at"])):
+        # Past its expiry a secret is expired whatever it was; a waiting one also when Redis
+        # has already dropped its envelope.
+        if self.now_ms() >= int(h["expires_at"]) or (state == "waiting" and not live):
             raise Gone(_GONE_DETAIL["expired"], reason="expired")
         body: dict[str, Any] = {"id": secret_id, "ticket": h["ticket"], "kind": h["kind"],
                                 "state": state, "created_at": iso(h["created_at"]),
@@ -396,10 +391,14 @@ class Vault:
         emit("ticket.assigned", ticket=ticket, agent=agent, actor=actor)
         return True
 
-    def close(self, ticket: Any, *, reason: str, actor: str) -> dict[str, Any]:
+    def close(self, ticket: Any, *, reason: str, actor: str, conversation: str = "",
+              updated_ms: int | None = None) -> dict[str, Any]:
+        """Purge the ticket. Always applied; `updated_ms` (the helpdesk's clock) makes any older
+        reopening or assignment of the same conversation a no-op afterwards."""
         ticket = check_ticket(ticket)
         count = self.store.purge(ticket=ticket, reason=reason, now_ms=self.now_ms(),
-                                 tombstone_ms=self.config.tombstone_ttl * 1000, actor=actor)
+                                 tombstone_ms=self.config.tombstone_ttl * 1000, actor=actor,
+                                 conversation=conversation, updated_ms=updated_ms)
         emit("ticket.purged", ticket=ticket, purged=count, reason=reason, actor=actor)
         return {"ticket": ticket, "purged": count}
 

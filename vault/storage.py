@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -256,9 +257,10 @@ class Store:
         return result
 
     def purge(self, *, ticket: str, reason: str, now_ms: int, tombstone_ms: int,
-              actor: str) -> int:
+              actor: str, conversation: str = "", updated_ms: int | None = None) -> int:
         result = self._result(self._eval("PURGE", [self.ticket_key(ticket)], self._ticket_args(
-            slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms)))
+            slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms, conversation,
+            "" if updated_ms is None else updated_ms)))
         count = int(_s(result.values[0]))
         self._global_audit(now_ms, "ticket.purged", ticket, "", actor, f"{reason}: {count}")
         return count
@@ -287,6 +289,11 @@ class Store:
             self._global_audit(now_ms, "ticket.assigned", ticket, "", actor, agent)
         return result
 
+    @staticmethod
+    def _reason(marker: Any) -> str:
+        """The reason part of a gone-marker ("<reason>:<ticket>")."""
+        return _s(marker).split(":", 1)[0]
+
     def secret_meta(self, secret_id: str) -> tuple[dict[str, str], bool, str]:
         """(secret hash, envelope present, gone reason) in one round trip."""
         with self._guard():
@@ -295,7 +302,7 @@ class Store:
             pipe.exists(self.envelope_key(secret_id))
             pipe.get(self.gone_key(secret_id))
             h, live, gone = pipe.execute()
-        return {_s(k): _s(v) for k, v in h.items()}, bool(live), _s(gone)
+        return {_s(k): _s(v) for k, v in h.items()}, bool(live), self._reason(gone)
 
     def request_meta(self, request_id: str) -> tuple[dict[str, str], str]:
         with self._guard():
@@ -303,7 +310,7 @@ class Store:
             pipe.hgetall(self.request_key(request_id))
             pipe.get(self.gone_key(request_id))
             h, gone = pipe.execute()
-        return {_s(k): _s(v) for k, v in h.items()}, _s(gone)
+        return {_s(k): _s(v) for k, v in h.items()}, self._reason(gone)
 
     def ticket_view(self, ticket: str, *, now_ms: int, events: int = 100
                     ) -> tuple[dict[str, str], list[tuple[str, str, bool, dict[str, str]]],
@@ -444,7 +451,8 @@ class Store:
     def add_agent(self, email: str, fields: dict[str, Any]) -> bool:
         """Create the agent; False if the e-mail is taken."""
         flat: list[Any] = []
-        for name, value in {**fields, "email": email, "epoch": "1"}.items():
+        # A random epoch: an agent removed and added again never matches an old session.
+        for name, value in {**fields, "email": email, "epoch": secrets.token_hex(8)}.items():
             flat += [name, value]
         hs_id = fields.get("helpscout_id") or ""
         out = self._eval("ADD_AGENT", [ACCT + "agents", self._agent_key(email)],
@@ -462,7 +470,7 @@ class Store:
             if fields:
                 pipe.hset(key, mapping=fields)
             if revoke:
-                pipe.hincrby(key, "epoch", 1)
+                pipe.hset(key, "epoch", secrets.token_hex(8))
             if "helpscout_id" in fields and _s(old_hs_id) != _s(fields["helpscout_id"]):
                 if old_hs_id:
                     pipe.delete(f"{ACCT}hsuser:{_s(old_hs_id)}")
@@ -562,13 +570,13 @@ class Store:
             pipe.execute()
         return row
 
-    def add_session(self, *, digest: str, session_id: str, email: str, epoch: str, csrf: str,
+    def add_session(self, *, digest: str, session_id: str, email: str, epoch: str,
                     now_ms: int, idle_ms: int) -> None:
         key = f"{ACCT}sess:{digest}"
         with self._guard():
             pipe = self.client.pipeline(transaction=True)
             pipe.hset(key, mapping={"type": "session", "owner": email, "id": session_id,
-                                    "epoch": epoch, "csrf": csrf, "created_at": now_ms,
+                                    "epoch": epoch, "created_at": now_ms,
                                     "seen_at": now_ms})
             pipe.pexpire(key, idle_ms)
             pipe.execute()

@@ -69,6 +69,21 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A JSON object from raw bytes: 400 unless it is UTF-8, valid, an object, sanely deep,
+    and free of lone surrogates (JSON escapes like \\ud800 are not UTF-8 text)."""
+    try:
+        value = json.loads(raw.decode("utf-8"))
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except (UnicodeError, ValueError, RecursionError):
+        raise BadRequest("The body is not valid UTF-8 JSON.") from None
+    if not isinstance(value, dict):
+        raise BadRequest("Send a JSON object.")
+    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
+        raise BadRequest("The JSON is nested too deeply.")
+    return value
+
+
 def json_body(*, optional: bool = False) -> dict[str, Any]:
     """The request's JSON object. 400 for anything else, 413 past 64 KiB."""
     raw = request.get_data(cache=True)
@@ -78,16 +93,7 @@ def json_body(*, optional: bool = False) -> dict[str, Any]:
         if optional:
             return {}
         raise BadRequest("Send a JSON object.")
-    try:
-        text = raw.decode("utf-8")
-        value = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequest("The body is not valid UTF-8 JSON.") from None
-    if not isinstance(value, dict):
-        raise BadRequest("Send a JSON object.")
-    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
-        raise BadRequest("The JSON is nested too deeply.")
-    return value
+    return parse_json_object(raw)
 
 
 # -- who is calling ----------------------------------------------------------------------------

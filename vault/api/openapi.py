@@ -18,10 +18,10 @@ from vault.api import ops
 PROBLEM = "application/problem+json"
 JSON = "application/json"
 
-# Python's str.isspace() characters, spelled out so that the pattern means the same to every
-# regex engine: `normalise_email` strips them before it matches `\s` (Python's, not ECMA's).
+# What `normalise_email` accepts: printable ASCII without spaces, around one @, after Python's
+# str.strip() (its whitespace characters spelled out so every regex engine reads them alike).
 _WS = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-EMAIL_PATTERN = f"^[{_WS}]*[^@{_WS}]{{1,64}}@[^@{_WS}]{{1,190}}[{_WS}]*$"
+EMAIL_PATTERN = f"^[{_WS}]*[!-?A-~]{{1,64}}@[!-?A-~]{{1,190}}[{_WS}]*$"
 
 # Canonical base64url without padding (a last character with unused bits clear), after `v1.`;
 # with minLength 41 it is exactly "at least 28 bytes decoded" (PRODUCT.md, "Exact formats").
@@ -840,7 +840,7 @@ DOCUMENT: dict[str, Any] = {
                     "ticket": {"$ref": "#/components/schemas/Ticket"},
                     "kind": {"$ref": "#/components/schemas/Kind"},
                     "envelope": {"$ref": "#/components/schemas/Envelope"},
-                    "ttl": {"type": ["integer", "null"], "minimum": 60, "maximum": 2592000,
+                    "ttl": {"type": ["integer", "null"], "minimum": 1, "maximum": 2592000,
                             "description": "Seconds, up to VAULT_MAX_TTL (default and most: 30 "
                                            "days); null or absent: VAULT_DEFAULT_TTL."},
                 },

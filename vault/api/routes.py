@@ -7,7 +7,7 @@ from typing import Any
 from flask import Response, jsonify, request
 
 from vault.api import bp, ops
-from vault.errors import Unavailable, ValidationFailed
+from vault.errors import BadRequest, Unavailable, ValidationFailed
 from vault.extension import ext
 from vault.service import check_ticket
 from vault.web import (
@@ -166,12 +166,17 @@ def _session_body(who: Any) -> dict[str, Any]:
 def login() -> Response:
     e = ext()
     address = client_address()
+    # JSON only: a cross-site HTML form cannot send application/json without CORS, so no other
+    # site can log a visitor into an account of its choosing (login CSRF).
+    if request.mimetype != "application/json":
+        raise BadRequest("Log in with a JSON body (Content-Type: application/json).")
     body = json_body()
     e.check_limit("login-address", address)
     email = body.get("email")
     if isinstance(email, str):
         e.check_limit("login-account", email.strip().lower()[:254])
-    cookie, who = e.accounts.login(email, body.get("password"), address=address)
+    cookie, who = e.accounts.login(email, body.get("password"), totp=body.get("totp"),
+                                   address=address)
     resp = jsonify(_session_body(who))
     resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax", path="/",
                     max_age=e.config.session_max)

@@ -26,6 +26,7 @@ from vault.api import bp
 from vault.errors import BadRequest, Unauthenticated, ValidationFailed
 from vault.extension import VaultExtension, ext
 from vault.ids import is_ticket
+from vault.web import parse_json_object
 
 log = logging.getLogger("vault.webhooks")
 HELPSCOUT = "helpscout"
@@ -39,16 +40,6 @@ def _raw_body() -> bytes:
         from vault.errors import TooLarge
         raise TooLarge("The request body is larger than 64 KiB.")
     return raw
-
-
-def _json(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        raise BadRequest("The body is not valid UTF-8 JSON.") from None
-    if not isinstance(value, dict):
-        raise BadRequest("Send a JSON object.")
-    return value
 
 
 def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
@@ -71,8 +62,9 @@ def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
     return jsonify(result)
 
 
-def _purge(e: VaultExtension, ticket: str, reason: str, actor: str) -> dict[str, Any]:
-    result = e.vault.close(ticket, reason=reason, actor=actor)
+def _purge(e: VaultExtension, ticket: str, reason: str, actor: str, **helpdesk: Any
+           ) -> dict[str, Any]:
+    result = e.vault.close(ticket, reason=reason, actor=actor, **helpdesk)
     e.metrics.secrets.labels("purged").inc(result["purged"])
     return {"action": "purged", **result}
 
@@ -122,7 +114,7 @@ def helpscout() -> Response:
     raw = _raw_body()
     _helpscout_verify(raw, e.config.helpscout_secret, request.headers.get("X-HelpScout-Signature"))
     event = request.headers.get("X-HelpScout-Event", "").strip()
-    body = _json(raw)
+    body = parse_json_object(raw)
     digest = hashlib.sha256(event.encode() + b"\n" + raw).hexdigest()
     return _once(e, HELPSCOUT, digest, lambda: _helpscout_act(e, event, body))
 
@@ -136,12 +128,13 @@ def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[
     conversation = str(raw_id) if isinstance(raw_id, int | str) and not isinstance(raw_id, bool) \
         and _CONVERSATION_ID.fullmatch(str(raw_id)) else ""
     number = body.get("number")
-    tombstone_ms = e.config.tombstone_ttl * 1000
+    # As long as any secret of the ticket (or its tombstone) can live, counted from this event.
+    remember_ms = (e.config.max_ttl + e.config.tombstone_ttl) * 1000
     ticket: str | None = None
     if isinstance(number, int | str) and not isinstance(number, bool) and is_ticket(str(number)):
         ticket = str(number)
         if conversation:
-            e.store.remember_conversation(conversation, ticket, tombstone_ms)
+            e.store.remember_conversation(conversation, ticket, remember_ms)
     elif conversation:
         ticket = e.store.conversation_ticket(conversation)
     if ticket is None:
@@ -149,13 +142,14 @@ def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[
         return {"action": "none", "event": event, "purged": 0, "reason": "unknown conversation"}
     updated = _ms(body.get("userUpdatedAt"))
     status = str(body.get("status", "")).lower()
+    helpdesk = {"conversation": conversation, "updated_ms": updated}
     if event == "convo.deleted":
-        return {"event": event, **_purge(e, ticket, "deleted", actor)}
+        return {"event": event, **_purge(e, ticket, "deleted", actor, **helpdesk)}
     if event == "convo.merged":
-        return {"event": event, **_purge(e, ticket, "merged", actor)}
+        return {"event": event, **_purge(e, ticket, "merged", actor, **helpdesk)}
     if event == "convo.status":
         if status in {"closed", "spam"}:
-            return {"event": event, **_purge(e, ticket, status, actor)}
+            return {"event": event, **_purge(e, ticket, status, actor, **helpdesk)}
         if status in {"active", "pending", "open"}:
             result = e.vault.reopen(ticket, actor=actor, conversation=conversation,
                                     updated_ms=updated)
@@ -229,7 +223,7 @@ def standard() -> Response:
     e.check_limit("webhook", STANDARD)
     raw = _raw_body()
     msg_id = _standard_verify(e, raw)
-    body = _json(raw)
+    body = parse_json_object(raw)
     digest = hashlib.sha256(msg_id.encode()).hexdigest()
     return _once(e, STANDARD, digest, lambda: _standard_act(e, body))
 

@@ -1,0 +1,110 @@
+"""VAULT_REDIS_MIN_REPLICAS: acknowledged writes are replicated, and a WAIT that times out
+never costs the customer their submission or the agent their reveal.
+
+A private primary and one replica; the replica is paused (SIGSTOP) to make WAIT time out.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from conftest import RedisServer, _spawn_redis, base_config, free_port, wait_until
+from helpers import sealed
+
+from vault import create_app
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def pair() -> Iterator[tuple[RedisServer, subprocess.Popen[bytes]]]:
+    primary_dir, replica_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+    port, replica_port = free_port(), free_port()
+    primary = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port,
+                          process=_spawn_redis(port, primary_dir), workdir=primary_dir)
+    replica = subprocess.Popen(
+        ["redis-server", "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "",
+         "--appendonly", "no", "--dir", replica_dir, "--replicaof", "127.0.0.1", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = redis.Redis(port=port)
+    wait_until(lambda: client.info("replication")["connected_slaves"] == 1
+               and client.execute_command("WAIT", 1, 1000) == 1, what="replica in sync")
+    client.close()
+    yield primary, replica
+    replica.terminate()
+    replica.wait(10)
+    primary.stop()
+    shutil.rmtree(primary_dir, ignore_errors=True)
+    shutil.rmtree(replica_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def world(pair: Any) -> Iterator[dict[str, Any]]:
+    primary, replica = pair
+    redis.Redis.from_url(primary.url).flushdb()
+    app = create_app(base_config(primary.url, cheap_passwords=True, redis_min_replicas=1,
+                                 redis_wait_timeout_ms=300, reveal_grace=0))
+    ext = app.extensions["vault"]
+    ext.accounts.add_agent("rep@example.com", "correct horse battery staple")
+    tokens = [ext.accounts.create_token("rep@example.com")[0] for _ in range(2)]
+    yield {"client": app.test_client(), "ext": ext, "replica": replica,
+           "agents": [{"Authorization": f"Bearer {t}"} for t in tokens]}
+    ext.close()
+
+
+class Paused:
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.pid = process.pid
+
+    def __enter__(self) -> None:
+        os.kill(self.pid, signal.SIGSTOP)
+
+    def __exit__(self, *exc: Any) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+
+
+def test_acknowledged_writes_wait_for_the_replica(world):
+    envelope, _ = sealed("r-1")
+    rv = world["client"].post("/api/v1/secrets", json={"ticket": "r-1", "kind": "wordpress",
+                                                       "envelope": envelope})
+    assert rv.status_code == 201
+
+
+def test_a_reveal_whose_wait_times_out_stays_with_the_winning_session(world):
+    client, (winner, other) = world["client"], world["agents"]
+    client.post("/api/v1/requests", json={"ticket": "r-2"}, headers=winner)
+    envelope, _ = sealed("r-2")
+    sid = client.post("/api/v1/secrets", json={"ticket": "r-2", "kind": "wordpress",
+                                               "envelope": envelope}).get_json()["id"]
+    with Paused(world["replica"]):
+        rv = client.post(f"/api/v1/secrets/{sid}/reveal", headers=winner)
+        assert rv.status_code == 503 and "Retry-After" in rv.headers
+    assert client.post(f"/api/v1/secrets/{sid}/reveal", headers=other).status_code == 410
+    retry = client.post(f"/api/v1/secrets/{sid}/reveal", headers=winner)
+    assert retry.status_code == 200 and retry.get_json()["envelope"] == envelope
+
+
+def test_a_fill_whose_wait_times_out_is_answered_on_retry(world):
+    client, (agent, _) = world["client"], world["agents"]
+    rid = client.post("/api/v1/requests", json={"ticket": "r-3"},
+                      headers=agent).get_json()["id"]
+    envelope, _ = sealed("r-3")
+    with Paused(world["replica"]):
+        rv = client.post(f"/api/v1/requests/{rid}/secret",
+                         json={"kind": "wordpress", "envelope": envelope})
+        assert rv.status_code == 503
+    retry = client.post(f"/api/v1/requests/{rid}/secret",
+                        json={"kind": "wordpress", "envelope": envelope})
+    assert retry.status_code == 201
+    sid = retry.get_json()["secret_id"]
+    assert client.delete(f"/api/v1/secrets/{sid}",
+                         headers={"X-Manage-Token": retry.get_json()["manage_token"]}
+                         ).status_code == 204
