@@ -138,6 +138,7 @@ def base_config(redis_url: str, **overrides: Any) -> dict[str, Any]:
         "keys": KEYS,
         "base_url": "https://vault.test",
         "helpscout_secret": "hs-secret-one,hs-secret-two",
+        "helpscout_app_secret": "hs-app-secret",
         "webhook_secret": "whsec_" + "c2VjcmV0LWtleS1mb3Itc3RhbmRhcmQtd2ViaG9va3M=",
         "cheap_passwords": True,
         "log_level": "DEBUG",

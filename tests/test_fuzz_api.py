@@ -39,9 +39,11 @@ TOKENS = "TEST_FUZZ_BEARER_TOKENS"  # where the fixture leaves the tokens for th
 ADMIN_OPERATIONS = {"setAssignee", "closeTicket", "reopenTicket"}
 HELPSCOUT = "/api/v1/webhooks/helpscout"
 STANDARD = "/api/v1/webhooks/standard"
+SIDEBAR = "/integrations/helpscout/sidebar"
 
 _BASE = base_config("redis://unused")
 HELPSCOUT_SECRET = _BASE["helpscout_secret"].split(",")[0]
+SIDEBAR_SECRET = _BASE["helpscout_app_secret"]
 STANDARD_KEY = base64.b64decode(_BASE["webhook_secret"].removeprefix("whsec_"))
 
 # Answers to valid input whose target is in the wrong state: schemathesis's defaults plus 410,
@@ -143,13 +145,14 @@ def signed(case: schemathesis.Case[Any]) -> dict[str, Any]:
     (and be refused), not be made valid by signing it.
     """
     path = case.operation.path
-    if path not in (HELPSCOUT, STANDARD):
+    if path not in (HELPSCOUT, STANDARD, SIDEBAR):
         return {}
     if case.meta is not None and case.meta.is_negative_at(ParameterLocation.HEADER):
         return {}
     raw = body_bytes(case.body)
-    if path == HELPSCOUT:
-        digest = hmac.new(HELPSCOUT_SECRET.encode(), raw, hashlib.sha1).digest()
+    if path in (HELPSCOUT, SIDEBAR):
+        secret = HELPSCOUT_SECRET if path == HELPSCOUT else SIDEBAR_SECRET
+        digest = hmac.new(secret.encode(), raw, hashlib.sha1).digest()
         headers = {"X-HelpScout-Signature": base64.b64encode(digest).decode()}
     else:
         msg_id = str(case.headers.get("webhook-id") or "msg_fuzz")
@@ -177,7 +180,7 @@ def fuzz_schema(fuzz_app: Any) -> Iterator[Any]:
             if operation.get("security"):
                 statuses = seen.get((method.upper(), flask_rule(path)), set())
                 assert statuses - {401}, f"{method.upper()} {path} never got past 401"
-    for path in (HELPSCOUT, STANDARD):
+    for path in (HELPSCOUT, STANDARD, SIDEBAR):
         assert 200 in seen.get(("POST", path), set()), f"no signed delivery reached {path}"
 
 

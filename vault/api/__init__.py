@@ -7,6 +7,6 @@ from flask import Blueprint
 bp = Blueprint("api", __name__)
 ops = Blueprint("ops", __name__)
 
-from vault.api import openapi, routes, webhooks  # noqa: E402  (views register on bp)
+from vault.api import openapi, routes, sidebar, webhooks  # noqa: E402  (views register on bp)
 
-__all__ = ["bp", "openapi", "ops", "routes", "webhooks"]
+__all__ = ["bp", "openapi", "ops", "routes", "sidebar", "webhooks"]

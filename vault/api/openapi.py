@@ -469,6 +469,51 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/integrations/helpscout/sidebar": {
+            "post": {
+                "operationId": "helpscoutSidebar",
+                "tags": ["webhooks"],
+                "summary": "Help Scout's dynamic sidebar app",
+                "description": (
+                    "Signed like Help Scout's webhooks, with VAULT_HELPSCOUT_APP_SECRET. Answers "
+                    "escaped HTML describing the conversation's ticket in vault: assignee, each "
+                    "request and secret with its state and times, links to the new-request page "
+                    "(for a Help Scout user mapped to a vault agent) and to the ticket page. "
+                    "Never an envelope, key, token or customer field. A draft (`ticket: false`) "
+                    "gets a short neutral message. Rate limited."),
+                "security": PUBLIC,
+                "parameters": [{"$ref": "#/components/parameters/HelpScoutSignature"}],
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {
+                        "type": "object",
+                        "properties": {
+                            "ticket": {"oneOf": [
+                                {"type": "boolean", "const": False},
+                                {"type": "object", "properties": {
+                                    "id": {"type": "integer"},
+                                    "number": {"type": "integer"},
+                                    "subject": {"type": "string"}}}]},
+                            "customer": {"type": "object"},
+                            "user": {"type": "object",
+                                     "properties": {"id": {"type": "integer"}}},
+                            "mailbox": {"type": "object"},
+                        },
+                    }}},
+                },
+                "responses": {
+                    "200": {"description": "The sidebar's HTML.",
+                            "content": {JSON: {"schema": {
+                                "type": "object", "required": ["html"],
+                                "properties": {"html": {"type": "string"}}}}}},
+                    "400": {"$ref": "#/components/responses/BadRequest"},
+                    "401": {"$ref": "#/components/responses/Unauthenticated"},
+                    "413": {"$ref": "#/components/responses/TooLarge"},
+                    "429": {"$ref": "#/components/responses/RateLimited"},
+                    "503": {"$ref": "#/components/responses/Unavailable"},
+                },
+            },
+        },
         "/api/v1/webhooks/standard": {
             "post": {
                 "operationId": "standardWebhook",
