@@ -6,6 +6,7 @@ the suite talks to a real Redis and cannot silently skip it: without redis-serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -86,19 +87,28 @@ def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
     return proc
 
 
+@contextlib.contextmanager
+def private_redis(prefix: str = "vault-redis-") -> Iterator[RedisServer]:
+    """A redis-server of our own on a free port, with AOF in a temporary folder."""
+    workdir = tempfile.mkdtemp(prefix=prefix)
+    port = free_port()
+    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port,
+                         process=_spawn_redis(port, workdir), workdir=workdir)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     url = request.config.getoption("--redis-url")
     if url:
         yield RedisServer(url=url, port=0, process=None, workdir="")
         return
-    workdir = tempfile.mkdtemp(prefix="vault-redis-")
-    port = free_port()
-    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port,
-                         process=_spawn_redis(port, workdir), workdir=workdir)
-    yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    with private_redis() as server:
+        yield server
 
 
 @pytest.fixture

@@ -11,9 +11,7 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
 import signal
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +21,9 @@ import pytest
 import requests
 from conftest import (
     RedisServer,
-    _spawn_redis,
     base_config,
-    free_port,
     gunicorn_env,
+    private_redis,
     start_gunicorn,
     stop_server,
     wait_until,
@@ -40,13 +37,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def own_redis() -> Iterator[RedisServer]:
-    workdir = tempfile.mkdtemp(prefix="vault-redis-down-")
-    port = free_port()
-    server = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port,
-                         process=_spawn_redis(port, workdir), workdir=workdir)
-    yield server
-    server.stop()
-    shutil.rmtree(workdir, ignore_errors=True)
+    with private_redis("vault-redis-down-") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")

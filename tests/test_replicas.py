@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import RedisServer, _spawn_redis, base_config, free_port, wait_until
+from conftest import RedisServer, base_config, free_port, private_redis, wait_until
 from helpers import sealed
 
 from vault import create_app
@@ -26,10 +26,12 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def pair() -> Iterator[tuple[RedisServer, subprocess.Popen[bytes]]]:
-    primary_dir, replica_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
-    port, replica_port = free_port(), free_port()
-    primary = RedisServer(url=f"redis://127.0.0.1:{port}/0", port=port,
-                          process=_spawn_redis(port, primary_dir), workdir=primary_dir)
+    with private_redis("vault-primary-") as primary:
+        yield from _with_replica(primary)
+
+
+def _with_replica(primary: RedisServer) -> Iterator[tuple[RedisServer, subprocess.Popen[bytes]]]:
+    replica_dir, port, replica_port = tempfile.mkdtemp(), primary.port, free_port()
     replica = subprocess.Popen(
         ["redis-server", "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", replica_dir, "--replicaof", "127.0.0.1", str(port)],
@@ -38,12 +40,12 @@ def pair() -> Iterator[tuple[RedisServer, subprocess.Popen[bytes]]]:
     wait_until(lambda: client.info("replication")["connected_slaves"] == 1
                and client.execute_command("WAIT", 1, 1000) == 1, what="replica in sync")
     client.close()
-    yield primary, replica
-    replica.terminate()
-    replica.wait(10)
-    primary.stop()
-    shutil.rmtree(primary_dir, ignore_errors=True)
-    shutil.rmtree(replica_dir, ignore_errors=True)
+    try:
+        yield primary, replica
+    finally:
+        replica.terminate()
+        replica.wait(10)
+        shutil.rmtree(replica_dir, ignore_errors=True)
 
 
 @pytest.fixture

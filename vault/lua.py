@@ -71,6 +71,17 @@ local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, man
   keep(k('ix', ticket), meta_ttl)
   keep(k('t', ticket), meta_ttl)
 end
+-- News from the helpdesk about ticket record `t`: remember its conversation id, and refuse
+-- (false) an update strictly older than the last one applied, else record its time.
+local function helpdesk_news(t, conv, updated)
+  if updated ~= '' then
+    local last = tonumber(redis.call('HGET', t, 'hs_updated') or '0')
+    if tonumber(updated) < last then return false end
+    redis.call('HSET', t, 'hs_updated', updated)
+  end
+  if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
+  return true
+end
 local function ticket_open_and_room(ticket, max_waiting)
   if redis.call('HGET', k('t', ticket), 'closed') == '1' then return 'closed' end
   redis.call('ZREMRANGEBYSCORE', k('w', ticket), '-inf', NOW)
@@ -249,12 +260,7 @@ return {'ok'}
 # and it moves the ticket's helpdesk clock forward so that an older reopening cannot undo it.
 PURGE = PRELUDE + r"""
 local ticket, reason, tomb = ARGV[9], ARGV[10], tonumber(ARGV[11])
-local conv, updated = ARGV[12] or '', ARGV[13] or ''
-if conv ~= '' then redis.call('HSET', k('t', ticket), 'hs_id', conv) end
-if updated ~= '' then
-  local last = tonumber(redis.call('HGET', k('t', ticket), 'hs_updated') or '0')
-  if tonumber(updated) > last then redis.call('HSET', k('t', ticket), 'hs_updated', updated) end
-end
+helpdesk_news(k('t', ticket), ARGV[12], ARGV[13])  -- older news or not, a close is applied
 local ix, t = k('ix', ticket), k('t', ticket)
 local count = 0
 for _, member in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
@@ -281,27 +287,12 @@ audit(ticket, 'ticket.purged', '', reason .. ': ' .. count)
 return {'ok', tostring(count)}
 """
 
-# ARGV[9..]: ticket, tombstone ttl ms.
-REOPEN = PRELUDE + r"""
-local ticket = ARGV[9]
-local t = k('t', ticket)
-if redis.call('HGET', t, 'closed') ~= '1' then return {'ok', '0'} end
-redis.call('HDEL', t, 'closed', 'closed_at', 'close_reason')
-audit(ticket, 'ticket.reopened', '', '')
-return {'ok', '1'}
-"""
-
 # ARGV[9..]: ticket, assignee e-mail ('' clears), tombstone ttl ms, helpdesk conversation id,
 # helpdesk "updated at" (ms, '' when the source has none).
 ASSIGN = PRELUDE + r"""
 local ticket, agent, tomb, conv, updated = ARGV[9], ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local t = k('t', ticket)
-if updated ~= '' then
-  local last = tonumber(redis.call('HGET', t, 'hs_updated') or '0')
-  if tonumber(updated) < last then return {'stale'} end
-  redis.call('HSET', t, 'hs_updated', updated)
-end
-if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
+if not helpdesk_news(t, conv, updated) then return {'stale'} end
 local before = redis.call('HGET', t, 'assignee') or ''
 redis.call('HSET', t, 'assignee', agent)
 keep(t, tomb)
@@ -309,16 +300,12 @@ if before ~= agent then audit(ticket, 'ticket.assigned', '', agent) end
 return {'ok', before}
 """
 
-# Reopen from a helpdesk that sends an "updated at": refuse older news. ARGV as ASSIGN.
-HELPDESK_REOPEN = PRELUDE + r"""
+# Accept submissions again. ARGV as ASSIGN (the assignee slot unused): a helpdesk's older news
+# than what was applied is refused, so a replayed reopening cannot undo a later close.
+REOPEN = PRELUDE + r"""
 local ticket, tomb, conv, updated = ARGV[9], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local t = k('t', ticket)
-if updated ~= '' then
-  local last = tonumber(redis.call('HGET', t, 'hs_updated') or '0')
-  if tonumber(updated) < last then return {'stale'} end
-  redis.call('HSET', t, 'hs_updated', updated)
-end
-if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
+if not helpdesk_news(t, conv, updated) then return {'stale'} end
 keep(t, tomb)
 if redis.call('HGET', t, 'closed') ~= '1' then return {'ok', '0'} end
 redis.call('HDEL', t, 'closed', 'closed_at', 'close_reason')

@@ -91,7 +91,7 @@ class Store:
         self.audit_ttl_ms = audit_ttl_ms
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
-            "PURGE", "REOPEN", "ASSIGN", "HELPDESK_REOPEN", "TICKET_VIEW", "SWAP_IF_SAME",
+            "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "SWAP_IF_SAME",
             "AUTHENTICATE", "ADD_AGENT")}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -267,15 +267,9 @@ class Store:
 
     def reopen(self, *, ticket: str, now_ms: int, actor: str, tombstone_ms: int,
                conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
-        if conversation or updated_ms is not None:
-            result = self._result(self._eval("HELPDESK_REOPEN", [self.ticket_key(ticket)],
-                                             self._ticket_args(
-                slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, conversation,
-                "" if updated_ms is None else updated_ms)))
-        else:
-            result = self._result(self._eval("REOPEN", [self.ticket_key(ticket)],
-                                             self._ticket_args(slot_tag(ticket), now_ms, actor,
-                                                               ticket, tombstone_ms)))
+        result = self._result(self._eval("REOPEN", [self.ticket_key(ticket)], self._ticket_args(
+            slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, conversation,
+            "" if updated_ms is None else updated_ms)))
         if result.status == "ok" and _s(result.values[0]) == "1":
             self._global_audit(now_ms, "ticket.reopened", ticket, "", actor, "")
         return result
