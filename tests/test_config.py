@@ -82,3 +82,7 @@ def test_grace_outlasts_a_timed_out_replica_wait_and_its_retry():
 def test_unknown_mapping_keys_are_refused():
     with pytest.raises(ConfigError, match="unknwon"):
         config_mod.load({"unknwon": 1}, environ={})
+
+
+def test_development_without_a_redis_url_is_the_embedded_mode():
+    assert config_mod.load({}, environ={"VAULT_ENV": "development"}).embedded

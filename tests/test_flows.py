@@ -414,3 +414,28 @@ def test_lone_surrogates_are_400_not_500(client, admin, path, body):
                      headers=admin.headers)
     assert rv.status_code == 400
     problem(rv)
+
+
+def test_deny_policy_keeps_403_before_410_for_gone_secrets(make_app, agent):
+    app = make_app(unassigned="deny")
+    client = app.test_client()
+    s = share(client, "96")
+    client.delete(f"/api/v1/secrets/{s['id']}", headers={"X-Manage-Token": s["manage_token"]})
+    assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers
+                       ).status_code == 403
+
+
+def test_an_expired_secret_claims_no_ticket(client, agent, ext, clock):
+    s = share(client, "97", ttl=60)
+    clock.advance(61)
+    rv = client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)
+    assert rv.status_code == 410 and problem(rv)["reason"] == "expired"
+    assert not ext.store.ticket_record("97").get("assignee")
+
+
+def test_no_content_answers_carry_no_page_policy(client):
+    s = share(client, "98")
+    rv = client.delete(f"/api/v1/secrets/{s['id']}", headers={"X-Manage-Token": s["manage_token"]})
+    assert rv.status_code == 204
+    assert "Content-Type" not in rv.headers
+    assert rv.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"

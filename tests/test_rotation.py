@@ -55,7 +55,7 @@ def app_a(make_app: Callable[..., Any]) -> Any:
 
 def test_the_rotation_context_is_the_services(app_a: Any) -> None:
     secret_id = seed(app_a)[0][0]
-    assert envelope_context(secret_id) == app_a.vault._context(secret_id)
+    assert envelope_context(secret_id) == b"vault-envelope:" + secret_id.encode()
 
 
 def test_rotate_rewraps_everything_under_the_first_key(
@@ -142,6 +142,9 @@ class RevealWhileRotating:
     def swap_if_same(self, key: str, expected: bytes, replacement: bytes) -> bool:
         return bool(self.store.swap_if_same(key, expected, replacement))
 
+    def wrapped_agent_secrets(self) -> Any:
+        return self.store.wrapped_agent_secrets()
+
 
 def test_an_envelope_revealed_during_rotation_is_not_resurrected(app_a: Any) -> None:
     secrets = seed(app_a)
@@ -191,3 +194,19 @@ def test_keys_rotate_without_the_old_key_exits_non_zero_and_says_how_many(
     assert "failed 3" in result.stdout
     assert result.stderr.startswith("Error: 3 envelope(s) could not be unwrapped")
     assert KEY_A.split(":")[1] not in result.output and KEY_B.split(":")[1] not in result.output
+
+
+def test_rotation_rewraps_totp_secrets_too(app_a: Any, redis_server: Any) -> None:
+    import pyotp
+
+    from vault.accounts import totp_context
+    app_a.accounts.add_agent("otp@example.com", "correct horse battery staple")
+    uri = app_a.accounts.enroll_totp("otp@example.com")
+    ring = KeyRing.from_string(f"{KEY_B},{KEY_A}")
+    report = rotate_all(app_a.store, ring)
+    assert report.failed == 0 and report.rewrapped >= 1
+    (email, blob), = app_a.store.wrapped_agent_secrets()
+    assert ring.is_current(blob)
+    only_b = KeyRing.from_string(KEY_B)
+    secret = only_b.unwrap(blob, context=totp_context(email)).decode()
+    assert pyotp.TOTP(secret).now() == pyotp.parse_uri(uri).now()

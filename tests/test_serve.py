@@ -15,7 +15,16 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT, Agent, RedisServer, Server, free_port, gunicorn_env, wait_until
+from conftest import (
+    ROOT,
+    Agent,
+    RedisServer,
+    Server,
+    base_config,
+    free_port,
+    gunicorn_env,
+    wait_until,
+)
 from helpers import WP_FIELDS
 
 from vault.crypto.envelope import seal
@@ -30,14 +39,16 @@ from vault.serve import (
 # -- settings (no server needed) -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("cores", "workers"), [(1, 3), (2, 5), (3, 7), (4, 8), (64, 8)])
-def test_default_concurrency_follows_the_core_count_with_a_cap(cores: int, workers: int) -> None:
-    assert default_concurrency(cores) == (workers, 4)
+@pytest.mark.parametrize(("cores", "workers", "threads"),
+                         [(1, 3, 2), (2, 5, 4), (3, 7, 6), (4, 8, 8), (64, 8, 8)])
+def test_default_concurrency_follows_the_core_count_with_a_cap(cores: int, workers: int,
+                                                                threads: int) -> None:
+    assert default_concurrency(cores) == (workers, threads)
 
 
 def test_default_concurrency_reads_this_machine() -> None:
     workers, threads = default_concurrency()
-    assert 3 <= workers <= 8 and threads == 4
+    assert 3 <= workers <= 8 and 2 <= threads <= 8
 
 
 def test_gunicorn_options_keep_the_access_log_off_and_preload_the_app() -> None:
@@ -104,23 +115,38 @@ def test_embedded_mode_runs_one_worker_with_a_demo_admin_and_a_banner(
     err = capsys.readouterr().err
     assert "ignoring --workers 4" in err
     for words in ("EMBEDDED DEMO MODE", "in-memory store", "EVERYTHING IS LOST", "throwaway keys",
-                  "NOT FOR PRODUCTION", "http://127.0.0.1:8123/login", DEMO_ADMIN):
+                  "NOT FOR PRODUCTION", "http://127.0.0.1:8123", DEMO_ADMIN):
         assert words in err
+    token = re.search(r"API token:\s+(vt_\S+)", err)
+    assert token is not None
     password = re.search(r"Password:\s+(\S+)", err)
     assert password is not None
     ext = ran["app"].extensions["vault"]
     assert ext.config.embedded and ext.config.base_url == "http://127.0.0.1:8123"
     _, who = ext.accounts.login(DEMO_ADMIN, password.group(1))
     assert who.is_admin
+    bearer = ext.accounts.authenticate_bearer(token.group(1))
+    assert bearer is not None and bearer.email == DEMO_ADMIN
 
 
 def test_a_non_loopback_bind_warns_that_tls_belongs_to_a_proxy(
-        no_vault_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+        no_vault_env: None, capsys: pytest.CaptureFixture[str], redis_server: Any,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    config = base_config(redis_server.url)
+    for name in ("env", "redis_url", "secret_key", "keys"):
+        monkeypatch.setenv(f"VAULT_{name.upper()}", str(config[name]))
     assert serve(bind="0.0.0.0:8124", workers=None, threads=None,
                  run=lambda app, options: None) == 0
     err = capsys.readouterr().err
     assert "plain HTTP" in err and "TLS" in err
-    assert "non-loopback" in err  # the embedded demo, exposed
+
+
+def test_the_embedded_demo_refuses_a_non_loopback_bind(
+        no_vault_env: None, capsys: pytest.CaptureFixture[str]) -> None:
+    assert serve(bind="0.0.0.0:8124", workers=None, threads=None,
+                 run=lambda app, options: None) == 2
+    err = capsys.readouterr().err
+    assert "loopback" in err and "Password" not in err
 
 
 def test_a_loopback_bind_does_not_warn_about_tls(
@@ -272,7 +298,7 @@ def test_embedded_mode_is_reachable_with_the_printed_demo_admin(
     log = server.log()
     assert "EMBEDDED DEMO MODE" in log and "NOT FOR PRODUCTION" in log
     assert f"Demo admin: {DEMO_ADMIN}" in log
-    assert f"http://127.0.0.1:{port}/login" in log
+    assert f"http://127.0.0.1:{port}" in log
     assert log.count("Booting worker") == 1
     password = re.search(r"Password:\s+(\S+)", log)
     assert password is not None

@@ -230,3 +230,47 @@ def test_helpscout_a_late_or_replayed_reopening_cannot_undo_a_close(client, ext)
     late = convo(3011, "pending", userUpdatedAt="2026-11-20T10:30:00Z")
     assert hs_post(client, "convo.status", late).get_json()["action"] == "ignored"
     assert ext.store.ticket_record("3011")["closed"] == "1"
+
+
+def test_an_absurd_timestamp_is_401_not_500(client):
+    rv = client.post("/api/v1/webhooks/standard", data=b"{}", headers={
+        "webhook-id": "a", "webhook-timestamp": "9" * 400, "webhook-signature": "v1,xx"})
+    assert rv.status_code == 401
+
+
+def test_unsigned_floods_cannot_use_up_the_helpdesks_limit(make_app, clock):
+    app = make_app(ratelimit_webhook="3/minute")
+    client = app.test_client()
+    for _ in range(3):
+        assert hs_post(client, "helpscout.test", {"x": 1}, secret="forged").status_code == 401
+    flood = client.post("/api/v1/webhooks/helpscout", data=b"{}",
+                        headers={"X-HelpScout-Signature": "AAAA"})
+    assert flood.status_code == 429  # the flooding address is limited...
+    genuine = client.post("/api/v1/webhooks/helpscout", data=json.dumps({"a": 1}).encode(),
+                          environ_overrides={"REMOTE_ADDR": "198.51.100.7"}, headers={
+                              "X-HelpScout-Event": "helpscout.test",
+                              "X-HelpScout-Signature": base64.b64encode(hmac.new(
+                                  HS_SECRET.encode(), b'{"a": 1}', hashlib.sha1).digest()
+                              ).decode()})
+    assert genuine.status_code == 200  # ...the helpdesk is not
+
+
+def test_a_delivery_in_flight_answers_503_and_its_claim_is_short_lived(client, ext):
+    body = convo(3012, "closed")
+    raw = json.dumps(body).encode()
+    digest = hashlib.sha256(b"convo.status\n" + raw).hexdigest()
+    assert ext.store.webhook_claim("helpscout", digest, 60_000) is None  # a worker mid-flight
+    rv = hs_post(client, "convo.status", body)
+    assert rv.status_code == 503 and "Retry-After" in rv.headers
+    assert 0 < ext.store.client.pttl(f"vault:wh:helpscout:{digest}") <= 60_000
+
+
+def test_a_malformed_assignee_changes_nothing(client, agent, ext):
+    hs_post(client, "convo.assigned", convo(3013, assignee={"id": 1, "email": agent.email}))
+    for bad in ("bob@example.com", ["x"], 7):
+        rv = hs_post(client, "convo.assigned", convo(3013, assignee=bad))
+        assert rv.status_code == 400
+    assert ext.store.ticket_record("3013")["assignee"] == agent.email
+    hs_post(client, "convo.assigned", convo(3013, assignee={"id": {"a": 1}, "email": agent.email},
+                                            userUpdatedAt="2026-11-21T00:00:00Z"))
+    assert not list(ext.store.client.scan_iter("vault:{acct}:hsuser:{*"))

@@ -42,6 +42,11 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 
 
+def totp_context(email: str) -> bytes:
+    """What an agent's wrapped TOTP secret is bound to."""
+    return b"vault-totp:" + email.encode()
+
+
 def normalise_email(email: Any) -> str:
     if not isinstance(email, str) or not EMAIL_RE.fullmatch(email.strip()):
         raise ValidationFailed([{"name": "email", "reason": "Enter an e-mail address."}])
@@ -243,9 +248,6 @@ class Accounts:
 
     # -- second factor ------------------------------------------------------------------------
 
-    def _totp_context(self, email: str) -> bytes:
-        return b"vault-totp:" + email.encode()
-
     def enroll_totp(self, email: str, *, actor: str = "cli") -> str:
         """Give the agent a new TOTP secret; returns its otpauth:// URI (shown once).
 
@@ -259,7 +261,7 @@ class Accounts:
         if not agent:
             raise NotFound("No such agent.")
         secret = pyotp.random_base32()
-        wrapped = self.keyring.wrap(secret.encode(), context=self._totp_context(email))
+        wrapped = self.keyring.wrap(secret.encode(), context=totp_context(email))
         self.store.update_agent(email, {"totp": wrapped.decode(), "totp_last": "0"}, revoke=True)
         self._audit("agent.2fa_enrolled", actor, email)
         return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="vault")
@@ -277,7 +279,7 @@ class Accounts:
             raise Unauthenticated("Enter the 6-digit code from your authenticator app.",
                                   reason="totp-required")
         try:
-            secret = self.keyring.unwrap(wrapped.encode(), context=self._totp_context(email)
+            secret = self.keyring.unwrap(wrapped.encode(), context=totp_context(email)
                                          ).decode() if self.keyring else ""
         except InvalidWrap:
             secret = ""

@@ -198,8 +198,10 @@ def load(mapping: Mapping[str, Any] | None = None,
             raise ConfigError(f"{ENV_PREFIX}{name.upper()}: expected "
                               f"{_EXPECTED.get(coerce, 'a valid value')}") from None
 
-    # Embedded mode: nothing configured at all. It is a development convenience, loudly announced.
-    if not values.get("redis_url") and not env_given and not values.get("embedded"):
+    # Embedded mode: no Redis configured outside production. A development convenience, loudly
+    # announced; production without a Redis URL refuses to start instead (below).
+    if not values.get("redis_url") and not values.get("embedded") and \
+            (not env_given or values.get("env") == "development"):
         values["embedded"] = True
     if values.get("embedded"):
         values.setdefault("env", "development")

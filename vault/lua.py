@@ -166,13 +166,24 @@ local agent, name, session = ARGV[9], ARGV[10], ARGV[11]
 if not s then
   local reason, owner = gone(id)
   if not reason then return {'notfound'} end
-  local assigned = owner and redis.call('HGET', k('t', owner), 'assignee')
-  if assigned and assigned ~= '' and assigned ~= agent then return {'forbidden', 'not-assignee'} end
+  if owner then
+    -- 403 before 410: only who could have revealed it learns that it is gone.
+    local assigned = redis.call('HGET', k('t', owner), 'assignee') or ''
+    if (assigned == '' and ARGV[13] ~= 'claim') or (assigned ~= '' and assigned ~= agent) then
+      audit(owner, 'reveal.refused', id, 'not the assignee')
+      return {'forbidden', 'not-assignee'}
+    end
+    audit(owner, 'reveal.refused', id, reason)
+  end
   return {'gone', reason}
 end
 local ticket = s.ticket
 local t = k('t', ticket)
+local expired = NOW >= tonumber(s.expires_at)
 local assignee = redis.call('HGET', t, 'assignee')
+if (not assignee or assignee == '') and expired and ARGV[13] == 'claim' then
+  return {'gone', 'expired'}  -- nothing to claim: an expired secret assigns nobody
+end
 if not assignee or assignee == '' then
   if ARGV[13] ~= 'claim' then
     audit(ticket, 'reveal.refused', id, 'unassigned')
@@ -187,7 +198,7 @@ elseif assignee ~= agent then
 end
 if s.state == 'waiting' then
   local env = redis.call('GET', KEYS[2])
-  if NOW >= tonumber(s.expires_at) or not env then
+  if expired or not env then
     redis.call('DEL', KEYS[2])
     return {'gone', 'expired'}
   end
@@ -200,7 +211,7 @@ if s.state == 'waiting' then
   audit(ticket, 'secret.revealed', id, s.kind)
   return {'ok', env, s.kind, ticket}
 end
-if NOW >= tonumber(s.expires_at) then return {'gone', 'expired'} end
+if expired then return {'gone', 'expired'} end
 if s.session == session and NOW < tonumber(s.grace_until or '0') then
   local env = redis.call('GET', KEYS[2])
   if env then
@@ -267,7 +278,8 @@ for _, member in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
   local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
   if kind == 's' then
     local s = hash(k('s', id))
-    if s and (s.state ~= 'waiting' or NOW < tonumber(s.expires_at)) then count = count + 1 end
+    -- Counted: secrets still alive (waiting or revealed, not past their expiry).
+    if s and NOW < tonumber(s.expires_at) then count = count + 1 end
     redis.call('DEL', k('s', id), k('e', id))
   else
     local r = hash(k('r', id))
@@ -334,9 +346,17 @@ return {t, items, events}
 # Compare-and-set used by key rotation: never resurrects a revealed or deleted envelope.
 # KEYS: envelope. ARGV: expected, replacement.
 SWAP_IF_SAME = r"""
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return {0} end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
-return 1
+return {1}
+"""
+
+# The same for a hash field (an agent's wrapped TOTP secret). KEYS: hash. ARGV: field,
+# expected, replacement.
+SWAP_FIELD_IF_SAME = r"""
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return {0} end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+return {1}
 """
 
 # Accounts (all under the {acct} hash tag). KEYS: token or session key. ARGV: prefix, now ms,

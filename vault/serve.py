@@ -36,7 +36,7 @@ __all__ = [
 DEFAULT_BIND = "127.0.0.1:8000"
 DEMO_ADMIN = "admin@vault.localhost"
 MAX_DEFAULT_WORKERS = 8
-DEFAULT_THREADS = 4
+MAX_DEFAULT_THREADS = 8
 
 log = logging.getLogger("vault")
 
@@ -53,10 +53,11 @@ def default_concurrency(cores: int | None = None) -> tuple[int, int]:
     """(workers, threads) for `cores` (default: this machine's). deploy/gunicorn.conf.py uses it.
 
     2 * cores + 1 workers, capped at MAX_DEFAULT_WORKERS: each request waits mostly on Redis,
-    and a small team's traffic never needs more; each worker has DEFAULT_THREADS threads.
+    and a small team's traffic never needs more; 2 * cores threads per worker (at most
+    MAX_DEFAULT_THREADS) overlap those waits.
     """
     n = cpu_count() if cores is None else max(1, cores)
-    return min(2 * n + 1, MAX_DEFAULT_WORKERS), DEFAULT_THREADS
+    return min(2 * n + 1, MAX_DEFAULT_WORKERS), min(2 * n, MAX_DEFAULT_THREADS)
 
 
 def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]:
@@ -73,6 +74,10 @@ def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]
         "timeout": 30,
         "graceful_timeout": 30,
         "keepalive": 5,
+        # gunicorn's own 4xx pages carry none of vault's headers: let long request lines and
+        # headers through (to its maximum) so that vault itself answers nearly everything.
+        "limit_request_line": 8190,
+        "limit_request_field_size": 16380,
         "accesslog": None,
         "errorlog": "-",
         "loglevel": "info",
@@ -158,7 +163,7 @@ def _say(message: str = "") -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _banner(url: str, password: str) -> str:
+def _banner(url: str, password: str, token: str) -> str:
     rule = "=" * 74
     return "\n".join([
         rule,
@@ -169,9 +174,12 @@ def _banner(url: str, password: str) -> str:
         "  * NOT FOR PRODUCTION: set VAULT_ENV=production, VAULT_REDIS_URL,",
         "    VAULT_SECRET_KEY and VAULT_KEYS for a real deployment",
         "",
-        f"  URL:        {url}/login",
+        f"  URL:        {url}",
         f"  Demo admin: {DEMO_ADMIN}",
         f"  Password:   {password}",
+        f"  API token:  {token}",
+        "",
+        f"  Try it:     VAULT_URL={url} VAULT_TOKEN=<the token> vault request --ticket 1",
         rule,
     ])
 
@@ -208,19 +216,22 @@ def serve(*, bind: str | None, workers: int | None, threads: int | None,
     ext = app.extensions["vault"]
     embedded: bool = ext.config.embedded
 
-    password = ""
+    password = token = ""
     if embedded:
         if workers is not None and workers != 1:
             _say(f"warning: the embedded mode runs exactly one worker (its store lives in that "
                  f"process); ignoring --workers {workers}")
         n_workers = 1
         if not address.is_loopback:
-            _say("warning: the embedded demo mode is bound to a non-loopback address; anyone "
-                 "who reaches it sees a throwaway demo, not a real vault")
+            # The banner prints a demo admin's password: never for other machines to reach.
+            _say("Error: the embedded demo mode only binds to a loopback address (127.0.0.1); "
+                 "configure VAULT_REDIS_URL and the keys to serve other machines")
+            return 2
         password = secrets.token_urlsafe(15)
         try:
             ext.accounts.add_agent(DEMO_ADMIN, password, name="Demo admin", admin=True,
                                    actor="serve")
+            token, _ = ext.accounts.create_token(DEMO_ADMIN, actor="serve")
         except VaultError as exc:  # a fresh in-memory store: cannot really happen
             _say(f"Error: could not create the demo admin: {exc.detail}")
             return 1
@@ -242,7 +253,7 @@ def serve(*, bind: str | None, workers: int | None, threads: int | None,
 
     options = gunicorn_options(bind=address.spec, workers=n_workers, threads=n_threads)
     if embedded:
-        _say(_banner(address.url(), password))
+        _say(_banner(address.url(), password, token))
     if run is not None:
         run(app, options)
         return 0

@@ -69,6 +69,11 @@ def iso(ms: int | str | None) -> str | None:
     return dt.datetime.fromtimestamp(seconds, tz=dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def envelope_context(secret_id: str) -> bytes:
+    """What a stored envelope's at-rest wrap is bound to: it cannot be moved to another id."""
+    return b"vault-envelope:" + secret_id.encode()
+
+
 def emit(event: str, **fields: Any) -> None:
     """One structured audit line. Callers pass ids, names and counts, never secret material."""
     audit_log.info(event, extra={"audit": {"event": event, **fields}})
@@ -101,9 +106,6 @@ class Vault:
 
     def _link(self, kind: str, id_: str) -> str:
         return f"{self.config.base_url}/{kind}/{id_}"
-
-    def _context(self, secret_id: str) -> bytes:
-        return b"vault-envelope:" + secret_id.encode()
 
     def _check_submission(self, kind: Any, envelope: Any) -> tuple[str, str]:
         problems = []
@@ -212,7 +214,7 @@ class Vault:
         now = self.now_ms()
         secret_id = ids.new_id_in(ids.tag_of(request_id))
         expires = now + self.config.default_ttl * 1000
-        wrapped = self.keyring.wrap(text.encode(), context=self._context(secret_id))
+        wrapped = self.keyring.wrap(text.encode(), context=envelope_context(secret_id))
         manage = new_token(MANAGE_TOKEN)
         result = self.store.fill_request(
             request_id=request_id, secret_id=secret_id, kind=kind, envelope=wrapped, now_ms=now,
@@ -251,7 +253,7 @@ class Vault:
         now = self.now_ms()
         id_ = ids.new_id(ticket)
         expires = now + ttl * 1000
-        wrapped = self.keyring.wrap(text.encode(), context=self._context(id_))
+        wrapped = self.keyring.wrap(text.encode(), context=envelope_context(id_))
         manage = new_token(MANAGE_TOKEN)
         result = self.store.create_secret(
             ticket=ticket, id_=id_, kind=kind, envelope=wrapped, now_ms=now, expires_ms=expires,
@@ -319,7 +321,7 @@ class Vault:
             self._refused(result)
         blob, kind, ticket = result.values[0], _text(result.values[1]), _text(result.values[2])
         try:
-            text = self.keyring.unwrap(_bytes(blob), context=self._context(secret_id)).decode()
+            text = self.keyring.unwrap(_bytes(blob), context=envelope_context(secret_id)).decode()
         except InvalidWrap:
             # A key was removed from the ring too early; never hand out garbage.
             logging.getLogger("vault").error("stored envelope could not be unwrapped",

@@ -91,7 +91,7 @@ class Store:
         self.audit_ttl_ms = audit_ttl_ms
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
-            "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "SWAP_IF_SAME",
+            "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "SWAP_IF_SAME", "SWAP_FIELD_IF_SAME",
             "AUTHENTICATE", "ADD_AGENT")}
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -409,15 +409,19 @@ class Store:
             value = self.client.get(key)
         return value if value is None or isinstance(value, bytes) else str(value).encode()
 
+    def wrapped_agent_secrets(self) -> list[tuple[str, bytes]]:
+        """(e-mail, wrapped TOTP secret) of every agent that has one, for key rotation."""
+        return [(a["email"], a["totp"].encode()) for a in self.list_agents() if a.get("totp")]
+
+    def swap_agent_secret(self, email: str, expected: bytes, replacement: bytes) -> bool:
+        """Compare-and-set of an agent's wrapped TOTP secret (rotation never undoes a reset)."""
+        out = self._eval("SWAP_FIELD_IF_SAME", [self._agent_key(email)],
+                         ["totp", expected, replacement])
+        return _s(out[0]) == "1"
+
     def swap_if_same(self, key: str, expected: bytes, replacement: bytes) -> bool:
         """Compare-and-set for rotation: writes only if the stored value is still `expected`."""
-        script = self._scripts["SWAP_IF_SAME"]
-        with self._guard():
-            try:
-                out = self.client.evalsha(script.sha, 1, key, expected, replacement)
-            except rexc.NoScriptError:
-                out = self.client.eval(script.source, 1, key, expected, replacement)
-        return bool(int(out))
+        return _s(self._eval("SWAP_IF_SAME", [key], [expected, replacement])[0]) == "1"
 
     # -- accounts -----------------------------------------------------------------------------
 

@@ -217,8 +217,10 @@ def install(app: Flask) -> None:
             headers.setdefault(name, value)
         if ext().config.production:
             headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        is_page = (resp.mimetype or "").startswith("text/html")
+        is_page = not is_api() and (resp.mimetype or "").startswith("text/html")
         headers.setdefault("Content-Security-Policy", PAGE_CSP if is_page else DATA_CSP)
+        if resp.status_code == 204:
+            headers.pop("Content-Type", None)
         if not request.path.startswith("/static/"):
             headers["Cache-Control"] = "no-store"
             headers.setdefault("Pragma", "no-cache")

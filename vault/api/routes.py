@@ -9,7 +9,7 @@ from flask import Response, jsonify, request
 from vault.api import bp, ops
 from vault.errors import BadRequest, Unavailable, ValidationFailed
 from vault.extension import ext
-from vault.service import check_ticket
+from vault.service import Principal, check_ticket
 from vault.web import (
     SESSION_COOKIE,
     client_address,
@@ -113,9 +113,17 @@ def ticket_view(ticket: str) -> Response:
     return jsonify(ext().vault.ticket_view(ticket))
 
 
+def helpdesk_call() -> Principal:
+    """An admin or a helpdesk key; a key's calls count against the webhook limit [key]."""
+    who = require_admin_or_helpdesk()
+    if who.is_helpdesk:
+        ext().check_limit("webhook", "key:" + who.email)
+    return who
+
+
 @bp.put("/api/v1/tickets/<ticket>/assignee")
 def set_assignee(ticket: str) -> Response:
-    who = require_admin_or_helpdesk()
+    who = helpdesk_call()
     ticket = check_ticket(ticket)
     body = json_body()
     agent = body.get("agent")
@@ -138,7 +146,7 @@ def set_assignee(ticket: str) -> Response:
 
 @bp.post("/api/v1/tickets/<ticket>/close")
 def close_ticket(ticket: str) -> Response:
-    who = require_admin_or_helpdesk()
+    who = helpdesk_call()
     ticket = check_ticket(ticket)
     json_body(optional=True)
     e = ext()
@@ -149,7 +157,7 @@ def close_ticket(ticket: str) -> Response:
 
 @bp.post("/api/v1/tickets/<ticket>/reopen")
 def reopen_ticket(ticket: str) -> Response:
-    who = require_admin_or_helpdesk()
+    who = helpdesk_call()
     ticket = check_ticket(ticket)
     json_body(optional=True)
     return jsonify(ext().vault.reopen(ticket, actor=who.email))

@@ -23,14 +23,16 @@ from flask import Response, jsonify, request
 
 from vault.accounts import normalise_email
 from vault.api import bp
-from vault.errors import BadRequest, Unauthenticated, ValidationFailed
+from vault.errors import BadRequest, Unauthenticated, Unavailable, ValidationFailed
 from vault.extension import VaultExtension, ext
 from vault.ids import is_ticket
-from vault.web import parse_json_object
+from vault.web import client_address, parse_json_object
 
 log = logging.getLogger("vault.webhooks")
 HELPSCOUT = "helpscout"
+IN_FLIGHT_MS = 60_000
 _CONVERSATION_ID = re.compile(r"[0-9]{1,20}")
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
 STANDARD = "standard"
 
 
@@ -45,12 +47,15 @@ def _raw_body() -> bytes:
 def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
     """Run `act` at most once per delivery digest; repeats get the first result."""
     ttl_ms = e.config.webhook_dedupe_ttl * 1000
-    previous = e.store.webhook_claim(source, digest, ttl_ms)
+    # The claim lives a minute only: a worker that dies mid-delivery must not swallow the
+    # helpdesk's retries for a day. A repeat while the first is in flight is told to retry.
+    previous = e.store.webhook_claim(source, digest, IN_FLIGHT_MS)
     if previous is not None:
         e.metrics.webhooks.labels(source, "duplicate").inc()
         if previous:
             return jsonify({**json.loads(previous), "duplicate": True})
-        return jsonify({"status": "in progress", "duplicate": True})
+        raise Unavailable("The same delivery is being handled right now; retry shortly.",
+                          retry_after=5)
     try:
         result = act()
     except Exception:
@@ -110,9 +115,10 @@ def _ms(value: Any) -> int | None:
 @bp.post("/api/v1/webhooks/helpscout")
 def helpscout() -> Response:
     e = ext()
-    e.check_limit("webhook", HELPSCOUT)
+    e.check_limit("webhook", "address:" + client_address())
     raw = _raw_body()
     _helpscout_verify(raw, e.config.helpscout_secret, request.headers.get("X-HelpScout-Signature"))
+    e.check_limit("webhook", HELPSCOUT)  # counted once signed: forgeries cannot use it up
     event = request.headers.get("X-HelpScout-Event", "").strip()
     body = parse_json_object(raw)
     digest = hashlib.sha256(event.encode() + b"\n" + raw).hexdigest()
@@ -160,15 +166,19 @@ def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[
                     "ticket": ticket}
         return {"event": event, "action": "none", "ticket": ticket}
     if event == "convo.assigned":
-        person = body.get("assignee") or body.get("owner")
+        person = body.get("assignee", body.get("owner"))
+        if person is not None and not isinstance(person, dict):
+            raise BadRequest("The assignee must be an object with an e-mail, or null.")
         email = ""
-        if isinstance(person, dict) and person.get("email"):
+        if person and person.get("email"):
             try:
                 email = normalise_email(person.get("email"))
             except ValidationFailed:
                 raise BadRequest("The assignee's e-mail is not valid.") from None
             hs_user = person.get("id")
-            if hs_user not in (None, "") and e.store.get_agent(email) is not None:
+            if isinstance(hs_user, int | str) and not isinstance(hs_user, bool) \
+                    and _CONVERSATION_ID.fullmatch(str(hs_user)) \
+                    and e.store.get_agent(email) is not None:
                 e.store.update_agent(email, {"helpscout_id": str(hs_user)})
         return {"event": event, **_assign(e, ticket, email, actor, conversation=conversation,
                                           updated_ms=updated)}
@@ -197,10 +207,9 @@ def _standard_verify(e: VaultExtension, raw: bytes) -> str:
     signatures = request.headers.get("webhook-signature", "")
     if not msg_id or not stamp or not signatures or len(msg_id) > 256:
         raise Unauthenticated("Missing webhook-id, webhook-timestamp or webhook-signature.")
-    try:
-        sent = int(stamp)
-    except ValueError:
-        raise Unauthenticated("webhook-timestamp is not a number of seconds.") from None
+    if not _TIMESTAMP.fullmatch(stamp):
+        raise Unauthenticated("webhook-timestamp is not a number of seconds.")
+    sent = int(stamp)
     now = (e.config.clock or time.time)()
     if abs(now - sent) > e.config.webhook_tolerance:
         raise Unauthenticated("webhook-timestamp is too old or too far in the future.")
@@ -220,9 +229,10 @@ def _standard_verify(e: VaultExtension, raw: bytes) -> str:
 @bp.post("/api/v1/webhooks/standard")
 def standard() -> Response:
     e = ext()
-    e.check_limit("webhook", STANDARD)
+    e.check_limit("webhook", "address:" + client_address())
     raw = _raw_body()
     msg_id = _standard_verify(e, raw)
+    e.check_limit("webhook", STANDARD)  # counted once signed: forgeries cannot use it up
     body = parse_json_object(raw)
     digest = hashlib.sha256(msg_id.encode()).hexdigest()
     return _once(e, STANDARD, digest, lambda: _standard_act(e, body))
