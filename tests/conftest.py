@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -39,17 +40,35 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_until(check: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll a readiness check (process start-up), never a stand-in for synchronisation."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except (OSError, redis.RedisError):  # not listening yet: keep polling to the deadline
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
+def follow_output(proc: subprocess.Popen[bytes], marker: bytes, *, what: str,
+                  log_path: Path | None = None, timeout: float = 30.0) -> None:
+    """Block until the process prints `marker` (it is ready), copying its output to `log_path`.
+
+    Readiness is the process's own word for it, read as it is written: no polling. A process
+    that exits first fails the test with its output.
+    """
+    assert proc.stdout is not None
+    stream, seen, lines = proc.stdout, threading.Event(), []
+    log = log_path.open("ab") if log_path is not None else None
+
+    def pump() -> None:
+        for line in stream:  # blocking reads, for the life of the process
+            if log is not None:
+                log.write(line)
+                log.flush()
+            if not seen.is_set():
+                lines.append(line)
+            if marker in line:
+                seen.set()
+        seen.set()  # EOF: the process is gone
+        stream.close()
+        if log is not None:
+            log.close()
+
+    threading.Thread(target=pump, daemon=True, name=f"output of {what}").start()
+    if not seen.wait(timeout) or not any(marker in line for line in lines):
+        output = b"".join(lines).decode(errors="replace")
+        raise RuntimeError(f"{what} did not become ready:\n{output}")
 
 
 @dataclass
@@ -80,10 +99,8 @@ def _spawn_redis(port: int, workdir: str) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes",
          "--appendfsync", "always", "--dir", workdir, "--protected-mode", "yes"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    client = redis.Redis(port=port, socket_connect_timeout=0.2)
-    wait_until(lambda: bool(client.ping()), what="redis-server to start")
-    client.close()
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    follow_output(proc, b"Ready to accept connections", what="redis-server")
     return proc
 
 
@@ -250,22 +267,15 @@ def start_gunicorn(env: dict[str, str], tmp: Path, *, workers: int = 3, threads:
                    ) -> Server:
     port = free_port()
     log_path = tmp / f"gunicorn-{port}.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
-             "--workers", str(workers), "--threads", str(threads), "--preload",
-             "--graceful-timeout", "5", "vault:create_app()"],
-            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
-    server = Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
-    import requests
-
-    def ready() -> bool:
-        if proc.poll() is not None:
-            raise RuntimeError("gunicorn exited:\n" + server.log())
-        return requests.get(server.url + "/healthz", timeout=1).status_code == 200
-
-    wait_until(ready, timeout=30, what="gunicorn")
-    return server
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
+         "--workers", str(workers), "--threads", str(threads), "--preload",
+         "--graceful-timeout", "5", "vault:create_app()"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    # The master has bound the socket before any worker boots: from here on a connection waits
+    # in the listen backlog until a worker accepts it, it is never refused.
+    follow_output(proc, b"Booting worker", what="gunicorn", log_path=log_path)
+    return Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
 
 
 def stop_server(server: Server) -> None:

@@ -26,7 +26,6 @@ from conftest import (
     private_redis,
     start_gunicorn,
     stop_server,
-    wait_until,
 )
 from helpers import sealed
 
@@ -122,9 +121,9 @@ def test_redis_killed_gives_fast_503s_and_recovery_loses_nothing(world, own_redi
     own_redis.process.wait(10)
     assert_all_503(world, acknowledged, request_id)
 
-    own_redis.start()
-    wait_until(lambda: requests.get(url + "/readyz", timeout=2).status_code == 200,
-               what="vault to see Redis again")
+    own_redis.start()  # returns once redis-server says it accepts connections
+    # No waiting on vault's side: its clients reconnect on the next command by themselves.
+    assert requests.get(url + "/readyz", timeout=5).status_code == 200
     meta = requests.get(f"{url}/api/v1/secrets/{acknowledged}", timeout=5)
     assert meta.status_code == 200 and meta.json()["state"] == "waiting"
     rv = requests.post(f"{url}/api/v1/secrets/{acknowledged}/reveal", headers=agent, timeout=5)
@@ -133,8 +132,7 @@ def test_redis_killed_gives_fast_503s_and_recovery_loses_nothing(world, own_redi
 
 def test_a_paused_redis_gives_503_within_the_socket_timeout(world, own_redis):
     url = world["server"].url
-    wait_until(lambda: requests.get(url + "/readyz", timeout=2).status_code == 200,
-               what="Redis")
+    assert requests.get(url + "/readyz", timeout=5).status_code == 200
     assert own_redis.process is not None
     pid = own_redis.process.pid
     os.kill(pid, signal.SIGSTOP)
@@ -146,5 +144,5 @@ def test_a_paused_redis_gives_503_within_the_socket_timeout(world, own_redis):
             assert time.monotonic() - started < 2.0
     finally:
         os.kill(pid, signal.SIGCONT)
-    wait_until(lambda: requests.get(url + "/readyz", timeout=2).status_code == 200,
-               what="recovery after SIGCONT")
+    # A connection that timed out during the pause was dropped; the next command reconnects.
+    assert requests.get(url + "/readyz", timeout=5).status_code == 200

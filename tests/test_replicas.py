@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import RedisServer, base_config, free_port, private_redis, wait_until
+from conftest import RedisServer, base_config, free_port, private_redis
 from helpers import sealed
 
 from vault import create_app
@@ -37,8 +37,9 @@ def _with_replica(primary: RedisServer) -> Iterator[tuple[RedisServer, subproces
          "--appendonly", "no", "--dir", replica_dir, "--replicaof", "127.0.0.1", str(port)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = redis.Redis(port=port)
-    wait_until(lambda: client.info("replication")["connected_slaves"] == 1
-               and client.execute_command("WAIT", 1, 1000) == 1, what="replica in sync")
+    # WAIT blocks in the primary until the replica has synced and acknowledged this write.
+    client.set("vault-test:sync", "1")
+    assert client.execute_command("WAIT", 1, 30_000) == 1, "the replica did not sync"
     client.close()
     try:
         yield primary, replica

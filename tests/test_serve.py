@@ -21,9 +21,9 @@ from conftest import (
     RedisServer,
     Server,
     base_config,
+    follow_output,
     free_port,
     gunicorn_env,
-    wait_until,
 )
 from helpers import WP_FIELDS
 
@@ -174,19 +174,12 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     def start(env: dict[str, str], *args: str, port: int) -> Server:
         log_path = tmp_path / f"serve-{port}.log"
-        with log_path.open("wb") as log:
-            proc = subprocess.Popen([*VAULT, "serve", "--bind", f"127.0.0.1:{port}", *args],
-                                    env=env, stdout=log, stderr=log, cwd=str(ROOT))
+        proc = subprocess.Popen([*VAULT, "serve", "--bind", f"127.0.0.1:{port}", *args],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                cwd=str(ROOT))
         server = Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
         started.append(server)
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                return True  # exited: reported below, without waiting out the timeout
-            return requests.get(server.url + "/healthz", timeout=1).status_code == 200
-
-        wait_until(ready, timeout=30, what="vault serve")
-        assert proc.poll() is None, "vault serve exited:\n" + server.log()
+        follow_output(proc, b"Booting worker", what="vault serve", log_path=log_path)
         return server
 
     yield start
