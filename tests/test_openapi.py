@@ -56,11 +56,11 @@ def refs(node: Any) -> Iterator[str]:
 
 
 def flask_routes(app: Any) -> dict[str, set[str]]:
-    """`{openapi path: methods}` of every rule but static files."""
+    """`{openapi path: methods}` of every JSON route (not static files or HTML pages)."""
     routes: dict[str, set[str]] = {}
     for rule in app.url_map.iter_rules():
-        if rule.endpoint == "static":
-            continue
+        if rule.endpoint == "static" or rule.endpoint.startswith("pages."):
+            continue  # HTML pages are not part of the JSON API
         # `<converter(args):name>` and `<name>` both become `{name}`.
         path = re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule)
         routes.setdefault(path, set()).update(set(rule.methods or ()) - IMPLICIT)

@@ -14,7 +14,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     Raises `vault.errors.ConfigError` when the configuration cannot run (production without a
     Redis URL, secret key or key ring, or any malformed setting).
     """
-    from vault import api, extension, logs, web
+    from vault import api, extension, i18n, logs, pages, web
     from vault import config as config_mod
 
     settings = config_mod.load(config)
@@ -29,6 +29,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     extension.build(app, settings)
     web.install(app)
+    i18n.install(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.ops)
+    pages.register(app)
     return app

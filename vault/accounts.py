@@ -14,6 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pyotp
@@ -40,6 +41,16 @@ EMAIL_RE = re.compile(r"^[!-?A-~]{1,64}@[!-?A-~]{1,190}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
+# How long a started, unconfirmed TOTP enrolment can still be confirmed.
+TOTP_PENDING_MS = 15 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TotpEnrolment:
+    """A started enrolment: what the agent's authenticator app needs (shown once)."""
+
+    secret: str  # base32, for typing into the app by hand
+    uri: str  # otpauth://, for a QR code
 
 
 def totp_context(email: str) -> bytes:
@@ -60,10 +71,17 @@ def check_password(password: Any) -> str:
     return password
 
 
-def _public(agent: dict[str, str]) -> dict[str, Any]:
-    return {"email": agent.get("email", ""), "name": agent.get("name") or agent.get("email", ""),
-            "role": agent.get("role", "agent"), "disabled": agent.get("disabled") == "1",
-            "helpscout_id": agent.get("helpscout_id") or None}
+def _public(agent: dict[str, str], *, with_2fa_at: int | None = None) -> dict[str, Any]:
+    out = {"email": agent.get("email", ""), "name": agent.get("name") or agent.get("email", ""),
+           "role": agent.get("role", "agent"), "disabled": agent.get("disabled") == "1",
+           "helpscout_id": agent.get("helpscout_id") or None}
+    if with_2fa_at is not None:
+        # Whether a second factor is on, or started and still confirmable (never the secret).
+        started = int(agent.get("totp_pending_at") or 0)
+        out["two_factor"] = bool(agent.get("totp"))
+        out["two_factor_pending"] = bool(agent.get("totp_pending")) and \
+            with_2fa_at - started <= TOTP_PENDING_MS
+    return out
 
 
 class Accounts:
@@ -97,14 +115,16 @@ class Accounts:
         emit("agent.created", agent=email, actor=actor)
         return _public({**fields, "email": email})
 
-    def get_agent(self, email: str) -> dict[str, Any]:
+    def get_agent(self, email: str, *, with_2fa: bool = False) -> dict[str, Any]:
+        """The agent's public fields; `with_2fa` adds `two_factor` and `two_factor_pending`."""
         agent = self.store.get_agent(normalise_email(email))
         if not agent:
             raise NotFound("No such agent.")
-        return _public(agent)
+        return _public(agent, with_2fa_at=self.now_ms() if with_2fa else None)
 
-    def list_agents(self) -> list[dict[str, Any]]:
-        return [_public(a) for a in self.store.list_agents()]
+    def list_agents(self, *, with_2fa: bool = False) -> list[dict[str, Any]]:
+        now = self.now_ms() if with_2fa else None
+        return [_public(a, with_2fa_at=now) for a in self.store.list_agents()]
 
     def edit_agent(self, email: str, *, name: str | None = None, admin: bool | None = None,
                    helpscout_id: str | None = None, actor: str = "cli") -> dict[str, Any]:
@@ -138,7 +158,8 @@ class Accounts:
 
     def reset_2fa(self, email: str, *, actor: str = "cli") -> None:
         email = normalise_email(email)
-        if not self.store.update_agent(email, {"totp": "", "totp_last": "0"}, revoke=True):
+        if not self.store.update_agent(email, {"totp": "", "totp_last": "0", "totp_pending": "",
+                                               "totp_pending_at": "0"}, revoke=True):
             raise NotFound("No such agent.")
         self._audit("agent.2fa_reset", actor, email)
 
@@ -262,9 +283,94 @@ class Accounts:
             raise NotFound("No such agent.")
         secret = pyotp.random_base32()
         wrapped = self.keyring.wrap(secret.encode(), context=totp_context(email))
-        self.store.update_agent(email, {"totp": wrapped.decode(), "totp_last": "0"}, revoke=True)
+        self.store.update_agent(email, {"totp": wrapped.decode(), "totp_last": "0",
+                                        "totp_pending": "", "totp_pending_at": "0"}, revoke=True)
         self._audit("agent.2fa_enrolled", actor, email)
         return pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="vault")
+
+    def start_totp(self, email: str) -> TotpEnrolment:
+        """Step one of an agent's own enrolment: a new *pending* secret, not yet enforced.
+
+        It is wrapped under the key ring like an active one and kept in `totp_pending` for
+        `TOTP_PENDING_MS`; `confirm_totp` with a code from it makes it the active factor. So an
+        agent who never finishes (a lost phone, a mistyped secret) is not locked out. A second
+        start replaces the pending secret. Conflict when two-factor is already on: changing it
+        takes an admin's reset first, so a stolen session alone cannot swap the factor.
+        """
+        if self.keyring is None:
+            raise Conflict("Two-factor enrolment needs the server's key ring.")
+        email = normalise_email(email)
+        agent = self.store.get_agent(email)
+        if not agent:
+            raise NotFound("No such agent.")
+        if agent.get("totp"):
+            raise Conflict("Two-factor authentication is already on for this account.",
+                           reason="2fa-active")
+        secret = pyotp.random_base32()
+        wrapped = self.keyring.wrap(secret.encode(), context=totp_context(email))
+        self.store.update_agent(email, {"totp_pending": wrapped.decode(),
+                                        "totp_pending_at": str(self.now_ms())})
+        self._audit("agent.2fa_started", email, email)
+        uri = pyotp.TOTP(secret).provisioning_uri(name=email, issuer_name="vault")
+        return TotpEnrolment(secret=secret, uri=uri)
+
+    def pending_totp(self, email: str) -> TotpEnrolment | None:
+        """The agent's started, unexpired enrolment (to show it again with a wrong code)."""
+        email = normalise_email(email)
+        agent = self.store.get_agent(email) or {}
+        secret = self._pending_secret(email, agent)
+        if not secret:
+            return None
+        return TotpEnrolment(secret=secret, uri=pyotp.TOTP(secret).provisioning_uri(
+            name=email, issuer_name="vault"))
+
+    def _pending_secret(self, email: str, agent: dict[str, str]) -> str:
+        wrapped = agent.get("totp_pending", "")
+        started = int(agent.get("totp_pending_at") or 0)
+        if not wrapped or self.keyring is None or self.now_ms() - started > TOTP_PENDING_MS:
+            return ""
+        try:
+            return self.keyring.unwrap(wrapped.encode(), context=totp_context(email)).decode()
+        except InvalidWrap:
+            return ""
+
+    def confirm_totp(self, email: str, code: Any) -> None:
+        """Step two: a current code from the pending secret makes it the active factor.
+
+        From then on every login needs a code (`login`), and the code used here cannot be used
+        again. Errors: Conflict (`reason` `2fa-not-started`) when there is no pending enrolment
+        or it has expired (start again); ValidationFailed (`code`) for a code that is not six
+        digits or not valid now. A wrong code leaves the enrolment pending and nothing enforced.
+        """
+        email = normalise_email(email)
+        agent = self.store.get_agent(email)
+        if not agent:
+            raise NotFound("No such agent.")
+        secret = self._pending_secret(email, agent)
+        if not secret:
+            raise Conflict("There is no two-factor setup to confirm (or it expired): start again.",
+                           reason="2fa-not-started")
+        if not isinstance(code, str) or not re.fullmatch(r"[0-9]{6}", code.strip()):
+            raise ValidationFailed([{"name": "code",
+                                     "reason": "Enter the 6-digit code from your app."}])
+        step = self._matching_step(pyotp.TOTP(secret), code.strip(), after=0)
+        if step is None:
+            self._audit("agent.2fa_confirm_failed", email, email)
+            raise ValidationFailed([{"name": "code", "reason":
+                                     "That code is not valid. Check the app's clock and try "
+                                     "the next one."}])
+        self.store.update_agent(email, {"totp": agent["totp_pending"], "totp_last": str(step),
+                                        "totp_pending": "", "totp_pending_at": "0"})
+        self._audit("agent.2fa_enrolled", email, email)
+
+    def _matching_step(self, totp: pyotp.TOTP, code: str, *, after: int) -> int | None:
+        """The time step (one either side for clock drift) whose code is `code`, if newer than
+        `after`, compared in constant time."""
+        step = int(self.clock() // 30)
+        for candidate in (step - 1, step, step + 1):
+            if candidate > after and hmac.compare_digest(totp.at(candidate * 30), code):
+                return candidate
+        return None
 
     def _second_factor(self, email: str, agent: dict[str, str], code: Any) -> None:
         """Raise unless the login's second factor is satisfied (or not needed)."""
@@ -283,16 +389,13 @@ class Accounts:
                                          ).decode() if self.keyring else ""
         except InvalidWrap:
             secret = ""
-        totp = pyotp.TOTP(secret) if secret else None
-        now = self.clock()
-        step = int(now // 30)
         last = int(agent.get("totp_last") or 0)
-        # One step either side for clock drift; a code is good once (its step must be new).
-        for candidate in (step - 1, step, step + 1):
-            if totp is not None and candidate > last and hmac.compare_digest(
-                    totp.at(candidate * 30), code.strip()):
-                self.store.update_agent(email, {"totp_last": str(candidate)})
-                return
+        # A code is good once: its step must be newer than the last one used.
+        step = self._matching_step(pyotp.TOTP(secret), code.strip(), after=last) if secret \
+            else None
+        if step is not None:
+            self.store.update_agent(email, {"totp_last": str(step)})
+            return
         raise Unauthenticated("That code is not valid. Try the next one.", reason="totp-invalid")
 
     def login(self, email: Any, password: Any, *, totp: Any = None, address: str = ""

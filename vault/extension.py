@@ -56,7 +56,9 @@ def build_store(config: Config) -> Store:
     return Store(client, cluster=cluster, min_replicas=config.redis_min_replicas,
                  wait_timeout_ms=config.redis_wait_timeout_ms, audit_maxlen=config.audit_maxlen,
                  ticket_audit_maxlen=config.ticket_audit_maxlen,
-                 audit_ttl_ms=config.tombstone_ttl * 1000)
+                 audit_ttl_ms=config.tombstone_ttl * 1000,
+                 # A ticket record lives at most this long after its last activity.
+                 index_ttl_ms=(config.max_ttl + config.tombstone_ttl) * 1000)
 
 
 @dataclass

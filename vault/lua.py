@@ -4,7 +4,9 @@ Conventions shared by every ticket script (see `Store._ticket_args`):
 ARGV[1] key prefix, ARGV[2] slot tag, ARGV[3] now (ms, the app's clock so tests can move time),
 ARGV[4] ticket-stream cap, ARGV[5] global-stream cap, ARGV[6] ticket-stream lifetime (ms),
 ARGV[7] global stream key ('' on a Cluster, where Python writes it after the script),
-ARGV[8] actor; script-specific arguments follow from ARGV[9].
+ARGV[8] actor; script-specific arguments follow from ARGV[9]. The last three ARGV are always
+the agents' ticket index ("my tickets"): its key prefix ('' on a Cluster, where Python writes it
+after the script, like the global stream), its lifetime (ms) and its cap (entries per agent).
 
 Keys of the ticket that are not in KEYS are built from the prefix and the tag, so they hash to
 the same slot as the declared ones: the script stays single-slot on a Redis Cluster.
@@ -16,7 +18,24 @@ from __future__ import annotations
 PRELUDE = r"""
 local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local MINE, MINETTL, MINECAP = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
 local function k(kind, name) return P .. '{' .. TAG .. '}:' .. kind .. ':' .. name end
+-- The assignee's index of their tickets, scored by last activity. Bounded three ways: entries
+-- older than the longest life of a ticket record go, the newest MINECAP stay, and the key
+-- itself dies with its newest entry, so it never outlives what it indexes.
+local function mine(agent, ticket)
+  if MINE == '' or not agent or agent == '' then return end
+  local key = MINE .. agent
+  redis.call('ZADD', key, NOW, ticket)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - MINETTL)
+  redis.call('ZREMRANGEBYRANK', key, 0, -(MINECAP + 1))
+  redis.call('PEXPIRE', key, MINETTL)
+end
+local function unmine(agent, ticket)
+  if MINE == '' or not agent or agent == '' then return end
+  redis.call('ZREM', MINE .. agent, ticket)
+end
+local function assignee_of(ticket) return redis.call('HGET', k('t', ticket), 'assignee') or '' end
 local function hash(key)
   local flat = redis.call('HGETALL', key)
   if #flat == 0 then return nil end
@@ -99,7 +118,9 @@ local refused = ticket_open_and_room(ticket, tonumber(ARGV[17]))
 if refused then return {refused} end
 add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, ARGV[16], '')
 audit(ticket, 'secret.submitted', id, kind)
-return {'ok'}
+local assignee = assignee_of(ticket)
+mine(assignee, ticket)
+return {'ok', assignee}
 """
 
 # ARGV[9..]: ticket, id, expires, meta_ttl, note, tombstone ttl
@@ -123,6 +144,7 @@ redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 'r:' .. id)
 keep(k('ix', ticket), meta_ttl)
 keep(t, math.max(meta_ttl, tonumber(ARGV[14])))
 audit(ticket, 'request.created', id, '')
+mine(assignee, ticket)
 return {'ok', assignee}
 """
 
@@ -154,7 +176,9 @@ add_secret(ticket, sid, ARGV[10], ARGV[11], expires, tonumber(ARGV[13]), tonumbe
            ARGV[15], rid)
 redis.call('HSET', KEYS[1], 'state', 'submitted', 'secret_id', sid, 'env_digest', ARGV[16])
 audit(ticket, 'secret.submitted', sid, ARGV[10] .. ' for request ' .. rid)
-return {'ok', sid, tostring(expires), ticket}
+local assignee = assignee_of(ticket)
+mine(assignee, ticket)
+return {'ok', sid, tostring(expires), ticket, assignee}
 """
 
 # KEYS: secret hash, envelope. ARGV[9..]: agent e-mail, agent display name, session, grace ms,
@@ -192,6 +216,7 @@ if not assignee or assignee == '' then
   redis.call('HSET', t, 'assignee', agent)
   keep(t, redis.call('PTTL', KEYS[1]))  -- a claim never makes an immortal ticket record
   audit(ticket, 'ticket.assigned', '', 'claimed by reveal')
+  mine(agent, ticket)
 elseif assignee ~= agent then
   audit(ticket, 'reveal.refused', id, 'not the assignee')
   return {'forbidden', 'not-assignee'}
@@ -209,6 +234,7 @@ if s.state == 'waiting' then
   redis.call('ZREM', k('w', ticket), id)
   if s.request ~= '' then redis.call('HSET', k('r', s.request), 'state', 'revealed') end
   audit(ticket, 'secret.revealed', id, s.kind)
+  mine(agent, ticket)
   return {'ok', env, s.kind, ticket}
 end
 if expired then return {'gone', 'expired'} end
@@ -296,7 +322,9 @@ end
 redis.call('HINCRBY', t, 'purged', count)
 redis.call('PEXPIRE', t, tomb)
 audit(ticket, 'ticket.purged', '', reason .. ': ' .. count)
-return {'ok', tostring(count)}
+local assignee = assignee_of(ticket)
+mine(assignee, ticket)
+return {'ok', tostring(count), assignee}
 """
 
 # ARGV[9..]: ticket, assignee e-mail ('' clears), tombstone ttl ms, helpdesk conversation id,
@@ -308,7 +336,11 @@ if not helpdesk_news(t, conv, updated) then return {'stale'} end
 local before = redis.call('HGET', t, 'assignee') or ''
 redis.call('HSET', t, 'assignee', agent)
 keep(t, tomb)
-if before ~= agent then audit(ticket, 'ticket.assigned', '', agent) end
+if before ~= agent then
+  audit(ticket, 'ticket.assigned', '', agent)
+  unmine(before, ticket)
+end
+mine(agent, ticket)
 return {'ok', before}
 """
 
@@ -322,25 +354,40 @@ keep(t, tomb)
 if redis.call('HGET', t, 'closed') ~= '1' then return {'ok', '0'} end
 redis.call('HDEL', t, 'closed', 'closed_at', 'close_reason')
 audit(ticket, 'ticket.reopened', '', '')
-return {'ok', '1'}
+local assignee = assignee_of(ticket)
+mine(assignee, ticket)
+return {'ok', '1', assignee}
+"""
+
+# The live items of a ticket: {kind ('r' or 's'), id, envelope present (0/1), hash} each.
+ITEMS = r"""
+local function items_of(ticket)
+  local items = {}
+  for _, member in ipairs(redis.call('ZRANGEBYSCORE', k('ix', ticket), NOW, '+inf')) do
+    local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+    local h = redis.call('HGETALL', k(kind, id))
+    if #h > 0 then
+      local live = 0
+      if kind == 's' then live = redis.call('EXISTS', k('e', id)) end
+      table.insert(items, {kind, id, live, h})
+    end
+  end
+  return items
+end
 """
 
 # Read-only: ticket record, its items and its last audit events. ARGV[9..]: ticket, events.
-TICKET_VIEW = PRELUDE + r"""
+TICKET_VIEW = PRELUDE + ITEMS + r"""
 local ticket = ARGV[9]
 local t = redis.call('HGETALL', k('t', ticket))
-local items = {}
-for _, member in ipairs(redis.call('ZRANGEBYSCORE', k('ix', ticket), NOW, '+inf')) do
-  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
-  local h = redis.call('HGETALL', k(kind, id))
-  if #h > 0 then
-    local live = 0
-    if kind == 's' then live = redis.call('EXISTS', k('e', id)) end
-    table.insert(items, {kind, id, live, h})
-  end
-end
 local events = redis.call('XREVRANGE', k('log', ticket), '+', '-', 'COUNT', tonumber(ARGV[10]))
-return {t, items, events}
+return {t, items_of(ticket), events}
+"""
+
+# Read-only, for the dashboard: ticket record and its items, no events. ARGV[9]: ticket.
+TICKET_SUMMARY = PRELUDE + ITEMS + r"""
+local ticket = ARGV[9]
+return {redis.call('HGETALL', k('t', ticket)), items_of(ticket)}
 """
 
 # Compare-and-set used by key rotation: never resurrects a revealed or deleted envelope.

@@ -345,10 +345,10 @@ class Vault:
 
     # -- tickets ------------------------------------------------------------------------------
 
-    def ticket_view(self, ticket: Any) -> dict[str, Any]:
-        ticket = check_ticket(ticket)
-        now = self.now_ms()
-        record, items, events = self.store.ticket_view(ticket, now_ms=now)
+    @staticmethod
+    def _items(items: list[tuple[str, str, bool, dict[str, str]]], now: int
+               ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(requests, secrets) of a ticket, metadata only, each in creation order."""
         requests, secrets = [], []
         for kind, id_, live, h in items:
             if kind == "r":
@@ -370,16 +370,88 @@ class Vault:
                                 "revealed_at": iso(h.get("revealed_at")),
                                 "revealed_by": h.get("revealed_by") or None,
                                 "request_id": h.get("request") or None})
+        return (sorted(requests, key=lambda r: r["created_at"] or ""),
+                sorted(secrets, key=lambda s: s["created_at"] or ""))
+
+    def ticket_view(self, ticket: Any) -> dict[str, Any]:
+        ticket = check_ticket(ticket)
+        now = self.now_ms()
+        record, items, events = self.store.ticket_view(ticket, now_ms=now)
+        requests, secrets = self._items(items, now)
         return {
             "ticket": ticket,
             "state": "closed" if record.get("closed") == "1" else "open",
             "assignee": record.get("assignee") or None,
             "closed_at": iso(record.get("closed_at")),
             "purged": int(record.get("purged") or 0),
-            "requests": sorted(requests, key=lambda r: r["created_at"] or ""),
-            "secrets": sorted(secrets, key=lambda s: s["created_at"] or ""),
+            "requests": requests,
+            "secrets": secrets,
             "events": [event_dict(e) for e in reversed(events)],
         }
+
+    def agent_tickets(self, email: str, limit: int = 50) -> list[dict[str, Any]]:
+        """The tickets assigned to `email`, most recently active first ("my tickets").
+
+        From the agent's index (kept by the store's scripts), then one pipelined read of every
+        listed ticket. A ticket reassigned to someone else since, or whose record has expired,
+        is left out. Each summary: `ticket`, `state` (open or closed), `assignee`,
+        `last_activity`, `closed_at`, `purged`, counts `open_requests`, `waiting`, `revealed`,
+        and the metadata of its `requests` and `secrets` (as in `ticket_view`).
+        """
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 500:
+            raise ValidationFailed([{"name": "limit", "reason": "A number from 1 to 500."}])
+        now = self.now_ms()
+        names = self.store.agent_ticket_names(email, limit)
+        out = []
+        summaries = self.store.ticket_summaries([t for t, _ in names], now_ms=now)
+        for (ticket, active_ms), (record, items) in zip(names, summaries, strict=True):
+            if not record or record.get("assignee") != email:
+                continue
+            requests, secrets = self._items(items, now)
+            out.append({
+                "ticket": ticket,
+                "state": "closed" if record.get("closed") == "1" else "open",
+                "assignee": email,
+                "last_activity": iso(active_ms),
+                "closed_at": iso(record.get("closed_at")),
+                "purged": int(record.get("purged") or 0),
+                "open_requests": sum(r["state"] == "open" for r in requests),
+                "waiting": sum(s["state"] == "waiting" for s in secrets),
+                "revealed": sum(s["state"] == "revealed" for s in secrets),
+                "requests": requests,
+                "secrets": secrets,
+            })
+        return out
+
+    def audit_log(self, *, ticket: str | None = None, agent: str | None = None,
+                  limit: int = 200, window: int = 10_000) -> dict[str, Any]:
+        """The audit log, newest first: the global stream, or one ticket's own stream.
+
+        With `agent`, only events that agent did (`actor`) or that were about them (their
+        e-mail in `detail`: accounts, tokens, assignments). Filtering reads back through at most
+        `window` events of the stream; `complete` says whether the whole stream (or `limit`
+        matches) was reached within it. Returns `events` (dicts as in `ticket_view`),
+        `complete`, `scanned`.
+        """
+        if ticket is not None:
+            ticket = check_ticket(ticket)
+
+        def matches(e: AuditEvent) -> bool:
+            return agent is None or e.actor == agent or agent in e.detail.split()
+
+        found: list[AuditEvent] = []
+        before: str | None = None
+        scanned, complete = 0, False
+        while (want := min(1000, window - scanned)) > 0:
+            batch = self.store.audit_before(before, want, ticket=ticket)
+            scanned += len(batch)
+            found.extend(e for e in batch if matches(e))
+            if len(found) >= limit or len(batch) < want:  # enough, or the start of the stream
+                complete = True
+                break
+            before = batch[-1].stream_id
+        return {"events": [event_dict(e) for e in found[:limit]], "complete": complete,
+                "scanned": scanned}
 
     def assign(self, ticket: Any, agent: str, *, actor: str, conversation: str = "",
                updated_ms: int | None = None) -> bool:

@@ -27,6 +27,7 @@ from vault.ids import slot_tag, tag_of
 T = TypeVar("T")
 PREFIX = "vault:"
 ACCT = PREFIX + "{acct}:"
+MINE = ACCT + "mine:"
 
 _UNAVAILABLE = (
     rexc.ConnectionError,
@@ -81,7 +82,8 @@ class Store:
 
     def __init__(self, client: Any, *, cluster: bool = False, min_replicas: int = 0,
                  wait_timeout_ms: int = 1000, audit_maxlen: int = 1_000_000,
-                 ticket_audit_maxlen: int = 1000, audit_ttl_ms: int = 90 * 86400 * 1000) -> None:
+                 ticket_audit_maxlen: int = 1000, audit_ttl_ms: int = 90 * 86400 * 1000,
+                 index_ttl_ms: int = 60 * 86400 * 1000, index_cap: int = 500) -> None:
         self.client = client
         self.cluster = cluster
         self.min_replicas = min_replicas
@@ -89,10 +91,14 @@ class Store:
         self.audit_maxlen = audit_maxlen
         self.ticket_audit_maxlen = ticket_audit_maxlen
         self.audit_ttl_ms = audit_ttl_ms
+        # The agents' ticket index: an entry older than the longest life of a ticket record
+        # (max TTL + tombstone) indexes nothing; at most `index_cap` tickets per agent.
+        self.index_ttl_ms = index_ttl_ms
+        self.index_cap = index_cap
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
-            "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "SWAP_IF_SAME", "SWAP_FIELD_IF_SAME",
-            "AUTHENTICATE", "ADD_AGENT")}
+            "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY", "SWAP_IF_SAME",
+            "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "ADD_AGENT")}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -145,7 +151,8 @@ class Store:
 
     def _ticket_args(self, tag: str, now_ms: int, actor: str, *extra: Any) -> list[Any]:
         return [PREFIX, tag, now_ms, self.ticket_audit_maxlen, self.audit_maxlen,
-                self.audit_ttl_ms, "" if self.cluster else self.audit_key(), actor, *extra]
+                self.audit_ttl_ms, "" if self.cluster else self.audit_key(), actor, *extra,
+                "" if self.cluster else MINE, self.index_ttl_ms, self.index_cap]
 
     def _result(self, raw: list[Any]) -> ScriptResult:
         if not raw:
@@ -153,14 +160,30 @@ class Store:
         return ScriptResult(_s(raw[0]), list(raw[1:]))
 
     def _global_audit(self, now_ms: int, event: str, ticket: str, id_: str, actor: str,
-                      detail: str) -> None:
-        """On a Cluster the global stream lives in another slot: write it after the script."""
+                      detail: str, *, mine: tuple[str, str] | None = None,
+                      unmine: tuple[str, str] | None = None) -> None:
+        """On a Cluster the global stream and the agents' index live in other slots: write them
+        after the script, in one pipeline (on a single Redis the script wrote them itself).
+
+        `mine` is (assignee, ticket) to mark as active now; `unmine` (former assignee, ticket).
+        """
         if not self.cluster:
             return
         with self._guard():
-            self.client.xadd(self.audit_key(), {"ts": now_ms, "event": event, "ticket": ticket,
-                                                "id": id_, "actor": actor, "detail": detail},
-                             maxlen=self.audit_maxlen, approximate=True)
+            pipe = self.client.pipeline(transaction=False)
+            if event:
+                pipe.xadd(self.audit_key(), {"ts": now_ms, "event": event, "ticket": ticket,
+                                             "id": id_, "actor": actor, "detail": detail},
+                          maxlen=self.audit_maxlen, approximate=True)
+            if unmine and unmine[0] and (not mine or mine[0] != unmine[0]):
+                pipe.zrem(self.mine_key(unmine[0]), unmine[1])
+            if mine and mine[0]:
+                key = self.mine_key(mine[0])
+                pipe.zadd(key, {mine[1]: now_ms})
+                pipe.zremrangebyscore(key, "-inf", now_ms - self.index_ttl_ms)
+                pipe.zremrangebyrank(key, 0, -(self.index_cap + 1))
+                pipe.pexpire(key, self.index_ttl_ms)
+            pipe.execute()
 
     # -- key names (the only place they are built) --------------------------------------------
 
@@ -191,6 +214,11 @@ class Store:
     def _agent_key(email: str) -> str:
         return f"{ACCT}agent:{email}"
 
+    @staticmethod
+    def mine_key(email: str) -> str:
+        """The agent's index of the tickets assigned to them, scored by last activity (ms)."""
+        return MINE + email
+
     # -- health -------------------------------------------------------------------------------
 
     def ping(self) -> bool:
@@ -207,7 +235,8 @@ class Store:
             slot_tag(ticket), now_ms, actor, ticket, id_, kind, envelope, expires_ms,
             expires_ms - now_ms, meta_ttl_ms, manage_digest, max_waiting)))
         if result.status == "ok":
-            self._global_audit(now_ms, "secret.submitted", ticket, id_, actor, kind)
+            self._global_audit(now_ms, "secret.submitted", ticket, id_, actor, kind,
+                               mine=(_s(result.values[0]), ticket))
         return result
 
     def create_request(self, *, ticket: str, id_: str, now_ms: int, expires_ms: int,
@@ -217,7 +246,8 @@ class Store:
             slot_tag(ticket), now_ms, agent, ticket, id_, expires_ms, meta_ttl_ms, note,
             tombstone_ms)))
         if result.status == "ok":
-            self._global_audit(now_ms, "request.created", ticket, id_, agent, "")
+            self._global_audit(now_ms, "request.created", ticket, id_, agent, "",
+                               mine=(_s(result.values[0]), ticket))
         return result
 
     def fill_request(self, *, request_id: str, secret_id: str, kind: str, envelope: bytes,
@@ -228,7 +258,8 @@ class Store:
             tag_of(request_id), now_ms, actor, secret_id, kind, envelope, expires_ms,
             expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, max_waiting)))
         if result.status == "ok":
-            self._global_audit(now_ms, "secret.submitted", "", secret_id, actor, kind)
+            self._global_audit(now_ms, "secret.submitted", "", secret_id, actor, kind,
+                               mine=(_s(result.values[3]), _s(result.values[2])))
         return result
 
     def reveal(self, *, secret_id: str, agent: str, agent_name: str, session: str, now_ms: int,
@@ -239,7 +270,9 @@ class Store:
                               grace_ms, policy)))
         if result.status in {"ok", "forbidden"}:
             event = "secret.revealed" if result.status == "ok" else "reveal.refused"
-            self._global_audit(now_ms, event, "", secret_id, agent, "")
+            self._global_audit(now_ms, event, "", secret_id, agent, "",
+                               mine=(agent, _s(result.values[2])) if result.status == "ok"
+                               else None)
         return result
 
     def ack(self, *, secret_id: str, session: str, now_ms: int, actor: str) -> ScriptResult:
@@ -262,7 +295,8 @@ class Store:
             slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms, conversation,
             "" if updated_ms is None else updated_ms)))
         count = int(_s(result.values[0]))
-        self._global_audit(now_ms, "ticket.purged", ticket, "", actor, f"{reason}: {count}")
+        self._global_audit(now_ms, "ticket.purged", ticket, "", actor, f"{reason}: {count}",
+                           mine=(_s(result.values[1]), ticket))
         return count
 
     def reopen(self, *, ticket: str, now_ms: int, actor: str, tombstone_ms: int,
@@ -271,7 +305,8 @@ class Store:
             slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, conversation,
             "" if updated_ms is None else updated_ms)))
         if result.status == "ok" and _s(result.values[0]) == "1":
-            self._global_audit(now_ms, "ticket.reopened", ticket, "", actor, "")
+            self._global_audit(now_ms, "ticket.reopened", ticket, "", actor, "",
+                               mine=(_s(result.values[1]), ticket))
         return result
 
     def assign(self, *, ticket: str, agent: str, now_ms: int, actor: str, tombstone_ms: int,
@@ -279,8 +314,10 @@ class Store:
         result = self._result(self._eval("ASSIGN", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, agent, tombstone_ms, conversation,
             "" if updated_ms is None else updated_ms)))
-        if result.status == "ok" and _s(result.values[0]) != agent:
-            self._global_audit(now_ms, "ticket.assigned", ticket, "", actor, agent)
+        if result.status == "ok":
+            before = _s(result.values[0])
+            self._global_audit(now_ms, "ticket.assigned" if before != agent else "", ticket, "",
+                               actor, agent, mine=(agent, ticket), unmine=(before, ticket))
         return result
 
     @staticmethod
@@ -316,6 +353,36 @@ class Store:
         items = [(_s(kind), _s(id_), bool(live), _pairs(h)) for kind, id_, live, h in raw[1]]
         return record, items, [self._event(e) for e in raw[2]]
 
+    def agent_ticket_names(self, email: str, limit: int) -> list[tuple[str, int]]:
+        """(ticket, last activity ms) from the agent's index, most recent first."""
+        with self._guard():
+            rows = self.client.zrevrange(self.mine_key(email), 0, limit - 1, withscores=True)
+        return [(_s(name), int(score)) for name, score in rows]
+
+    def ticket_summaries(self, tickets: Sequence[str], *, now_ms: int
+                         ) -> list[tuple[dict[str, str], list[tuple[str, str, bool, dict[str, str]]]]]:
+        """(record, items) of each ticket, as in `ticket_view` without events: one pipeline."""
+        if not tickets:
+            return []
+        script = self._scripts["TICKET_SUMMARY"]
+
+        def run() -> list[Any]:
+            pipe = self.client.pipeline(transaction=False)
+            for ticket in tickets:
+                args = self._ticket_args(slot_tag(ticket), now_ms, "", ticket)
+                pipe.evalsha(script.sha, 1, self.ticket_key(ticket), *args)
+            return list(pipe.execute())
+
+        with self._guard():
+            try:
+                raw = run()
+            except rexc.NoScriptError:
+                self.client.script_load(script.source)
+                raw = run()
+        return [(_pairs(record), [(_s(kind), _s(id_), bool(live), _pairs(h))
+                                  for kind, id_, live, h in items])
+                for record, items in raw]
+
     def ticket_record(self, ticket: str) -> dict[str, str]:
         with self._guard():
             return {_s(k): _s(v) for k, v in self.client.hgetall(self.ticket_key(ticket)).items()}
@@ -342,6 +409,16 @@ class Store:
             else:
                 res = self.client.xread({self.audit_key(): after}, count=count, block=block_ms)
                 entries = res[0][1] if res else []
+        return [self._event(e) for e in entries]
+
+    def audit_before(self, before: str | None = None, count: int = 1000, *,
+                     ticket: str | None = None) -> list[AuditEvent]:
+        """Up to `count` events older than stream id `before` (the newest if None), newest
+        first: the global stream, or `ticket`'s own. Paging backwards through the log."""
+        key = self.audit_key() if ticket is None else self._k(slot_tag(ticket), "log", ticket)
+        with self._guard():
+            entries = self.client.xrevrange(key, "+" if before is None else "(" + before, "-",
+                                            count=count)
         return [self._event(e) for e in entries]
 
     def ticket_audit(self, ticket: str, count: int = 100, *, after: str | None = None,

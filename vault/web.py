@@ -123,7 +123,7 @@ def principal(*, required: bool = True) -> Principal | None:
                 found = accounts.authenticate_session(cookie)
                 if found is not None and request.method not in {"GET", "HEAD", "OPTIONS"} \
                         and not accounts.csrf_ok(found, request.headers.get("X-CSRF-Token")):
-                    raise Forbidden("Missing or wrong CSRF token (X-CSRF-Token).")
+                    raise Forbidden("Missing or wrong CSRF token (X-CSRF-Token).", reason="csrf")
         g.principal = found
     if found is None and required:
         raise Unauthenticated("Log in or send Authorization: Bearer <token>.")
@@ -171,11 +171,19 @@ def problem_response(error: VaultError) -> Response:
 
 
 def _html_error(error: VaultError) -> Response:
-    from markupsafe import escape
-    page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>{escape(error.title)} · vault</title></head><body><main>"
-            f"<h1>{escape(error.title)}</h1><p>{escape(error.detail)}</p></main></body></html>")
-    resp = Response(page, status=error.status, mimetype="text/html")
+    """A page in the visitor's language, worded by status (the English detail is for APIs)."""
+    try:
+        from vault.pages import render
+        resp = render("error.html", page="error", status=error.status, error_status=error.status)
+        resp.status_code = error.status
+    except Exception:
+        # The error page itself failed (a broken store behind the session lookup, say): a
+        # plain page still says what happened rather than turning into a 500.
+        from markupsafe import escape
+        page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{escape(error.title)} · vault</title></head><body><main>"
+                f"<h1>{escape(error.title)}</h1><p>{escape(error.detail)}</p></main></body></html>")
+        resp = Response(page, status=error.status, mimetype="text/html")
     if isinstance(error, RateLimited | Unavailable):
         resp.headers["Retry-After"] = str(error.retry_after)
     return resp

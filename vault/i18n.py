@@ -1,0 +1,103 @@
+"""English and French: which language a request gets, and the messages the page scripts show.
+
+The language comes from `?lang=` (the switcher, remembered in a cookie), then the cookie, then
+`Accept-Language`. Templates and this module are the only places with user-visible text; the
+French catalog lives in `vault/translations/fr` (`scripts/i18n` extracts and compiles it).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, g, request
+from flask_babel import Babel, gettext, lazy_gettext
+
+LANGUAGES = ("en", "fr")
+LANG_COOKIE = "__Host-vault_lang"
+LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
+
+
+def requested_language() -> str | None:
+    """A valid `?lang=` value, if the request carries one."""
+    wanted = request.args.get("lang", "")
+    return wanted if wanted in LANGUAGES else None
+
+
+def select_locale() -> str:
+    if "locale" in g:
+        return str(g.locale)
+    chosen = requested_language() or request.cookies.get(LANG_COOKIE, "")
+    if chosen not in LANGUAGES:
+        chosen = request.accept_languages.best_match(LANGUAGES) or "en"
+    g.locale = chosen
+    return chosen
+
+
+def install(app: Flask) -> None:
+    Babel(app, locale_selector=select_locale, default_translation_directories="translations")
+
+
+_ = lazy_gettext
+
+# What the page scripts may say, by key. Sent to each page as JSON in a data attribute, so a
+# script never carries a sentence of its own and French pages stay French.
+SCRIPT_MESSAGES = {
+    "copied": _("Copied."),
+    "copy_failed": _("Could not copy: select the text and copy it yourself."),
+    "no_crypto": _("This page needs a secure (HTTPS) connection and a current browser to encrypt "
+                   "in your browser. Nothing was sent."),
+    "no_key": _("This link has lost its key (the part after #). Open the link exactly as you "
+                "received it."),
+    "encrypting": _("Encrypting in your browser…"),
+    "sending": _("Sending…"),
+    "revealing": _("Revealing…"),
+    "deleting": _("Deleting…"),
+    "invalid_envelope": _("These credentials cannot be opened with this link's key. The link may "
+                          "be incomplete or the data was altered. Nothing is shown."),
+    "fix_fields": _("Please correct the fields marked below."),
+    "required": _("This field is required."),
+    "bad_ticket": _("Use 1 to 64 letters, digits, '-' or '_'."),
+    "bad_port": _("Enter a port number between 1 and 65535."),
+    "too_large": _("This is too large to send (64 KiB at most)."),
+    "rate_limited": _("Too many attempts. Try again in a moment."),
+    "unavailable": _("vault is briefly unavailable. Nothing was lost; try again in a moment."),
+    "failed": _("Something went wrong. Nothing was lost; try again."),
+    "login_failed": _("Wrong e-mail or password."),
+    "login_code": _("Enter the 6-digit code from your authenticator app."),
+    "login_code_invalid": _("That code is not valid. Try the next one."),
+    "login_2fa_required": _("Admins need two-factor authentication: ask another admin to "
+                            "enrol you."),
+    "session_over": _("Your session has ended. Log in again."),
+    "csrf": _("This page is out of date. Reload it and try again."),
+    "not_assignee": _("Only the agent assigned to this ticket can reveal it. Nothing was "
+                      "consumed: it is still there for the assignee."),
+    "not_agent": _("Log in as an agent to reveal this."),
+    "ticket_closed": _("This ticket is closed: it does not accept credentials until it is "
+                       "reopened."),
+    "ticket_full": _("This ticket already holds too many waiting submissions."),
+    "already_filled": _("This request has already been answered."),
+    "gone_revealed": _("Already revealed by {who} at {when}."),
+    "gone_deleted": _("Deleted by the customer before it was read."),
+    "gone_purged": _("The ticket was closed: these credentials were deleted."),
+    "gone_expired": _("This expired before it was read."),
+    "gone": _("This is no longer available."),
+    "not_found": _("There is nothing here. Check the link."),
+    "forbidden_manage": _("This manage link is not valid for these credentials."),
+    "deleted": _("Deleted. Nobody can read it now."),
+    "hidden": _("Hidden. The credentials are no longer on this page."),
+    "revealed_now": _("Revealed by you. vault has deleted them: this link cannot show them again."),
+    "wait_seconds": _("Try again in {seconds} s."),
+}
+
+
+def script_messages() -> dict[str, str]:
+    return {key: str(value) for key, value in SCRIPT_MESSAGES.items()}
+
+
+__all__ = [
+    "LANGUAGES",
+    "LANGUAGE_NAMES",
+    "LANG_COOKIE",
+    "gettext",
+    "install",
+    "script_messages",
+    "select_locale",
+]

@@ -1,0 +1,159 @@
+"""The server-rendered pages: customer, agent and admin (PRODUCT.md, "Web pages").
+
+Views only read state and render it; every state change goes through the JSON API from the page
+scripts (which hold the keys) or through a CSRF-checked form post to one of these views.
+A GET never changes anything: link-preview bots and mail scanners open links.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from functools import cache, wraps
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask_babel import format_datetime
+
+from vault import i18n
+from vault.errors import Forbidden
+from vault.extension import ext
+from vault.service import Principal
+from vault.web import SESSION_COOKIE
+
+bp = Blueprint("pages", __name__)
+F = TypeVar("F")
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+
+
+@cache
+def _static_version(filename: str) -> str:
+    try:
+        return hashlib.sha256((STATIC / filename).read_bytes()).hexdigest()[:12]
+    except OSError:
+        return "missing"
+
+
+def static_url(filename: str) -> str:
+    """A static file's URL versioned by its content hash (cached for a year by the browser)."""
+    return url_for("static", filename=filename, v=_static_version(filename))
+
+
+def static_is_current(filename: str, version: str) -> bool:
+    return version == _static_version(filename)
+
+
+def when(value: str | None) -> str:
+    """An ISO time from the service, in the page's language (UTC; the page script localises)."""
+    if not value:
+        return ""
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+    return str(format_datetime(moment, "medium")) + " UTC"
+
+
+def safe_next(value: str | None, default: str = "/dashboard") -> str:
+    """A same-site path to go to after login: never another origin (no open redirect)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def viewer() -> Principal | None:
+    """The agent logged in with the session cookie, if any (pages ignore bearer tokens)."""
+    if "viewer" not in g:
+        # The session cookie alone: a form post carries its CSRF token in a field, which
+        # check_form_csrf() verifies, not in the X-CSRF-Token header the JSON API wants.
+        cookie = request.cookies.get(SESSION_COOKIE)
+        found = ext().accounts.authenticate_session(cookie) if cookie else None
+        g.viewer = found if found is not None and found.is_agent else None
+    result: Principal | None = g.viewer
+    return result
+
+
+def agent_page(view: F) -> F:
+    """Only for a logged-in agent; anyone else goes to the login page and comes back."""
+    @wraps(view)  # type: ignore[arg-type]
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if viewer() is None:
+            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
+        return view(*args, **kwargs)  # type: ignore[operator]
+    return wrapper  # type: ignore[return-value]
+
+
+def admin_page(view: F) -> F:
+    @wraps(view)  # type: ignore[arg-type]
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        who = viewer()
+        if who is None:
+            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
+        if not who.is_admin:
+            raise Forbidden("This page is for admins.")
+        return view(*args, **kwargs)  # type: ignore[operator]
+    return wrapper  # type: ignore[return-value]
+
+
+def check_form_csrf() -> Principal:
+    """The logged-in agent behind a form post, with its CSRF field checked in constant time."""
+    who = viewer()
+    if who is None:
+        raise Forbidden("Your session has ended. Log in again.")
+    if not ext().accounts.csrf_ok(who, request.form.get("csrf_token")):
+        raise Forbidden("Missing or wrong CSRF token. Reload the page and try again.")
+    return who
+
+
+def render(template: str, *, page: str, status: int = 200, **context: Any) -> Response:
+    who = viewer()
+    html = render_template(template, page=page, viewer=who, csrf=who.csrf if who else "",
+                           messages=i18n.script_messages(), lang=i18n.select_locale(),
+                           **context)
+    return Response(html, status=status, mimetype="text/html")
+
+
+@bp.app_context_processor
+def _helpers() -> dict[str, Any]:
+    return {"static_url": static_url, "when": when, "languages": i18n.LANGUAGE_NAMES}
+
+
+@bp.before_app_request
+def _language_switch() -> Any:
+    """`?lang=fr` remembers the choice and reloads the same page without the parameter.
+
+    A 303 to a URL without a fragment keeps the browser's fragment, so a link's key survives.
+    """
+    chosen = i18n.requested_language()
+    if chosen is None or request.method not in {"GET", "HEAD"} or request.path.startswith(
+            ("/api/", "/static/", "/integrations/")):
+        return None
+    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
+    target = request.path + ("?" + urlencode(args) if args else "")
+    resp = redirect(target, 303)
+    resp.set_cookie(i18n.LANG_COOKIE, chosen, max_age=365 * 86400, secure=True, httponly=True,
+                    samesite="Lax", path="/")
+    return resp
+
+
+@bp.after_app_request
+def _static_cache(resp: Response) -> Response:
+    if request.path.startswith("/static/") and resp.status_code == 200:
+        filename = request.path[len("/static/"):]
+        if static_is_current(filename, request.args.get("v", "")):
+            resp.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        else:
+            resp.headers["Cache-Control"] = "no-cache"
+    return resp
+
+
+def register(app: Any) -> None:
+    from vault.pages import admin, agent, customer, dashboard  # noqa: F401  (routes on import)
+    app.register_blueprint(bp)
+
+
+__all__ = ["admin_page", "agent_page", "bp", "check_form_csrf", "render", "safe_next",
+           "static_url", "viewer", "when"]

@@ -1,0 +1,429 @@
+// The page scripts: one small module, no framework. Every sentence comes from the page
+// (data-messages, in the page's language); keys and plaintext live only in this page's memory
+// and the DOM while shown, never in storage, cookies or a URL sent to the server.
+import * as envelope from "./envelope.js";
+
+const M = JSON.parse(document.body.dataset.messages || "{}");
+const $ = (selector, root = document) => root.querySelector(selector);
+const $$ = (selector, root = document) => Array.from(root.querySelectorAll(selector));
+const fmt = (text, values) => text.replace(/\{(\w+)\}/g, (_, name) => values[name] ?? "");
+const TICKET_RE = /^[A-Za-z0-9_-]{1,64}$/;
+
+function csrfToken() {
+  const meta = $('meta[name="csrf-token"]');
+  return meta ? meta.content : "";
+}
+
+// One JSON call to vault's API. Never throws: a network failure is status 0.
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Accept: "application/json", ...extraHeaders };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const token = csrfToken();
+  if (token) headers["X-CSRF-Token"] = token;
+  let resp;
+  try {
+    resp = await fetch(path, {
+      method, headers, credentials: "same-origin", cache: "no-store", redirect: "error",
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+  } catch {
+    return { status: 0, body: {} };
+  }
+  let data = {};
+  if (resp.status !== 204) {
+    try { data = await resp.json(); } catch { data = {}; }
+  }
+  return { status: resp.status, body: data, retryAfter: resp.headers.get("Retry-After") };
+}
+
+function when(iso) {
+  if (!iso) return "";
+  try {
+    return new Intl.DateTimeFormat(document.documentElement.lang || undefined,
+      { dateStyle: "medium", timeStyle: "short" }).format(new Date(iso));
+  } catch {
+    return iso;
+  }
+}
+
+// The sentence for a problem the API answered, in the page's language.
+function problemText(res) {
+  const reason = res.body && res.body.reason;
+  switch (res.status) {
+    case 0: case 502: case 503: case 504: return M.unavailable;
+    case 429: return M.rate_limited + (res.retryAfter ? " " + fmt(M.wait_seconds, { seconds: res.retryAfter }) : "");
+    case 413: return M.too_large;
+    case 404: return M.not_found;
+    case 401: return M.session_over;
+    case 403: return reason === "csrf" ? M.csrf : M.not_assignee;
+    case 409:
+      if (reason === "ticket-closed") return M.ticket_closed;
+      if (reason === "ticket-full") return M.ticket_full;
+      if (reason === "already-filled") return M.already_filled;
+      return M.failed;
+    case 410:
+      if (reason === "revealed") {
+        return fmt(M.gone_revealed, { who: res.body.revealed_by || "?", when: when(res.body.revealed_at) });
+      }
+      return M["gone_" + reason] || M.gone;
+    default: return M.failed;
+  }
+}
+
+function say(element, text, kind = "") {
+  if (!element) return;
+  element.textContent = text;
+  element.hidden = !text;
+  element.classList.remove("error", "ok", "info");
+  if (kind) element.classList.add(kind);
+}
+
+// -- form fields ----------------------------------------------------------------------------
+
+function setFieldError(input, text) {
+  const error = document.getElementById(input.id + "-error");
+  input.setAttribute("aria-invalid", text ? "true" : "false");
+  if (error) { error.textContent = text; error.hidden = !text; }
+}
+
+function clearErrors(form) {
+  $$("[data-field]", form).forEach((input) => setFieldError(input, ""));
+  say($("#form-error", form), "");
+}
+
+function showErrors(form, errors) {
+  // errors: [[input, text], ...]; the first invalid field gets the focus.
+  errors.forEach(([input, text]) => setFieldError(input, text));
+  say($("#form-error", form), M.fix_fields, "error");
+  if (errors.length) errors[0][0].focus();
+}
+
+function chosenKind(form) {
+  const checked = $('input[name="kind"]:checked', form);
+  return checked ? checked.value : "wordpress";
+}
+
+function setupKinds(form) {
+  const show = () => {
+    const kind = chosenKind(form);
+    $$(".kind-fields", form).forEach((set) => { set.hidden = set.dataset.kind !== kind; });
+  };
+  $$('input[name="kind"]', form).forEach((radio) => radio.addEventListener("change", show));
+  show();
+}
+
+// The chosen kind's fields exactly as typed (no trimming: a password may end in a space), and
+// the problems found. Empty optional fields are left out by the envelope module.
+function readCredentials(form) {
+  const kind = chosenKind(form);
+  const set = $(`.kind-fields[data-kind="${kind}"]`, form);
+  const fields = {};
+  const errors = [];
+  $$("[data-field]", set).forEach((input) => {
+    fields[input.dataset.field] = input.value;
+    if (input.dataset.required && !input.value.trim()) errors.push([input, M.required]);
+  });
+  if (kind === "sftp") {
+    const port = $("#f-sftp-port", set);
+    const value = port.value.trim();
+    if (value && !(/^[0-9]{1,5}$/.test(value) && Number(value) >= 1 && Number(value) <= 65535)) {
+      errors.push([port, M.bad_port]);
+    }
+    const password = $("#f-sftp-password", set);
+    if (!password.value && !$("#f-sftp-private_key", set).value.trim()) errors.push([password, M.required]);
+  }
+  return { kind, fields, errors };
+}
+
+function busy(form, on, text = "") {
+  const button = $('button[type="submit"]', form);
+  if (button) button.disabled = on;
+  form.setAttribute("aria-busy", on ? "true" : "false");
+  say($("#form-status", form), text);
+}
+
+function showDone(form, section) {
+  form.reset();
+  form.hidden = true;
+  section.hidden = false;
+  section.focus();
+}
+
+function keyFromFragment(pattern) {
+  const value = decodeURIComponent(location.hash.slice(1));
+  return pattern(value) ? value : "";
+}
+
+// -- customer: share (/) and fill (/r/<id>) -------------------------------------------------------
+
+function setupShare() {
+  const form = $("#share-form");
+  setupKinds(form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!envelope.hasWebCrypto()) return say($("#form-error", form), M.no_crypto, "error");
+    const ticketInput = $("#f-ticket", form);
+    const ticket = ticketInput.value.trim();
+    const { kind, fields, errors } = readCredentials(form);
+    if (!ticket) errors.unshift([ticketInput, M.required]);
+    else if (!TICKET_RE.test(ticket)) errors.unshift([ticketInput, M.bad_ticket]);
+    if (errors.length) return showErrors(form, errors);
+    busy(form, true, M.encrypting);
+    const key = envelope.generateKey();
+    let sealed;
+    try {
+      sealed = await envelope.seal(key, { ticket, kind, fields });
+    } catch {
+      busy(form, false);
+      return say($("#form-error", form), M.too_large, "error");
+    }
+    busy(form, true, M.sending);
+    const res = await api("POST", "/api/v1/secrets", { ticket, kind, envelope: sealed });
+    busy(form, false);
+    if (res.status !== 201) {
+      if (res.status === 400 && (res.body.invalid_params || []).some((p) => p.name === "ticket")) {
+        return showErrors(form, [[ticketInput, M.bad_ticket]]);
+      }
+      return say($("#form-error", form), problemText(res), "error");
+    }
+    const done = $("#share-done");
+    $("#share-link").value = res.body.url + "#" + key;
+    $("#manage-link").value = new URL("/m/" + res.body.id, location.origin).href + "#" + res.body.manage_token;
+    showDone(form, done);
+  });
+}
+
+function setupFill() {
+  const form = $("#fill-form");
+  setupKinds(form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!envelope.hasWebCrypto()) return say($("#form-error", form), M.no_crypto, "error");
+    const key = keyFromFragment(envelope.isKey);
+    if (!key) return say($("#form-error", form), M.no_key, "error");
+    const { kind, fields, errors } = readCredentials(form);
+    if (errors.length) return showErrors(form, errors);
+    busy(form, true, M.encrypting);
+    let sealed;
+    try {
+      sealed = await envelope.seal(key, { ticket: form.dataset.ticket, kind, fields });
+    } catch {
+      busy(form, false);
+      return say($("#form-error", form), M.too_large, "error");
+    }
+    busy(form, true, M.sending);
+    const res = await api("POST", `/api/v1/requests/${form.dataset.requestId}/secret`,
+      { kind, envelope: sealed });
+    busy(form, false);
+    if (res.status !== 201) return say($("#form-error", form), problemText(res), "error");
+    $("#manage-link").value = new URL("/m/" + res.body.secret_id, location.origin).href + "#" +
+      res.body.manage_token;
+    showDone(form, $("#fill-done"));
+  });
+}
+
+// -- agent: reveal (/s/<id>, /r/<id>) --------------------------------------------------------------
+
+function showFields(fields, kind) {
+  const list = $("#revealed-fields");
+  const labels = $("#field-labels").dataset;
+  const template = $("#field-row");
+  list.replaceChildren();
+  for (const name of envelope.FIELDS[kind]) {
+    if (!(name in fields)) continue;
+    const row = template.content.firstElementChild.cloneNode(true);
+    $("dt", row).textContent = labels[name] || name;
+    $("pre", row).textContent = fields[name];
+    $("button", row).addEventListener("click", () => copyText(fields[name] ?? "", $("pre", row)));
+    list.append(row);
+  }
+}
+
+function setupReveal() {
+  const section = $("#reveal");
+  if (!section) return;
+  const loginLink = $("#login-to-reveal");
+  if (loginLink) {
+    // The key stays in the fragment across the login page, so the link still opens afterwards.
+    loginLink.href = loginLink.getAttribute("href") + location.hash;
+    return;
+  }
+  const button = $("#reveal-button");
+  const status = $("#reveal-status");
+  if (!button) return;
+  button.addEventListener("click", async () => {
+    if (!envelope.hasWebCrypto()) return say(status, M.no_crypto, "error");
+    const key = keyFromFragment(envelope.isKey);
+    // Checked before the reveal: without the key the envelope would be consumed for nothing.
+    if (!key) return say(status, M.no_key, "error");
+    button.disabled = true;
+    say(status, M.revealing, "info");
+    const id = section.dataset.secretId;
+    const res = await api("POST", `/api/v1/secrets/${id}/reveal`, {});
+    if (res.status !== 200) {
+      button.disabled = res.status === 410 || res.status === 404;
+      if (res.status === 410) button.hidden = true;
+      return say(status, problemText(res), "error");
+    }
+    let fields;
+    try {
+      fields = await envelope.open(key, res.body.envelope, { ticket: res.body.ticket, kind: res.body.kind });
+    } catch {
+      // No acknowledgement: the envelope stays for this session during the grace window.
+      button.disabled = false;
+      return say(status, M.invalid_envelope, "error");
+    }
+    showFields(fields, res.body.kind);
+    fields = null;
+    await api("POST", `/api/v1/secrets/${id}/ack`, {});
+    section.hidden = true;
+    const state = $("#state");
+    if (state) { state.className = "state state-revealed"; state.textContent = M.revealed_now; }
+    const shown = $("#revealed");
+    shown.hidden = false;
+    shown.focus();
+  });
+  $("#hide-button").addEventListener("click", () => {
+    $("#revealed-fields").replaceChildren();
+    $("#revealed").hidden = true;
+    say($("#state"), M.hidden);
+    $("#state").focus?.();
+  });
+}
+
+// -- customer: manage link (/m/<id>) ----------------------------------------------------------------
+
+function setupManage() {
+  const section = $("#manage");
+  if (!section) return;
+  const status = $("#manage-status");
+  const button = $("#delete-button");
+  button.addEventListener("click", async () => {
+    const token = keyFromFragment((value) => /^vm_[A-Za-z0-9_-]{43}$/.test(value));
+    if (!token) return say(status, M.no_key, "error");
+    button.disabled = true;
+    say(status, M.deleting, "info");
+    const res = await api("DELETE", `/api/v1/secrets/${section.dataset.secretId}`, undefined,
+      { "X-Manage-Token": token });
+    if (res.status === 204) {
+      button.hidden = true;
+      const state = $("#state");
+      state.className = "state state-gone reason-deleted";
+      state.textContent = M.deleted;
+      return say(status, "");
+    }
+    button.disabled = false;
+    say(status, res.status === 403 ? M.forbidden_manage : problemText(res), "error");
+  });
+}
+
+// -- agent: login, new request ------------------------------------------------------------------
+
+function setupLogin() {
+  const form = $("#login-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const email = $("#f-email", form);
+    const password = $("#f-password", form);
+    const totp = $("#f-totp", form);
+    const errors = [];
+    if (!email.value.trim()) errors.push([email, M.required]);
+    if (!password.value) errors.push([password, M.required]);
+    if (errors.length) return showErrors(form, errors);
+    busy(form, true);
+    const body = { email: email.value.trim(), password: password.value };
+    if (totp.value.trim()) body.totp = totp.value.trim();
+    const res = await api("POST", "/api/v1/session", body);
+    busy(form, false);
+    if (res.status === 200) {
+      password.value = "";
+      location.assign((form.dataset.next || "/dashboard") + location.hash);
+      return;
+    }
+    const reason = res.body.reason;
+    if (res.status === 401 && reason === "totp-required") return showErrors(form, [[totp, M.login_code]]);
+    if (res.status === 401 && reason === "totp-invalid") return showErrors(form, [[totp, M.login_code_invalid]]);
+    let text = res.status === 401 || res.status === 400 ? M.login_failed : problemText(res);
+    if (res.status === 401 && reason === "2fa-required") text = M.login_2fa_required;
+    say($("#form-error", form), text, "error");
+    password.focus();
+  });
+}
+
+function setupNewRequest() {
+  const form = $("#request-form");
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    if (!envelope.hasWebCrypto()) return say($("#form-error", form), M.no_crypto, "error");
+    const ticketInput = $("#f-ticket", form);
+    const ticket = ticketInput.value.trim();
+    const note = $("#f-note", form).value.trim();
+    if (!ticket) return showErrors(form, [[ticketInput, M.required]]);
+    if (!TICKET_RE.test(ticket)) return showErrors(form, [[ticketInput, M.bad_ticket]]);
+    busy(form, true, M.sending);
+    const body = note ? { ticket, note } : { ticket };
+    const res = await api("POST", "/api/v1/requests", body);
+    busy(form, false);
+    if (res.status !== 201) return say($("#form-error", form), problemText(res), "error");
+    // The key is made here and only ever written into the link's fragment.
+    const link = res.body.url + "#" + envelope.generateKey();
+    const done = $("#request-done");
+    $("#request-link").value = link;
+    $("#request-sentence").value = fmt(done.dataset.sentence, { link });
+    $("#done-ticket-link").href = "/tickets/" + encodeURIComponent(res.body.ticket);
+    showDone(form, done);
+  });
+}
+
+// -- everywhere --------------------------------------------------------------------------------
+
+async function copyText(text, selectable) {
+  const status = $("#copy-status");
+  try {
+    await navigator.clipboard.writeText(text);
+    say(status, M.copied, "ok");
+  } catch {
+    if (selectable && selectable.select) selectable.select();
+    say(status, M.copy_failed, "error");
+  }
+}
+
+function setupCopyButtons() {
+  $$("button.copy[data-copy]").forEach((button) => {
+    button.addEventListener("click", () => {
+      const input = document.getElementById(button.dataset.copy);
+      copyText(input.value, input);
+    });
+  });
+}
+
+function setupLanguageLinks() {
+  // Keep the fragment (a link's key) when switching language: the server's redirect keeps it.
+  $$("nav.lang a[hreflang]").forEach((link) => {
+    link.addEventListener("click", () => { link.href = "?lang=" + link.hreflang + location.hash; });
+  });
+}
+
+const pages = {
+  share: setupShare, fill: setupFill, status: () => { setupReveal(); }, manage: setupManage,
+  login: setupLogin, "new-request": setupNewRequest,
+};
+function warnWithoutWebCrypto() {
+  // Said at once, not at the first submit: over plain HTTP (not loopback) there is no WebCrypto.
+  if (envelope.hasWebCrypto() || !["share", "fill", "status", "new-request"].includes(document.body.dataset.page)) return;
+  const alert = document.createElement("p");
+  alert.className = "alert error";
+  alert.setAttribute("role", "alert");
+  alert.id = "no-crypto";
+  alert.textContent = M.no_crypto;
+  $("main").prepend(alert);
+}
+
+warnWithoutWebCrypto();
+setupLanguageLinks();
+setupCopyButtons();
+(pages[document.body.dataset.page] || (() => {}))();
