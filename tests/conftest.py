@@ -15,7 +15,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,11 +41,13 @@ def free_port() -> int:
 
 
 def follow_output(proc: subprocess.Popen[bytes], marker: bytes, *, what: str,
-                  log_path: Path | None = None, timeout: float = 30.0) -> None:
+                  log_path: Path | None = None, timeout: float = 30.0,
+                  on_line: Callable[[bytes], None] | None = None) -> None:
     """Block until the process prints `marker` (it is ready), copying its output to `log_path`.
 
     Readiness is the process's own word for it, read as it is written: no polling. A process
-    that exits first fails the test with its output.
+    that exits first fails the test with its output. `on_line` sees every line once it is in the
+    log, for as long as the process lives (a test can wait for a line instead of sleeping).
     """
     assert proc.stdout is not None
     stream, seen, lines = proc.stdout, threading.Event(), []
@@ -56,6 +58,8 @@ def follow_output(proc: subprocess.Popen[bytes], marker: bytes, *, what: str,
             if log is not None:
                 log.write(line)
                 log.flush()
+            if on_line is not None:
+                on_line(line)
             if not seen.is_set():
                 lines.append(line)
             if marker in line:
@@ -263,18 +267,24 @@ def gunicorn_env(redis_url: str, **overrides: Any) -> dict[str, str]:
     return env
 
 
-def start_gunicorn(env: dict[str, str], tmp: Path, *, workers: int = 3, threads: int = 8
-                   ) -> Server:
-    port = free_port()
+def start_gunicorn(env: dict[str, str], tmp: Path, *, workers: int = 3, threads: int = 8,
+                   port: int | None = None, extra_args: Sequence[str] = (),
+                   on_line: Callable[[bytes], None] | None = None) -> Server:
+    """Gunicorn serving vault on 127.0.0.1:`port` (a free one by default), output in its log.
+
+    `port` lets a caller put the server's own URL in its environment (VAULT_BASE_URL) first;
+    `extra_args` go to gunicorn before the app (e.g. `--access-logfile -`).
+    """
+    port = free_port() if port is None else port
     log_path = tmp / f"gunicorn-{port}.log"
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}",
          "--workers", str(workers), "--threads", str(threads), "--preload",
-         "--graceful-timeout", "5", "vault:create_app()"],
+         "--graceful-timeout", "5", *extra_args, "vault:create_app()"],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=str(ROOT))
     # The master has bound the socket before any worker boots: from here on a connection waits
     # in the listen backlog until a worker accepts it, it is never refused.
-    follow_output(proc, b"Booting worker", what="gunicorn", log_path=log_path)
+    follow_output(proc, b"Booting worker", what="gunicorn", log_path=log_path, on_line=on_line)
     return Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
 
 

@@ -139,9 +139,12 @@ export async function open(key, text, { ticket, kind }) {
   } catch {
     throw new InvalidEnvelope();
   }
+  let plaintext = "";
   let value = null;
   try {
-    value = JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(data));
+    // ignoreBOM keeps a leading BOM, which JSON refuses, as Python's json.loads does.
+    plaintext = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(data);
+    value = JSON.parse(plaintext);
   } catch {
     value = null;
   }
@@ -152,5 +155,9 @@ export async function open(key, text, { ticket, kind }) {
     if (!allowed.includes(name) || typeof field !== "string") throw new InvalidEnvelope();
     fields[name] = field;
   }
+  // JSON.parse keeps the last of repeated names; Python refuses them. A flat object of strings
+  // holds exactly two string literals per member, so any repeat shows up in the count.
+  const literals = plaintext.match(/"(?:[^"\\]|\\.)*"/g) || [];
+  if (literals.length !== 2 * Object.keys(fields).length) throw new InvalidEnvelope();
   return fields;
 }

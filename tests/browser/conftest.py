@@ -1,0 +1,137 @@
+"""Fixtures of the browser tests: one live server and one Chromium for the session, a recorded
+browser context per call, agents made with the real command line.
+
+    def test_something(live_server, new_context, live_agent):
+        agent = live_agent(admin=True, token=True)
+        context, record = new_context(locale="fr-FR")
+        page = context.new_page()
+        page.goto("/login")            # relative to live_server.url
+        assert_accessible(page)        # from browser.harness
+        shot(page, "login-fr")
+
+At the end of each test every context made by new_context is closed, and the test fails if any
+of them saw a CSP report in the console, an uncaught page error, or a request to another origin
+(module_context: the same, for contexts shared by a module's tests, checked at its end).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from conftest import RedisServer, private_redis
+from playwright.sync_api import Browser, sync_playwright
+
+from browser.harness import (
+    AGENT_PASSWORD,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    BrowserRecord,
+    LiveAgent,
+    LiveServer,
+    RecordedContext,
+    add_agent,
+    start_live_server,
+)
+
+
+@pytest.fixture(scope="session")
+def live_redis(redis_server: RedisServer) -> Iterator[str]:
+    """A Redis of the live server's own: other tests flush the shared one between tests.
+
+    With --redis-url (no private servers) it shares that one, in database 15, emptied first."""
+    if redis_server.process is None:
+        url = urlsplit(redis_server.url)._replace(path="/15").geturl()
+        with redis.Redis.from_url(url) as client:
+            client.flushdb()
+        yield url
+        return
+    with private_redis("vault-live-redis-") as server:
+        yield server.url
+
+
+@pytest.fixture(scope="session")
+def live_server(live_redis: str) -> Iterator[LiveServer]:
+    tmp = Path(tempfile.mkdtemp(prefix="vault-live-"))
+    server = start_live_server(live_redis, tmp)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run scripts/test (it installs Debian's chromium)",
+                    pytrace=False)
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
+                                              args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@contextlib.contextmanager
+def recorded_contexts(browser: Browser, live_server: LiveServer
+                      ) -> Iterator[Callable[..., RecordedContext]]:
+    """A factory of recorded contexts; on exit closes them and fails on any problem they saw."""
+    made: list[RecordedContext] = []
+
+    def factory(locale: str = "en-US", *, server: LiveServer | None = None,
+                **options: Any) -> RecordedContext:
+        origin = (server or live_server).url
+        context = browser.new_context(base_url=origin, locale=locale, **options)
+        record = BrowserRecord(origin=origin)
+        record.attach(context)
+        made.append(RecordedContext(context, record))
+        return made[-1]
+
+    yield factory
+    for context, _ in made:
+        context.close()  # also delivers any event still on its way
+    problems = [problem for _, record in made for problem in record.problems()]
+    assert not problems, "the browser saw:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def new_context(browser: Browser, live_server: LiveServer
+                ) -> Iterator[Callable[..., RecordedContext]]:
+    """new_context(locale="en-US", *, server=live_server, **context_options) -> (context, record)."""
+    with recorded_contexts(browser, live_server) as factory:
+        yield factory
+
+
+@pytest.fixture(scope="module")
+def module_context(browser: Browser, live_server: LiveServer
+                   ) -> Iterator[Callable[..., RecordedContext]]:
+    """new_context for a whole module (one page shared by many quick tests); checked at its end."""
+    with recorded_contexts(browser, live_server) as factory:
+        yield factory
+
+
+_agent_numbers = itertools.count(1)
+
+
+@pytest.fixture
+def live_agent(live_server: LiveServer) -> Callable[..., LiveAgent]:
+    """live_agent(email=<unique>, *, name="", admin=False, token=False, password=...) -> LiveAgent.
+
+    The live server lives for the whole session, so the default e-mail is new on every call."""
+    def factory(email: str = "", *, name: str = "", admin: bool = False, token: bool = False,
+                password: str = AGENT_PASSWORD) -> LiveAgent:
+        email = email or f"agent{next(_agent_numbers)}@example.com"
+        return add_agent(live_server, email, password=password, name=name, admin=admin,
+                         token=token)
+    return factory

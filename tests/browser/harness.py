@@ -1,0 +1,281 @@
+"""What the browser tests share: the live server, the browser's record, axe, agents, screenshots.
+
+The fixtures that hand these out are in conftest.py beside this file; test files import the plain
+helpers from here (`from browser.harness import axe_violations, shot, ...`).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import urlsplit
+
+import pytest
+from conftest import Server, free_port, gunicorn_env, start_gunicorn, stop_server
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, WebError
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = "/usr/bin/chromium"
+# Debian's chromium, never a browser build Playwright downloads. Everything that would make it
+# talk to anything but the live server is off, so the "no foreign request" check stays exact.
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+# scripts/test installs it from the npm registry (pinned there).
+AXE_PATH = ROOT / ".cache" / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = ROOT / "docs" / "screenshots"
+AGENT_PASSWORD = "correct horse battery staple"
+
+# The limiter stays on (its headers and code paths are part of what the pages meet), with limits
+# no test run reaches. A test that needs a real limit starts its own server with
+# start_live_server(..., ratelimit_submit="30/minute").
+GENEROUS_LIMITS = {
+    "ratelimit_login_account": "1000/minute",
+    "ratelimit_login_address": "1000/minute",
+    "ratelimit_submit": "1000/minute",
+    "ratelimit_reveal": "1000/minute",
+}
+
+
+# -- the live server ---------------------------------------------------------------------------
+
+class OutputLines:
+    """A process's output lines as they come (fed by follow_output's `on_line`), to wait on."""
+
+    def __init__(self) -> None:
+        self._lines: list[str] = []
+        self._changed = threading.Condition()
+
+    def add(self, line: bytes) -> None:
+        with self._changed:
+            self._lines.append(line.decode(errors="replace"))
+            self._changed.notify_all()
+
+    def text(self) -> str:
+        with self._changed:
+            return "".join(self._lines)
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        def found() -> str | None:
+            return next((line for line in self._lines if text in line), None)
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: found() is not None, timeout):
+                raise AssertionError(f"the server never logged {text!r}; its last lines:\n"
+                                     + "".join(self._lines[-50:]))
+            line = found()
+            assert line is not None
+            return line
+
+
+@dataclass
+class LiveServer:
+    """A real gunicorn vault whose VAULT_BASE_URL is its own address, with an access log."""
+
+    url: str
+    env: dict[str, str]  # its VAULT_* environment, for the command line
+    server: Server
+    output: OutputLines
+
+    def log(self) -> str:
+        """Everything the server printed so far: its own log and gunicorn's access log."""
+        return self.output.text()
+
+    def wait_for_log(self, text: str, *, timeout: float = 10.0) -> str:
+        """Block until a line containing `text` is printed, and return that line. The access
+        line of a request is written just after its response, so wait for it before reading."""
+        return self.output.wait_for(text, timeout)
+
+    def stop(self) -> None:
+        stop_server(self.server)
+
+
+def start_live_server(redis_url: str, tmp: Path, **overrides: Any) -> LiveServer:
+    """Start gunicorn (2 workers, 4 threads) with the access log on stdout; `overrides` are
+    settings as in base_config (they win over GENEROUS_LIMITS)."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = gunicorn_env(redis_url, **{"base_url": url, **GENEROUS_LIMITS, **overrides})
+    output = OutputLines()
+    server = start_gunicorn(env, tmp, workers=2, threads=4, port=port,
+                            extra_args=["--access-logfile", "-"], on_line=output.add)
+    return LiveServer(url=url, env=env, server=server, output=output)
+
+
+@dataclass
+class LiveAgent:
+    email: str
+    password: str
+    name: str
+    admin: bool
+    token: str | None  # an API token (vt_...), when asked for
+
+    @property
+    def headers(self) -> dict[str, str]:
+        assert self.token is not None, "ask live_agent(..., token=True) for an API token"
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def run_cli(server: LiveServer, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`vault ARGS...` against the live server's store (its VAULT_* environment); must succeed."""
+    proc = subprocess.run([sys.executable, "-m", "vault.cli", *args], input=stdin, env=server.env,
+                          cwd=str(ROOT), capture_output=True, text=True, timeout=60, check=False)
+    if proc.returncode != 0:
+        raise AssertionError(f"vault {' '.join(args[:2])} failed ({proc.returncode}): {proc.stderr}")
+    return proc
+
+
+def add_agent(server: LiveServer, email: str, *, password: str, name: str = "",
+              admin: bool = False, token: bool = False) -> LiveAgent:
+    """Create an agent with the real command line (`vault agent add --password-stdin`)."""
+    args = ["agent", "add", email, "--password-stdin"]
+    if name:
+        args += ["--name", name]
+    if admin:
+        args.append("--admin")
+    run_cli(server, *args, stdin=password + "\n")
+    value = run_cli(server, "token", "create", email).stdout.strip() if token else None
+    return LiveAgent(email=email, password=password, name=name or email, admin=admin, token=value)
+
+
+# -- what the browser did ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ConsoleEntry:
+    type: str
+    text: str
+    url: str  # where the message came from, when the browser says
+
+
+@dataclass(frozen=True)
+class RequestEntry:
+    url: str
+    method: str
+    headers: dict[str, str]
+    post_data: str | None  # undecodable bytes replaced
+
+
+_CSP_WORDS = ("content security policy", "content-security-policy", "refused to")
+
+
+@dataclass
+class BrowserRecord:
+    """Every console message, page error and request of one browser context, in order."""
+
+    origin: str  # the live server's; any request elsewhere is a problem
+    console: list[ConsoleEntry] = field(default_factory=list)
+    page_errors: list[str] = field(default_factory=list)
+    requests: list[RequestEntry] = field(default_factory=list)
+
+    def attach(self, context: BrowserContext) -> None:
+        context.on("console", self._console)
+        context.on("weberror", self._page_error)
+        context.on("request", self._request)
+
+    def _console(self, message: ConsoleMessage) -> None:
+        self.console.append(ConsoleEntry(type=message.type, text=message.text,
+                                         url=str(message.location.get("url", ""))))
+
+    def _page_error(self, error: WebError) -> None:
+        self.page_errors.append(f"{error.error.name}: {error.error.message}")
+
+    def _request(self, request: Request) -> None:
+        body = request.post_data_buffer
+        self.requests.append(RequestEntry(
+            url=request.url, method=request.method, headers=dict(request.headers),
+            post_data=None if body is None else body.decode(errors="replace")))
+
+    def requests_to(self, path: str, method: str | None = None) -> list[RequestEntry]:
+        """The requests to this origin whose path starts with `path` (and of `method`)."""
+        return [r for r in self.requests
+                if _same_origin(r.url, self.origin) and urlsplit(r.url).path.startswith(path)
+                and (method is None or r.method == method)]
+
+    def problems(self) -> list[str]:
+        """What the fixture refuses at teardown: CSP reports, page errors, foreign requests."""
+        found = [f"console {c.type} about the CSP: {c.text} ({c.url})" for c in self.console
+                 if any(word in c.text.lower() for word in _CSP_WORDS)]
+        found += [f"page error: {e}" for e in self.page_errors]
+        found += [f"request to another origin: {r.method} {r.url}" for r in self.requests
+                  if not _allowed_url(r.url, self.origin)]
+        return found
+
+    def clear(self) -> None:
+        """Forget everything so far (after a test checked a problem it provoked on purpose)."""
+        self.console.clear()
+        self.page_errors.clear()
+        self.requests.clear()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _same_origin(url: str, origin: str) -> bool:
+    return _origin(url) == _origin(origin)
+
+
+def _allowed_url(url: str, origin: str) -> bool:
+    scheme = urlsplit(url).scheme
+    if scheme in {"data", "about"}:
+        return True
+    if scheme == "blob":  # blob:<origin>/<uuid> belongs to the origin that made it
+        return _same_origin(url[len("blob:"):], origin)
+    return _same_origin(url, origin)
+
+
+class RecordedContext(NamedTuple):
+    context: BrowserContext
+    record: BrowserRecord
+
+
+# -- accessibility -----------------------------------------------------------------------------
+
+def axe_violations(page: Page, *, impacts: tuple[str, ...] = ("serious", "critical")
+                   ) -> list[dict[str, Any]]:
+    """axe-core's violations of the page's current document with one of `impacts`.
+
+    axe is evaluated from its file by page.evaluate, which the page's CSP does not govern; an
+    injected <script> tag would be inline script, refused by the CSP (and reported as a problem).
+    """
+    if not AXE_PATH.is_file():
+        pytest.fail(f"axe-core is missing ({AXE_PATH.relative_to(ROOT)}): run scripts/test, "
+                    "which installs it from the npm registry", pytrace=False)
+    if not page.evaluate("() => typeof window.axe === 'object'"):
+        page.evaluate(AXE_PATH.read_text(encoding="utf-8"))
+    violations: list[dict[str, Any]] = page.evaluate(
+        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations")
+    return [v for v in violations if v.get("impact") in impacts]
+
+
+def format_violations(violations: list[dict[str, Any]]) -> str:
+    lines = []
+    for v in violations:
+        lines.append(f"[{v.get('impact')}] {v.get('id')}: {v.get('help')} ({v.get('helpUrl')})")
+        for node in v.get("nodes", [])[:5]:
+            target = " ".join(json.dumps(t) for t in node.get("target", []))
+            summary = " ".join(str(node.get("failureSummary", "")).split())
+            lines.append(f"    at {target}: {summary}")
+    return "\n".join(lines)
+
+
+def assert_accessible(page: Page, what: str = "") -> None:
+    """Fail with a readable list when axe finds a serious or critical violation."""
+    violations = axe_violations(page)
+    assert not violations, (f"axe found {len(violations)} serious/critical violation(s) on "
+                            f"{what or page.url}:\n{format_violations(violations)}")
+
+
+# -- screenshots -------------------------------------------------------------------------------
+
+def shot(page: Page, name: str) -> Path:
+    """Save a full-page PNG as docs/screenshots/<name>.png and return its path."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
