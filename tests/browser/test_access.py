@@ -6,6 +6,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pyotp
@@ -13,7 +14,15 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from browser.flows import WP_FIELDS, create_request, log_in, shown_fields, submit_request
-from browser.harness import LiveAgent, RecordedContext, assert_accessible, shot
+from browser.harness import (
+    AGENT_PASSWORD,
+    LiveAgent,
+    RecordedContext,
+    add_agent,
+    assert_accessible,
+    shot,
+    start_live_server,
+)
 
 NewContext = Callable[..., RecordedContext]
 
@@ -254,3 +263,26 @@ def test_an_agent_sets_up_two_factor_and_login_then_needs_the_code(
     fresh.fill("#f-totp", totp.at(time.time() + 30))
     fresh.click("#login-form button[type=submit]")
     fresh.wait_for_url("**/dashboard")
+
+
+def test_the_login_page_locks_out_by_rate_limit_and_says_when_to_retry(
+        new_context: NewContext, live_redis: str, tmp_path: Path) -> None:
+    server = start_live_server(live_redis, tmp_path, ratelimit_login_account="3/minute")
+    try:
+        agent = add_agent(server, f"locked-{ticket_number()}@example.com", password=AGENT_PASSWORD)
+        ctx, record = new_context(server=server)
+        page = ctx.new_page()
+        page.goto("/login")
+        for _ in range(3):
+            page.fill("#f-email", agent.email)
+            page.fill("#f-password", "not the password")
+            page.click("#login-form button[type=submit]")
+            expect(page.locator("#form-error")).to_have_text("Wrong e-mail or password.")
+        page.fill("#f-password", agent.password)  # even the right password is refused now
+        page.click("#login-form button[type=submit]")
+        expect(page.locator("#form-error")).to_contain_text("Too many attempts")
+        expect(page.locator("#form-error")).to_contain_text(re.compile(r"Try again in \d+ s"))
+        assert page.url.endswith("/login")
+        assert len(record.requests_to("/api/v1/session", "POST")) == 4
+    finally:
+        server.stop()
