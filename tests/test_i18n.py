@@ -108,9 +108,12 @@ def test_the_french_catalog_header_is_french_and_nothing_is_fuzzy() -> None:
 
 
 def test_the_committed_mo_is_the_compiled_po() -> None:
-    po = {m.id: m.string for m in french_po() if m.id and not m.fuzzy and m.string}
+    def key(value: Any) -> Any:  # a plural's forms come as a tuple from .po, a list from .mo
+        return tuple(value) if isinstance(value, list | tuple) else value
+
+    po = {key(m.id): key(m.string) for m in french_po() if m.id and not m.fuzzy and m.string}
     with MO_PATH.open("rb") as mo_file:
-        mo = {m.id: m.string for m in read_mo(mo_file) if m.id}
+        mo = {key(m.id): key(m.string) for m in read_mo(mo_file) if m.id}
     stale = sorted(str(k) for k in po.keys() | mo.keys() if po.get(k) != mo.get(k))
     assert not stale, (f"messages.mo does not match messages.po ({REFRESH}): "
                        + ", ".join(repr(s) for s in stale[:20]))
@@ -401,3 +404,28 @@ def test_the_leak_check_sees_text_attributes_and_script_messages() -> None:
         "Ticket %(ticket)s: credentials"]
     assert other_language_on("<p>Ticket 4242 : identifiants</p>", "en") == [
         "Ticket %(ticket)s\u00a0: identifiants"]  # a no-break space in French, any space on a page
+
+
+# -- no literal text outside the catalog ----------------------------------------------------------
+
+_ALLOWED_LITERALS = {"vault", "·", "sFTP", "SSH", "otpauth"}
+_VISIBLE_ATTRIBUTES = re.compile(
+    r'\b(?:aria-label|title|placeholder|alt)="([^"{]*)"'
+    r'|<input\b[^>]*\btype="(?:submit|button|reset)"[^>]*\bvalue="([^"{]*)"')
+
+
+def test_templates_hold_no_user_visible_text_outside_gettext() -> None:
+    """What the catalog-based walk cannot see: a sentence typed into a template without `_()`
+    would show in English on every French page. Strip every Jinja tag and every HTML tag; any
+    word left (or in a visible attribute) is such a sentence."""
+    found: dict[str, list[str]] = {}
+    for path in sorted((ROOT / "vault" / "templates").rglob("*.html")):
+        source = path.read_text()
+        source = re.sub(r"\{#.*?#\}|\{%.*?%\}|\{\{.*?\}\}", " ", source, flags=re.S)
+        words = re.findall(r"[^\W\d_]{2,}", re.sub(r"<[^>]*>", " ", source))
+        words += [w for values in _VISIBLE_ATTRIBUTES.findall(source) for value in values
+                  for w in re.findall(r"[^\W\d_]{2,}", value)]
+        left = [w for w in words if w not in _ALLOWED_LITERALS]
+        if left:
+            found[str(path.relative_to(ROOT))] = left
+    assert not found, f"untranslatable text in templates (wrap it in _()): {found}"

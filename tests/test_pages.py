@@ -251,13 +251,36 @@ def test_accept_language_picks_french(client: Any) -> None:
 def test_the_switcher_remembers_the_choice_and_keeps_the_path(client: Any) -> None:
     rv = client.get("/login?lang=fr&next=/tickets/5")
     assert rv.status_code == 303
-    assert rv.headers["Location"] == "/login?next=%2Ftickets%2F5"
+    assert rv.headers["Location"] == "/login?next=/tickets/5"
     cookie = rv.headers["Set-Cookie"]
     assert cookie.startswith("__Host-vault_lang=fr;") and "Secure" in cookie and "HttpOnly" in cookie
     client.set_cookie("__Host-vault_lang", "fr")
     page = client.get("/", headers={"Accept-Language": "en"}).data.decode()
     assert '<html lang="fr">' in page
     assert client.get("/?lang=xx").status_code == 200  # an unknown language is ignored
+
+
+@pytest.mark.parametrize("path", ["/%09/evil.example/?lang=fr", "/%5C/evil.example/?lang=fr",
+                                  "//evil.example/?lang=fr", "/anything%0a?lang=fr",
+                                  "/nothing/here?lang=fr&next=//evil.example"])
+def test_the_language_switch_never_redirects_off_site_or_fails(client: Any, path: str) -> None:
+    rv = client.get(path)
+    assert rv.status_code == 303
+    assert rv.headers["Location"] == "/"
+
+
+def test_the_switcher_links_keep_the_pages_query(client: Any) -> None:
+    page = client.get("/login?next=/s/abc").data.decode()
+    assert 'href="/login?next=/s/abc&amp;lang=fr"' in page
+
+
+@pytest.mark.parametrize("target", ["/x%0Ay", "/x%0D%0ASet-Cookie:%20a=b", "/x%09y", "/x%7Fy"])
+def test_login_next_with_control_characters_goes_to_the_dashboard(client: Any, agent: Any,
+                                                                  target: str) -> None:
+    login(client, agent)
+    rv = client.get("/login?next=" + target)
+    assert rv.status_code == 303
+    assert rv.headers["Location"] == "/dashboard"
 
 
 def test_error_pages_speak_the_visitors_language(client: Any) -> None:

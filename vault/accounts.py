@@ -379,7 +379,8 @@ class Accounts:
             if self.config.require_2fa and agent.get("role") == "admin":
                 # Fail closed: an admin without a second factor cannot log in at all.
                 raise Unauthenticated("Two-factor authentication is required for admins: "
-                                      "ask another admin to enrol you.", reason="2fa-required")
+                                      "ask an operator to run vault agent enrol-2fa.",
+                                      reason="2fa-required")
             return
         if not isinstance(code, str) or not re.fullmatch(r"[0-9]{6}", code.strip()):
             raise Unauthenticated("Enter the 6-digit code from your authenticator app.",

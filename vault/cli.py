@@ -122,11 +122,13 @@ class StoreContext:
     config: Config
     store: Store
 
-    def accounts(self) -> Accounts:
+    def accounts(self, *, keyring: bool = False) -> Accounts:
         from vault.accounts import Accounts
         from vault.crypto.passwords import Passwords
+        from vault.extension import load_keyring
 
-        return Accounts(self.store, Passwords.production(), self.config)
+        return Accounts(self.store, Passwords.production(), self.config,
+                        keyring=load_keyring(self.config) if keyring else None)
 
 
 def open_store(*, min_socket_timeout: float | None = None) -> StoreContext:
@@ -312,6 +314,22 @@ def agent_reset_2fa(email: str) -> None:
     """Remove an agent's second factor (ends their sessions and tokens)."""
     open_store().accounts().reset_2fa(email)
     note(f"Second factor removed for {_email(email)}.")
+
+
+@agent.command("enrol-2fa")
+@click.argument("email")
+def agent_enrol_2fa(email: str) -> None:
+    """Give an agent a new second factor; prints its otpauth:// URI once (ends their sessions).
+
+    For an admin who cannot log in to set it up on /account because VAULT_REQUIRE_2FA=1."""
+    ctx = open_store()
+    email = _email(email)
+    if not ctx.store.get_agent(email):
+        fail("no such agent")
+    uri = ctx.accounts(keyring=True).enroll_totp(email)
+    note(f"Second factor set for {email}. Hand this URI to them privately (a QR code or their "
+         "authenticator app takes it); it is shown once.")
+    click.echo(uri)
 
 
 # -- tokens and helpdesk keys ----------------------------------------------------------------------

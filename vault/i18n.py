@@ -63,8 +63,8 @@ SCRIPT_MESSAGES = {
     "login_failed": _("Wrong e-mail or password."),
     "login_code": _("Enter the 6-digit code from your authenticator app."),
     "login_code_invalid": _("That code is not valid. Try the next one."),
-    "login_2fa_required": _("Admins need two-factor authentication: ask another admin to "
-                            "enrol you."),
+    "login_2fa_required": _("Admins need two-factor authentication: ask whoever runs vault to "
+                            "set it up for you (vault agent enrol-2fa)."),
     "session_over": _("Your session has ended. Log in again."),
     "csrf": _("This page is out of date. Reload it and try again."),
     "not_assignee": _("Only the agent assigned to this ticket can reveal it. Nothing was "
@@ -83,6 +83,9 @@ SCRIPT_MESSAGES = {
     "forbidden_manage": _("This manage link is not valid for these credentials."),
     "deleted": _("Deleted. Nobody can read it now."),
     "hidden": _("Hidden. The credentials are no longer on this page."),
+    "not_allowed": _("Your account is not allowed to do this."),
+    "ack_failed": _("Shown, but vault could not confirm the deletion: it deletes them by itself "
+                    "within a minute. Do not reload this page."),
     "revealed_now": _("Revealed by you. vault has deleted them: this link cannot show them again."),
     "wait_seconds": _("Try again in {seconds} s."),
 }

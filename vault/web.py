@@ -174,7 +174,8 @@ def _html_error(error: VaultError) -> Response:
     """A page in the visitor's language, worded by status (the English detail is for APIs)."""
     try:
         from vault.pages import render
-        resp = render("error.html", page="error", status=error.status, error_status=error.status)
+        resp = render("error.html", page="error", status=error.status, error_status=error.status,
+                      error_reason=error.extra.get("reason", ""))
         resp.status_code = error.status
     except Exception:
         # The error page itself failed (a broken store behind the session lookup, say): a

@@ -11,9 +11,10 @@ from typing import Any
 
 import pyotp
 import pytest
+import requests
 from playwright.sync_api import Page, expect
 
-from browser.flows import WP_FIELDS, create_request, log_in, shown_fields, submit_request
+from browser.flows import WP_FIELDS, create_request, log_in, share, shown_fields, submit_request
 from browser.harness import (
     AGENT_PASSWORD,
     LiveAgent,
@@ -81,6 +82,36 @@ def test_axe_finds_no_serious_violation_on_any_page(
                        ("/admin/audit", "admin-audit"), ("/r/" + "A" * 28, "")]:
         agent.goto(path)
         check(agent, path, name if lang == "en" else "")
+
+
+@pytest.mark.parametrize("locale", ["en-US", "fr-FR"])
+def test_axe_finds_no_serious_violation_in_the_other_states(
+        new_context: NewContext, live_agent: Callable[..., LiveAgent], live_server: Any,
+        locale: str) -> None:
+    admin, plain = live_agent(admin=True, token=True), live_agent()
+    ctx, _ = new_context(locale=locale)
+    page = ctx.new_page()
+    ticket = ticket_number()
+    link, manage = share(page, ticket, "other", {"text": "line one\nline two"})
+    assert_accessible(page, f"share done ({locale})")
+    page.goto(link)  # anonymous: the status page with "log in to reveal"
+    assert_accessible(page, f"anonymous status ({locale})")
+    page.click('nav.lang a[hreflang="en"]')  # the switcher itself, then back
+    page.goto(f"/login?lang={locale[:2]}")
+    log_in(page, plain)
+    page.goto("/admin/agents")  # a 403 page
+    assert_accessible(page, f"403 ({locale})")
+    page.goto("/account")
+    page.click("#main form button[type=submit]")  # start the two-factor set-up: QR code and key
+    expect(page.locator("figure.qr svg")).to_be_visible()
+    assert_accessible(page, f"two-factor set-up ({locale})")
+    page.click("#main form.card button[type=submit]")  # confirm with no code: the field's error
+    assert_accessible(page, f"two-factor error ({locale})")
+    assert requests.post(f"{live_server.url}/api/v1/tickets/{ticket}/close", headers=admin.headers,
+                         timeout=10).status_code == 200
+    page.goto(manage)  # purged: the reminder to delete the temporary accounts
+    expect(page.locator("#state")).to_have_class(re.compile("reason-purged"))
+    assert_accessible(page, f"purged ({locale})")
 
 
 # -- 9. the whole request flow with the keyboard alone -----------------------------------------------
@@ -286,3 +317,54 @@ def test_the_login_page_locks_out_by_rate_limit_and_says_when_to_retry(
         assert len(record.requests_to("/api/v1/session", "POST")) == 4
     finally:
         server.stop()
+
+
+def test_field_validation_says_what_to_fix_and_loses_nothing(
+        new_context: NewContext, live_agent: Callable[..., LiveAgent], live_server: Any) -> None:
+    admin = live_agent(admin=True, token=True)
+    ctx, _ = new_context()
+    page = ctx.new_page()
+    page.goto("/")
+    page.fill("#f-ticket", "not a ticket!")
+    page.check('input[name="kind"][value="sftp"]')
+    page.fill("#f-sftp-host", "sftp.example.com")
+    page.fill("#f-sftp-port", "70000")
+    page.fill("#f-sftp-username", "temp")
+    page.click("#share-form button[type=submit]")
+    expect(page.locator("#f-ticket-error")).to_have_text("Use 1 to 64 letters, digits, '-' or '_'.")
+    expect(page.locator("#f-sftp-port-error")).to_have_text("Enter a port number between 1 and 65535.")
+    expect(page.locator("#f-sftp-password-error")).to_have_text("This field is required.")
+    expect(page.locator("#f-ticket")).to_be_focused()
+
+    page.check('input[name="kind"][value="other"]')
+    page.fill("#f-ticket", "1234")
+    page.click("#share-form button[type=submit]")
+    expect(page.locator("#f-other-text-error")).to_have_text("This field is required.")
+
+    # A refusal from the server (a closed ticket) keeps everything typed.
+    ticket = ticket_number()
+    assert requests.post(f"{live_server.url}/api/v1/tickets/{ticket}/close", headers=admin.headers,
+                         timeout=10).status_code == 200
+    page.fill("#f-ticket", ticket)
+    page.fill("#f-other-text", "keep me\nplease")
+    page.click("#share-form button[type=submit]")
+    expect(page.locator("#form-error")).to_contain_text("This ticket is closed")
+    expect(page.locator("#form-error")).to_be_focused()
+    assert page.input_value("#f-other-text") == "keep me\nplease"
+    assert page.input_value("#f-ticket") == ticket
+
+
+def test_copy_buttons_are_named_for_what_they_copy_and_announce_each_copy(
+        new_context: NewContext) -> None:
+    ctx, _ = new_context(permissions=["clipboard-read", "clipboard-write"])
+    page = ctx.new_page()
+    link, manage = share(page, ticket_number(), "other", {"text": "x"})
+    buttons = page.locator("#share-done button.copy")
+    names = [buttons.nth(i).text_content() for i in range(buttons.count())]
+    assert names == ["Copy: Link for the agent", "Copy: Manage link (keep it private)"]
+    buttons.nth(0).click()
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == link
+    buttons.nth(1).click()
+    expect(page.locator("#copy-status")).to_have_text("Copied.")
+    assert page.evaluate("() => navigator.clipboard.readText()") == manage

@@ -88,6 +88,8 @@ def test_request_flow_agent_asks_customer_sends_agent_reads_once(
     assert re.fullmatch(rf"{re.escape(live_server.url)}/m/[A-Za-z0-9_-]{{28}}#vm_[A-Za-z0-9_-]{{43}}",
                         manage)
 
+    secret_id = secret_id_of(manage)
+    assert len(envelope_keys(live_redis_client, secret_id)) == 1  # stored, under the name we check
     agent_page.goto(link)
     expect(agent_page.locator("#state")).to_have_class(re.compile("state-waiting"))
     shot(agent_page, "agent-reveal-before")
@@ -95,7 +97,6 @@ def test_request_flow_agent_asks_customer_sends_agent_reads_once(
     expect(agent_page.locator("#revealed")).to_be_visible()
     assert shown_fields(agent_page) == WP_FIELDS
     shot(agent_page, "agent-reveal-after")
-    secret_id = secret_id_of(manage)
     acks = agent_record.requests_to(f"/api/v1/secrets/{secret_id}/ack", "POST")
     assert len(acks) == 1
     assert envelope_keys(live_redis_client, secret_id) == []
@@ -145,21 +146,29 @@ def test_request_flow_agent_asks_customer_sends_agent_reads_once(
 
 def test_share_flow_keeps_every_byte_and_the_manage_link_deletes_before_reading(
         new_context: NewContext, live_agent: Callable[..., LiveAgent],
-        live_redis_client: redis.Redis) -> None:
+        live_redis_client: redis.Redis, live_server: LiveServer) -> None:
     ticket = ticket_number()
-    customer_ctx, _ = new_context()
+    customer_ctx, customer_record = new_context()
     customer = customer_ctx.new_page()
     customer.goto("/")
     shot(customer, "customer-share-form")
-    link, _manage = share(customer, ticket, "sftp", SFTP_FIELDS)
+    link, manage = share(customer, ticket, "sftp", SFTP_FIELDS)
     shot(customer, "customer-share-link")
     assert "/s/" in link
 
     agent = live_agent(name="Bea Rocketeer")
-    agent_ctx, _ = new_context()
+    agent_ctx, agent_record = new_context()
     agent_page = agent_ctx.new_page()
     log_in(agent_page, agent)
+    assert len(envelope_keys(live_redis_client, secret_id_of(link))) == 1
     assert reveal(agent_page, link) == SFTP_FIELDS  # byte for byte, newlines and emoji included
+    # The share flow's key never reached the server; the manage token only in its header.
+    key, token = key_of(link), key_of(manage)
+    for record in (customer_record, agent_record):
+        for r in record.requests:
+            assert key not in r.url and key not in (r.post_data or "")
+            assert all(key not in value for value in r.headers.values())
+            assert token not in r.url and token not in (r.post_data or "")
 
     other_link, other_manage = share(customer, ticket, "sftp", SFTP_FIELDS)
     manage_ctx, _ = new_context()
@@ -167,11 +176,14 @@ def test_share_flow_keeps_every_byte_and_the_manage_link_deletes_before_reading(
     manager.goto(other_manage)
     expect(manager.locator("#state")).to_have_class(re.compile("state-waiting"))
     shot(manager, "customer-manage")
+    assert len(envelope_keys(live_redis_client, secret_id_of(other_link))) == 1
     manager.click("#delete-button")
     expect(manager.locator("#state")).to_have_class(re.compile("reason-deleted"))
     expect(manager.locator("#delete-button")).to_be_hidden()
     shot(manager, "customer-manage-deleted")
     assert envelope_keys(live_redis_client, secret_id_of(other_link)) == []
+    live_server.wait_for_log(f'"DELETE /api/v1/secrets/{secret_id_of(other_link)} ')
+    assert key not in live_server.log() and key_of(other_manage) not in live_server.log()
 
     agent_page.goto(other_link)
     expect(agent_page.locator("#state")).to_have_class(re.compile("reason-deleted"))
@@ -254,6 +266,39 @@ def test_a_link_with_a_wrong_key_shows_one_clear_error_and_nothing_else(
     page.goto(link.split("#")[0])  # the key lost on the way: refused before anything is consumed
     page.click("#reveal-button")
     expect(page.locator("#reveal-status")).to_contain_text("lost its key")
+
+
+@pytest.mark.parametrize("change", ["tampered", "other-ticket"])
+def test_a_tampered_or_moved_envelope_shows_one_clear_error_and_is_not_acknowledged(
+        new_context: NewContext, live_agent: Callable[..., LiveAgent], change: str) -> None:
+    agent = live_agent()
+    ctx, record = new_context()
+    page = ctx.new_page()
+    log_in(page, agent)
+    ticket = ticket_number()
+    link = create_request(page, ticket)
+    customer_ctx, _ = new_context()
+    manage = submit_request(customer_ctx.new_page(), link, "wordpress", WP_FIELDS)
+    secret_id = secret_id_of(manage)
+
+    def alter(route: Any) -> None:
+        body = route.fetch().json()
+        if change == "tampered":
+            text = body["envelope"]
+            body["envelope"] = text[:-5] + ("A" if text[-5] != "A" else "B") + text[-4:]
+        else:  # the server says it belongs to another ticket
+            body["ticket"] = ticket + "9"
+        route.fulfill(json=body)
+
+    page.route(f"**/api/v1/secrets/{secret_id}/reveal", alter)
+    page.goto(link)
+    page.click("#reveal-button")
+    expect(page.locator("#reveal-status")).to_have_text(
+        "These credentials cannot be opened with this link's key. The link may be incomplete or "
+        "the data was altered. Nothing is shown.")
+    expect(page.locator("#revealed")).to_be_hidden()
+    assert page.locator("#revealed-fields .field-row").count() == 0
+    assert record.requests_to(f"/api/v1/secrets/{secret_id}/ack") == []
 
 
 # -- 8. nothing left in the browsers or in Redis ---------------------------------------------------

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask_babel import format_datetime
@@ -55,13 +55,25 @@ def when(value: str | None) -> str:
 
 
 def safe_next(value: str | None, default: str = "/dashboard") -> str:
-    """A same-site path to go to after login: never another origin (no open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+    """A same-site path to go to after login: never another origin (no open redirect), never a
+    control character (which browsers strip, and which no header may carry)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value \
+            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or len(value) > 2000:
         return default
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
         return default
     return value
+
+
+def page_url(**changes: str | None) -> str:
+    """This page's own URL (path from the matched route, never the raw request path) with
+    query parameters changed; `None` removes one. Falls back to the start page."""
+    args = {k: v for k, v in request.args.items() if k not in changes}
+    args.update({k: v for k, v in changes.items() if v is not None})
+    if request.endpoint is None or request.url_rule is None:
+        return url_for("pages.share", **{k: v for k, v in changes.items() if v is not None})
+    return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
 def viewer() -> Principal | None:
@@ -102,9 +114,10 @@ def check_form_csrf() -> Principal:
     """The logged-in agent behind a form post, with its CSRF field checked in constant time."""
     who = viewer()
     if who is None:
-        raise Forbidden("Your session has ended. Log in again.")
+        raise Forbidden("Your session has ended. Log in again.", reason="session")
     if not ext().accounts.csrf_ok(who, request.form.get("csrf_token")):
-        raise Forbidden("Missing or wrong CSRF token. Reload the page and try again.")
+        raise Forbidden("Missing or wrong CSRF token. Reload the page and try again.",
+                        reason="csrf")
     return who
 
 
@@ -118,7 +131,8 @@ def render(template: str, *, page: str, status: int = 200, **context: Any) -> Re
 
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
-    return {"static_url": static_url, "when": when, "languages": i18n.LANGUAGE_NAMES}
+    return {"static_url": static_url, "when": when, "languages": i18n.LANGUAGE_NAMES,
+            "page_url": page_url}
 
 
 @bp.before_app_request
@@ -131,8 +145,9 @@ def _language_switch() -> Any:
     if chosen is None or request.method not in {"GET", "HEAD"} or request.path.startswith(
             ("/api/", "/static/", "/integrations/")):
         return None
-    args = [(k, v) for k, v in request.args.items(multi=True) if k != "lang"]
-    target = request.path + ("?" + urlencode(args) if args else "")
+    # Built from the matched route, not from the raw path: "/%09/evil.example/?lang=fr" must not
+    # become a redirect to "//evil.example/". An unmatched path goes to the start page.
+    target = page_url(lang=None)
     resp = redirect(target, 303)
     resp.set_cookie(i18n.LANG_COOKIE, chosen, max_age=365 * 86400, secure=True, httponly=True,
                     samesite="Lax", path="/")

@@ -101,11 +101,18 @@ def admin_agents_post() -> Response:
             accounts.set_password(email, request.form.get("password", ""), actor=who.email)
             return _back("pages.admin_agents", "password")
         if action == "reset-2fa":
+            if email == who.email and ext().config.require_2fa:
+                # Would lock this admin out: with 2FA required, no admin logs in without one.
+                raise Conflict("An admin cannot remove their own second factor.",
+                               reason="2fa-required")
             accounts.reset_2fa(email, actor=who.email)
             return _back("pages.admin_agents", "2fa-reset")
         if action in {"make-admin", "make-agent"}:
             if email == who.email:
                 raise Conflict("An admin cannot change their own role.", reason="self")
+            if action == "make-admin" and ext().config.require_2fa and \
+                    not accounts.get_agent(email, with_2fa=True).get("two_factor"):
+                raise Conflict("This agent has no second factor yet.", reason="2fa-required")
             accounts.edit_agent(email, admin=action == "make-admin", actor=who.email)
             return _back("pages.admin_agents", "role")
     except ValidationFailed as exc:
@@ -122,6 +129,10 @@ def admin_agents_post() -> Response:
         if exc.extra.get("reason") == "self":
             message = _("You cannot disable your own account or change your own role: ask "
                         "another admin.")
+        elif exc.extra.get("reason") == "2fa-required":
+            message = _("Two-factor authentication is required for admins: the agent must set "
+                        "it up on their account page first, and an admin cannot remove their "
+                        "own.")
         return _agents_page(status=409, error=message, row_errors={email: message})
     return _agents_page(status=400, error=_("Unknown action. Reload the page and try again."))
 

@@ -46,8 +46,9 @@ function when(iso) {
   }
 }
 
-// The sentence for a problem the API answered, in the page's language.
-function problemText(res) {
+// The sentence for a problem the API answered, in the page's language. `forbidden` words a 403
+// for the action at hand (a reveal's 403 means "not the assignee").
+function problemText(res, forbidden = M.not_allowed) {
   const reason = res.body && res.body.reason;
   switch (res.status) {
     case 0: case 502: case 503: case 504: return M.unavailable;
@@ -55,7 +56,7 @@ function problemText(res) {
     case 413: return M.too_large;
     case 404: return M.not_found;
     case 401: return M.session_over;
-    case 403: return reason === "csrf" ? M.csrf : M.not_assignee;
+    case 403: return reason === "csrf" ? M.csrf : forbidden;
     case 409:
       if (reason === "ticket-closed") return M.ticket_closed;
       if (reason === "ticket-full") return M.ticket_full;
@@ -72,10 +73,24 @@ function problemText(res) {
 
 function say(element, text, kind = "") {
   if (!element) return;
-  element.textContent = text;
   element.hidden = !text;
   element.classList.remove("error", "ok", "info");
   if (kind) element.classList.add(kind);
+  if (text && element.textContent === text) {
+    // The same words again (a second "Copied."): empty the live region first so it is heard.
+    element.textContent = "";
+    requestAnimationFrame(() => { element.textContent = text; });
+  } else {
+    element.textContent = text;
+  }
+}
+
+// A problem the person must read: said in the form's alert, which takes the focus (the
+// button that had it is disabled while busy).
+function fail(form, text) {
+  const alert = $("#form-error", form);
+  say(alert, text, "error");
+  alert.focus();
 }
 
 // -- form fields ----------------------------------------------------------------------------
@@ -150,7 +165,12 @@ function showDone(form, section) {
 }
 
 function keyFromFragment(pattern) {
-  const value = decodeURIComponent(location.hash.slice(1));
+  let value = "";
+  try {
+    value = decodeURIComponent(location.hash.slice(1));
+  } catch {
+    return "";  // a mangled fragment is a missing key, not a crash
+  }
   return pattern(value) ? value : "";
 }
 
@@ -162,7 +182,7 @@ function setupShare() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    if (!envelope.hasWebCrypto()) return say($("#form-error", form), M.no_crypto, "error");
+    if (!envelope.hasWebCrypto()) return fail(form, M.no_crypto);
     const ticketInput = $("#f-ticket", form);
     const ticket = ticketInput.value.trim();
     const { kind, fields, errors } = readCredentials(form);
@@ -176,7 +196,7 @@ function setupShare() {
       sealed = await envelope.seal(key, { ticket, kind, fields });
     } catch {
       busy(form, false);
-      return say($("#form-error", form), M.too_large, "error");
+      return fail(form, M.too_large);
     }
     busy(form, true, M.sending);
     const res = await api("POST", "/api/v1/secrets", { ticket, kind, envelope: sealed });
@@ -185,7 +205,7 @@ function setupShare() {
       if (res.status === 400 && (res.body.invalid_params || []).some((p) => p.name === "ticket")) {
         return showErrors(form, [[ticketInput, M.bad_ticket]]);
       }
-      return say($("#form-error", form), problemText(res), "error");
+      return fail(form, problemText(res));
     }
     const done = $("#share-done");
     $("#share-link").value = res.body.url + "#" + key;
@@ -200,9 +220,9 @@ function setupFill() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    if (!envelope.hasWebCrypto()) return say($("#form-error", form), M.no_crypto, "error");
+    if (!envelope.hasWebCrypto()) return fail(form, M.no_crypto);
     const key = keyFromFragment(envelope.isKey);
-    if (!key) return say($("#form-error", form), M.no_key, "error");
+    if (!key) return fail(form, M.no_key);
     const { kind, fields, errors } = readCredentials(form);
     if (errors.length) return showErrors(form, errors);
     busy(form, true, M.encrypting);
@@ -211,13 +231,13 @@ function setupFill() {
       sealed = await envelope.seal(key, { ticket: form.dataset.ticket, kind, fields });
     } catch {
       busy(form, false);
-      return say($("#form-error", form), M.too_large, "error");
+      return fail(form, M.too_large);
     }
     busy(form, true, M.sending);
     const res = await api("POST", `/api/v1/requests/${form.dataset.requestId}/secret`,
       { kind, envelope: sealed });
     busy(form, false);
-    if (res.status !== 201) return say($("#form-error", form), problemText(res), "error");
+    if (res.status !== 201) return fail(form, problemText(res));
     $("#manage-link").value = new URL("/m/" + res.body.secret_id, location.origin).href + "#" +
       res.body.manage_token;
     showDone(form, $("#fill-done"));
@@ -235,6 +255,7 @@ function showFields(fields, kind) {
     if (!(name in fields)) continue;
     const row = template.content.firstElementChild.cloneNode(true);
     $("dt", row).textContent = labels[name] || name;
+    $("button .visually-hidden", row).textContent = ": " + (labels[name] || name);
     $("pre", row).textContent = fields[name];
     $("button", row).addEventListener("click", () => copyText(fields[name] ?? "", $("pre", row)));
     list.append(row);
@@ -265,32 +286,45 @@ function setupReveal() {
     if (res.status !== 200) {
       button.disabled = res.status === 410 || res.status === 404;
       if (res.status === 410) button.hidden = true;
-      return say(status, problemText(res), "error");
+      say(status, problemText(res, M.not_assignee), "error");
+      return status.focus();
     }
     let fields;
     try {
+      // The page knows the ticket and kind it showed; an answer for another one is refused.
+      if (res.body.ticket !== section.dataset.ticket || res.body.kind !== section.dataset.kind) {
+        throw new envelope.InvalidEnvelope();
+      }
       fields = await envelope.open(key, res.body.envelope, { ticket: res.body.ticket, kind: res.body.kind });
     } catch {
       // No acknowledgement: the envelope stays for this session during the grace window.
       button.disabled = false;
-      return say(status, M.invalid_envelope, "error");
+      say(status, M.invalid_envelope, "error");
+      return status.focus();
     }
     showFields(fields, res.body.kind);
     fields = null;
-    await api("POST", `/api/v1/secrets/${id}/ack`, {});
+    let ack = await api("POST", `/api/v1/secrets/${id}/ack`, {});
+    if (ack.status !== 204) ack = await api("POST", `/api/v1/secrets/${id}/ack`, {});
     section.hidden = true;
     const state = $("#state");
-    if (state) { state.className = "state state-revealed"; state.textContent = M.revealed_now; }
+    if (state) {
+      state.className = "state state-revealed";
+      state.textContent = ack.status === 204 ? M.revealed_now : M.ack_failed;
+    }
     const shown = $("#revealed");
     shown.hidden = false;
     shown.focus();
   });
+  const forget = () => { $("#revealed-fields").replaceChildren(); };
   $("#hide-button").addEventListener("click", () => {
-    $("#revealed-fields").replaceChildren();
+    forget();
     $("#revealed").hidden = true;
     say($("#state"), M.hidden);
-    $("#state").focus?.();
+    $("#state").focus();
   });
+  // Leaving the page (or putting it in the back/forward cache) takes the fields with it.
+  window.addEventListener("pagehide", forget);
 }
 
 // -- customer: manage link (/m/<id>) ----------------------------------------------------------------
@@ -312,10 +346,12 @@ function setupManage() {
       const state = $("#state");
       state.className = "state state-gone reason-deleted";
       state.textContent = M.deleted;
-      return say(status, "");
+      say(status, "");
+      return state.focus();
     }
-    button.disabled = false;
+    button.disabled = res.status === 410;
     say(status, res.status === 403 ? M.forbidden_manage : problemText(res), "error");
+    status.focus();
   });
 }
 
@@ -335,7 +371,8 @@ function setupLogin() {
     if (errors.length) return showErrors(form, errors);
     busy(form, true);
     const body = { email: email.value.trim(), password: password.value };
-    if (totp.value.trim()) body.totp = totp.value.trim();
+    const code = totp.value.replace(/\s+/g, "");  // "123 456" as apps show it
+    if (code) body.totp = code;
     const res = await api("POST", "/api/v1/session", body);
     busy(form, false);
     if (res.status === 200) {
@@ -349,7 +386,7 @@ function setupLogin() {
     let text = res.status === 401 || res.status === 400 ? M.login_failed : problemText(res);
     if (res.status === 401 && reason === "2fa-required") text = M.login_2fa_required;
     say($("#form-error", form), text, "error");
-    password.focus();
+    password.focus();  // the alert is read out; the next attempt starts at the password
   });
 }
 
@@ -358,7 +395,7 @@ function setupNewRequest() {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    if (!envelope.hasWebCrypto()) return say($("#form-error", form), M.no_crypto, "error");
+    if (!envelope.hasWebCrypto()) return fail(form, M.no_crypto);
     const ticketInput = $("#f-ticket", form);
     const ticket = ticketInput.value.trim();
     const note = $("#f-note", form).value.trim();
@@ -368,7 +405,7 @@ function setupNewRequest() {
     const body = note ? { ticket, note } : { ticket };
     const res = await api("POST", "/api/v1/requests", body);
     busy(form, false);
-    if (res.status !== 201) return say($("#form-error", form), problemText(res), "error");
+    if (res.status !== 201) return fail(form, problemText(res));
     // The key is made here and only ever written into the link's fragment.
     const link = res.body.url + "#" + envelope.generateKey();
     const done = $("#request-done");
@@ -404,7 +441,11 @@ function setupCopyButtons() {
 function setupLanguageLinks() {
   // Keep the fragment (a link's key) when switching language: the server's redirect keeps it.
   $$("nav.lang a[hreflang]").forEach((link) => {
-    link.addEventListener("click", () => { link.href = "?lang=" + link.hreflang + location.hash; });
+    link.addEventListener("click", () => {
+      const target = new URL(link.getAttribute("href"), location.href);
+      target.hash = location.hash;
+      link.href = target.href;
+    });
   });
 }
 
