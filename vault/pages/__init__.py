@@ -69,10 +69,11 @@ def safe_next(value: str | None, default: str = "/dashboard") -> str:
 def page_url(**changes: str | None) -> str:
     """This page's own URL (path from the matched route, never the raw request path) with
     query parameters changed; `None` removes one. Falls back to the start page."""
-    args = {k: v for k, v in request.args.items() if k not in changes}
+    args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in changes}
     args.update({k: v for k, v in changes.items() if v is not None})
     if request.endpoint is None or request.url_rule is None:
-        return url_for("pages.share", **{k: v for k, v in changes.items() if v is not None})
+        fresh: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return url_for("pages.share", **fresh)
     return url_for(request.endpoint, **(request.view_args or {}), **args)
 
 
