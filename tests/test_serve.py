@@ -30,6 +30,7 @@ from helpers import WP_FIELDS
 from vault.crypto.envelope import seal
 from vault.serve import (
     DEMO_ADMIN,
+    JsonLogger,
     default_concurrency,
     gunicorn_options,
     parse_bind,
@@ -51,9 +52,11 @@ def test_default_concurrency_reads_this_machine() -> None:
     assert 3 <= workers <= 8 and 2 <= threads <= 8
 
 
-def test_gunicorn_options_keep_the_access_log_off_and_preload_the_app() -> None:
+def test_gunicorn_options_log_json_lines_and_preload_the_app() -> None:
     options = gunicorn_options(bind="127.0.0.1:8000", workers=3, threads=4)
-    assert options["accesslog"] is None  # the request line holds ids; Referer may hold more
+    # An access log on stdout, of an allow-list of fields: never the query string, Referer,
+    # Authorization or cookies (tests/test_gunicorn_conf.py, tests/test_metrics.py).
+    assert options["accesslog"] == "-" and options["logger_class"] is JsonLogger
     assert options["preload_app"] is True
     assert options["bind"] == ["127.0.0.1:8000"]
     assert (options["workers"], options["threads"], options["worker_class"]) == (3, 4, "gthread")

@@ -151,11 +151,11 @@ def open_store(*, min_socket_timeout: float | None = None) -> StoreContext:
 
 @cli.command()
 @click.option("--bind", metavar="HOST:PORT", default=None,
-              help="Address to listen on (default 127.0.0.1:8000).")
+              help="Address to listen on (default $VAULT_BIND, else 127.0.0.1:8000).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help="Worker processes (default from the core count; 1 in the embedded mode).")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Threads per worker (default 4).")
+              help="Threads per worker (default from the core count).")
 @click.pass_context
 def serve(ctx: click.Context, bind: str | None, workers: int | None, threads: int | None) -> None:
     """Run vault under gunicorn (embedded demo mode when nothing is configured)."""

@@ -94,9 +94,13 @@ class Unavailable(VaultError):
     status = 503
     title = "Service unavailable"
 
-    def __init__(self, detail: str | None = None, retry_after: int = 2) -> None:
+    def __init__(self, detail: str | None = None, retry_after: int = 2, *,
+                 store_fault: bool = True) -> None:
         super().__init__(detail or "The secret store is not reachable right now. Try again shortly.")
         self.retry_after = retry_after
+        # False when Redis answered fine and something else is not ready (a delivery in
+        # flight, a key missing from the ring): it is not counted as a Redis error.
+        self.store_fault = store_fault
 
 
 class ConfigError(Exception):

@@ -124,12 +124,14 @@ def build(app: Flask, config: Config) -> VaultExtension:
         except (ValueError, TypeError) as exc:
             raise ConfigError(str(exc) if isinstance(exc, ValueError) and "VAULT_" in str(exc)
                               else "VAULT_NOTIFY_SECRET must be whsec_<base64>") from None
+    metrics = Metrics()
     ext = VaultExtension(
         config=config, store=store, keyring=keyring,
         vault=Vault(store, keyring, config, config.clock,
-                    notifier.secret_submitted if notifier else None),
+                    notifier.secret_submitted if notifier else None,
+                    on_event=metrics.secret_event),
         accounts=Accounts(store, passwords, config, config.clock, keyring),
-        limiter=limiter, metrics=Metrics(), limits=limits, notifier=notifier)
+        limiter=limiter, metrics=metrics, limits=limits, notifier=notifier)
     app.extensions["vault"] = ext
     return ext
 

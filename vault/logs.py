@@ -12,7 +12,7 @@ import logging
 import sys
 from typing import Any
 
-_ALLOWED_EXTRA = ("audit", "request_id", "method", "path", "status", "duration_ms",
+_ALLOWED_EXTRA = ("audit", "request_id", "method", "path", "status", "bytes", "duration_ms",
                   "secret_id", "ticket", "event", "address")
 
 

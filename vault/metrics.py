@@ -1,7 +1,22 @@
 """Prometheus metrics, one registry per app (tests build many apps in one process).
 
-Under several gunicorn workers set PROMETHEUS_MULTIPROC_DIR: values go to files shared by the
-workers and /metrics aggregates them (prometheus-client's multiprocess mode).
+Under several gunicorn workers PROMETHEUS_MULTIPROC_DIR names a folder the workers share
+(`vault serve` and deploy/gunicorn.conf.py set it up): each process writes its values to its own
+memory-mapped files there, and /metrics, whichever worker answers it, sums every process's files
+(prometheus-client's multiprocess mode), so counts are the service's, not one worker's. Counters
+and histograms need nothing more; a Gauge added here must choose a `multiprocess_mode`.
+
+What is exported (counters carry the `_total` suffix, deploy/grafana/vault.json reads them):
+- `vault_http_requests_total{route, method, status}`: route is the Flask rule, never the path.
+- `vault_http_request_duration_seconds{route}`: latency histogram.
+- `vault_secrets_total{event}`: created (a retried fill answered from the first is not
+  counted again), revealed (an envelope handed to the assignee's session; a re-fetch by that
+  session within the grace window counts again, as the store answers both alike), refused
+  (403: not the assignee, nothing consumed; a 410 is no refusal), deleted (by the customer),
+  purged (secrets and open requests removed with their ticket).
+- `vault_webhooks_total{source, result}`: see WEBHOOK_RESULTS.
+- `vault_redis_errors_total`: operations that failed because Redis (or its replicas) did not
+  answer: the 503s of the API and pages, and /readyz finding Redis down.
 """
 
 from __future__ import annotations
@@ -16,10 +31,45 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client import multiprocess as mp
+from prometheus_client import values as prom_values
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SECRET_EVENTS = ("created", "revealed", "refused", "deleted", "purged")
+WEBHOOK_SOURCES = ("helpscout", "standard")
+# applied: acted on; ignored: understood, nothing to do (a test event, an unknown conversation,
+# news older than what was applied); duplicate: answered from the first delivery; the rest are
+# refusals by status (401 unauthorized, 400/413 invalid, 429 rate_limited, 503 unavailable).
+WEBHOOK_RESULTS = ("applied", "ignored", "duplicate", "unauthorized", "invalid", "rate_limited",
+                   "unavailable", "error")
+
+
+def multiprocess_dir() -> str:
+    """The shared folder of multiprocess mode, or "" when this process counts alone."""
+    return os.environ.get(MULTIPROC_ENV, "")
+
+
+_values_folder = ""  # the folder of the file-backed values this module chose, if any
+
+
+def _match_value_class() -> None:
+    """prometheus-client picks in-memory or file-backed values once, when it is first imported;
+    `vault serve` and the gunicorn config decide the folder after that, before the app is
+    built. Pick again for the metrics about to be created: file-backed values in the folder
+    named now (they keep their files open, so a new folder needs new ones), or back to
+    in-memory ones (tests build apps of both kinds in one process)."""
+    global _values_folder
+    folder = multiprocess_dir()
+    file_backed = bool(getattr(prom_values.ValueClass, "_multiprocess", False))
+    if folder and (not file_backed or folder != _values_folder):
+        prom_values.ValueClass = prom_values.MultiProcessValue()  # type: ignore[no-untyped-call]
+    elif not folder and file_backed:
+        prom_values.ValueClass = prom_values.MutexValue
+    _values_folder = folder
 
 
 class Metrics:
     def __init__(self) -> None:
+        _match_value_class()
         self.registry = CollectorRegistry()
         self.requests = Counter("vault_http_requests", "HTTP requests by route and status",
                                 ["route", "method", "status"], registry=self.registry)
@@ -30,11 +80,25 @@ class Metrics:
                                "deleted, purged", ["event"], registry=self.registry)
         self.webhooks = Counter("vault_webhooks", "Webhook deliveries by source and result",
                                 ["source", "result"], registry=self.registry)
-        self.redis_errors = Counter("vault_redis_errors", "Requests answered 503 because Redis "
+        self.redis_errors = Counter("vault_redis_errors", "Operations that failed because Redis "
                                     "did not answer", registry=self.registry)
+        # Every series exists from the start at 0: rate() and alerts see the first event.
+        for event in SECRET_EVENTS:
+            self.secrets.labels(event)
+        for source in WEBHOOK_SOURCES:
+            for result in WEBHOOK_RESULTS:
+                self.webhooks.labels(source, result)
+
+    def secret_event(self, event: str, count: int = 1) -> None:
+        """The service's hook: one of SECRET_EVENTS happened `count` times."""
+        if count:
+            self.secrets.labels(event).inc(count)
+
+    def webhook(self, source: str, result: str) -> None:
+        self.webhooks.labels(source, result).inc()
 
     def render(self) -> tuple[bytes, str]:
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if multiprocess_dir():
             registry = CollectorRegistry()
             mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST

@@ -4,36 +4,59 @@ Building the app in the master (gunicorn's preload) means a bad configuration fa
 worker exists, with one clear message. In the embedded demo mode the in-process store lives in
 the master too: exactly one worker is forked from it and keeps it, so the demo admin created
 here is the one that can log in.
+
+Everything gunicorn is told lives here, once: `vault serve` and deploy/gunicorn.conf.py (for
+`gunicorn -c deploy/gunicorn.conf.py 'vault:create_app()'`) both take `gunicorn_options`, so the
+two ways of running vault in production cannot drift apart: the same workers and threads from
+the core count, timeouts, JSON logs (`JsonLogger`) and metrics folder (`prepare_metrics_dir`
+and the hooks).
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import glob
 import ipaddress
 import logging
 import os
+import re
 import secrets
+import shutil
 import sys
-from collections.abc import Callable, Mapping
+import tempfile
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 import redis.exceptions
 from flask import Flask
+from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
 from vault.errors import ConfigError, Unavailable, VaultError
+from vault.logs import JsonFormatter
+from vault.metrics import MULTIPROC_ENV
 
 __all__ = [
+    "BIND_ENV",
     "DEFAULT_BIND",
     "DEMO_ADMIN",
     "BindAddress",
+    "JsonLogger",
+    "child_exit",
     "default_concurrency",
     "gunicorn_options",
+    "on_exit",
+    "on_starting",
     "parse_bind",
+    "prepare_metrics_dir",
+    "release_metrics_dir",
     "serve",
 ]
 
 DEFAULT_BIND = "127.0.0.1:8000"
+# Where to listen when no --bind is given, for `vault serve` and deploy/gunicorn.conf.py alike.
+BIND_ENV = "VAULT_BIND"
 DEMO_ADMIN = "admin@vault.localhost"
 MAX_DEFAULT_WORKERS = 8
 MAX_DEFAULT_THREADS = 8
@@ -61,8 +84,13 @@ def default_concurrency(cores: int | None = None) -> tuple[int, int]:
 
 
 def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]:
-    """vault's gunicorn settings. The access log stays off: gunicorn's default format writes the
-    request line and Referer, and a link's path is a capability worth keeping out of logs."""
+    """vault's gunicorn settings, for `vault serve` and deploy/gunicorn.conf.py alike.
+
+    The access log is on, to stdout, one JSON object a line from `JsonLogger`: method, path
+    without its query string, status, bytes, duration and the request id, never the query
+    string, `Referer`, `Authorization`, cookies or any other header. The error log is JSON on
+    stderr. The hooks keep the workers' metrics right (see `prepare_metrics_dir`).
+    """
     options: dict[str, Any] = {
         "bind": [bind],
         "workers": workers,
@@ -78,9 +106,13 @@ def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]
         # headers through (to its maximum) so that vault itself answers nearly everything.
         "limit_request_line": 8190,
         "limit_request_field_size": 16380,
-        "accesslog": None,
+        "accesslog": "-",
         "errorlog": "-",
         "loglevel": "info",
+        "logger_class": JsonLogger,
+        "on_starting": on_starting,
+        "child_exit": child_exit,
+        "on_exit": on_exit,
         "proc_name": "vault",
         # No runtime control socket (gunicorn >= 25 opens one in $HOME by default).
         "control_socket_disable": True,
@@ -89,6 +121,146 @@ def gunicorn_options(*, bind: str, workers: int, threads: int) -> dict[str, Any]
         # The workers' heartbeat files: on a disk-backed /tmp a slow disk stalls the heartbeat.
         options["worker_tmp_dir"] = "/dev/shm"  # noqa: S108
     return options
+
+
+# -- logs ----------------------------------------------------------------------------------------
+
+_QUERY = re.compile(r"\?[^\s'\"]*")
+
+
+class _NoRequestDetail(logging.Filter):
+    """gunicorn's own messages about a bad or failed request quote its URI (with the query
+    string) or the offending request line or header: keep only what went wrong."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Invalid request from ip="):
+            # "Invalid request from ip=A: Invalid HTTP Header: 'Authorization: ...'"
+            head, _, detail = message.partition(": ")
+            message = f"{head}: {detail.split(':', 1)[0]}"
+        message = _QUERY.sub("?[query not logged]", message)
+        if message != record.getMessage():
+            record.msg, record.args = message, ()
+        return True
+
+
+class JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no type hints
+    """gunicorn's logger, writing JSON lines: vault.logs' format for its messages, and an access
+    log of fixed fields.
+
+    The access line is built here from an allow-list rather than from `access_log_format`, so
+    that no configuration can add the request line (`%(r)s`, with the query string), the
+    query string (`%(q)s`), `Referer` (`%(f)s`) or a header such as `Authorization` or
+    `Cookie`: `access_log_format` is ignored. The request id is the one vault answered with
+    (`X-Request-Id`), also in the app's own log lines for that request.
+    """
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        for log in (self.error_log, self.access_log):
+            for handler in log.handlers:
+                if getattr(handler, "_gunicorn", False):
+                    handler.setFormatter(JsonFormatter())
+        if not any(isinstance(f, _NoRequestDetail) for f in self.error_log.filters):
+            self.error_log.addFilter(_NoRequestDetail())
+
+    def _access_on(self) -> bool:
+        cfg = self.cfg
+        return bool(cfg.accesslog or cfg.logconfig or cfg.logconfig_dict
+                    or getattr(cfg, "logconfig_json", None)
+                    or (cfg.syslog and not cfg.disable_redirect_access_to_syslog))
+
+    def access(self, resp: Any, req: Any, environ: Mapping[str, Any],
+               request_time: dt.timedelta) -> None:
+        if not self._access_on():
+            return
+        status = resp.status
+        if isinstance(status, str):
+            status = status.split(None, 1)[0]
+        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
+        request_id = next((value for name, value in headers
+                           if name.lower() == "x-request-id"), None)
+        sent = getattr(resp, "sent", None)
+        fields = {
+            "method": environ.get("REQUEST_METHOD", ""),
+            "path": environ.get("PATH_INFO", ""),  # without the query string, by WSGI
+            "status": int(status) if str(status).isdigit() else str(status),
+            "bytes": sent if isinstance(sent, int) else None,
+            "duration_ms": round(request_time.total_seconds() * 1000, 3),
+            "request_id": request_id or None,
+        }
+        try:
+            self.access_log.info("request", extra=fields)
+        except Exception:
+            self.error("could not write an access log line")
+
+
+# -- metrics of several workers ---------------------------------------------------------------------
+
+_owned_metrics_dir: tuple[str, int] | None = None  # (a folder we made, by which process)
+
+
+def prepare_metrics_dir(environ: MutableMapping[str, str] | None = None) -> str:
+    """Give the workers a shared metrics folder (prometheus-client's multiprocess mode).
+
+    $PROMETHEUS_MULTIPROC_DIR when set (created if missing); otherwise a new private folder,
+    named in the environment for the workers and removed when the master exits (`on_exit`).
+    Call it before the app is built: the metrics choose in-memory or file-backed values then.
+    OSError when the folder cannot be made (a read-only file system without a writable /tmp).
+    """
+    global _owned_metrics_dir
+    environ = os.environ if environ is None else environ
+    path = environ.get(MULTIPROC_ENV, "")
+    if path:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return path
+    path = tempfile.mkdtemp(prefix="vault-metrics-")
+    environ[MULTIPROC_ENV] = path
+    _owned_metrics_dir = (path, os.getpid())
+    return path
+
+
+def release_metrics_dir(environ: MutableMapping[str, str] | None = None) -> None:
+    """Remove the folder `prepare_metrics_dir` made, in the process that made it (never in a
+    forked worker); one named by the operator stays. Idempotent."""
+    global _owned_metrics_dir
+    environ = os.environ if environ is None else environ
+    if _owned_metrics_dir is None or _owned_metrics_dir[1] != os.getpid():
+        return
+    path = _owned_metrics_dir[0]
+    _owned_metrics_dir = None
+    shutil.rmtree(path, ignore_errors=True)
+    if environ.get(MULTIPROC_ENV) == path:
+        del environ[MULTIPROC_ENV]
+
+
+def on_starting(server: Any) -> None:
+    """gunicorn hook, in the master before the first worker: start the counts from zero.
+
+    Files left by an earlier run (their processes are gone) would be summed into this one's.
+    The preloaded app's own files go too: the master serves no request, and each worker
+    writes files of its own pid.
+    """
+    path = os.environ.get(MULTIPROC_ENV, "")
+    if not path:
+        return
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    for name in glob.glob(os.path.join(path, "*.db")):
+        os.remove(name)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """gunicorn hook, in the master when a worker has exited: its counts stay (they happened),
+    its live gauges go."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def on_exit(server: Any) -> None:
+    """gunicorn hook, in the master as it exits."""
+    release_metrics_dir()
 
 
 @dataclass(frozen=True)
@@ -192,13 +364,13 @@ def serve(*, bind: str | None, workers: int | None, threads: int | None,
     `run` replaces gunicorn (tests of the options); by default gunicorn runs and exits itself.
     """
     from vault import config as config_mod
-    from vault import create_app
 
     environ = os.environ if environ is None else environ
+    from_env = not bind and bool(environ.get(BIND_ENV))
     try:
-        address = parse_bind(bind or DEFAULT_BIND)
+        address = parse_bind(bind or environ.get(BIND_ENV) or DEFAULT_BIND)
     except ValueError as exc:
-        _say(f"Error: --bind: {exc}")
+        _say(f"Error: {BIND_ENV if from_env else '--bind'}: {exc}")
         return 2
     default_workers, default_threads = default_concurrency()
     n_workers = workers or default_workers
@@ -206,15 +378,37 @@ def serve(*, bind: str | None, workers: int | None, threads: int | None,
 
     try:
         settings = config_mod.load()
+    except ConfigError as exc:
+        _say(f"Error: {exc}")
+        return 2
+    if os.environ.get(MULTIPROC_ENV) or (not settings.embedded and n_workers > 1):
+        # Several workers: /metrics must sum them all, whichever worker answers it.
+        try:
+            prepare_metrics_dir()
+        except OSError:
+            _say(f"Error: cannot create a folder for the workers' metrics; set {MULTIPROC_ENV} "
+                 "to a writable folder")
+            return 2
+    try:
+        return _serve(address, n_workers, n_threads, settings.embedded, workers, environ, run)
+    finally:
+        release_metrics_dir()  # in the master only, once gunicorn stops (or a test's run ends)
+
+
+def _serve(address: BindAddress, n_workers: int, n_threads: int, embedded: bool,
+           workers: int | None, environ: Mapping[str, str],
+           run: Callable[[Flask, dict[str, Any]], None] | None) -> int:
+    from vault import create_app
+
+    try:
         overrides: dict[str, Any] = {}
-        if settings.embedded and "VAULT_BASE_URL" not in environ:
+        if embedded and "VAULT_BASE_URL" not in environ:
             overrides["base_url"] = address.url()  # links point at this very server
         app = create_app(overrides)
     except ConfigError as exc:
         _say(f"Error: {exc}")
         return 2
     ext = app.extensions["vault"]
-    embedded: bool = ext.config.embedded
 
     password = token = ""
     if embedded:

@@ -91,10 +91,15 @@ class Vault:
 
     def __init__(self, store: Store, keyring: KeyRing, config: Config,
                  clock: Callable[[], float] | None = None,
-                 on_submitted: Callable[..., Any] | None = None) -> None:
+                 on_submitted: Callable[..., Any] | None = None, *,
+                 on_event: Callable[[str, int], None] | None = None) -> None:
         self.store = store
         # Called after a secret is stored (ticket, secret_id, kind, at): the optional notifier.
         self.on_submitted = on_submitted
+        # Called with (event, count) when a secret is created, revealed, refused, deleted or
+        # purged, once per thing that happened (not for a retry answered from the first try):
+        # the app's metrics.
+        self.on_event = on_event
         self.keyring = keyring
         self.config = config
         self.clock = clock or time.time
@@ -103,6 +108,10 @@ class Vault:
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
+
+    def _happened(self, event: str, count: int = 1) -> None:
+        if self.on_event is not None:
+            self.on_event(event, count)
 
     def _link(self, kind: str, id_: str) -> str:
         return f"{self.config.base_url}/{kind}/{id_}"
@@ -232,6 +241,7 @@ class Vault:
         emit("secret.submitted", ticket=ticket, id=secret_id, request=request_id, kind=kind,
              actor="customer", address=address)
         if result.status == "ok":
+            self._happened("created")
             self._submitted(ticket, secret_id, kind, now)
         return {"secret_id": secret_id, "expires_at": iso(expires), "manage_token": manage}
 
@@ -264,6 +274,7 @@ class Vault:
             self._refused(result)
         emit("secret.submitted", ticket=ticket, id=id_, kind=kind, actor="customer",
              address=address)
+        self._happened("created")
         self._submitted(ticket, id_, kind, now)
         return {"id": id_, "url": self._link("s", id_), "expires_at": iso(expires),
                 "manage_token": manage}
@@ -304,6 +315,7 @@ class Vault:
                 raise Forbidden("This link's manage token is not valid for this secret.")
             self._refused(result)
         emit("secret.deleted", id=secret_id, actor="customer")
+        self._happened("deleted")
 
     def reveal(self, who: Principal, secret_id: str) -> dict[str, Any]:
         if not ids.is_id(secret_id):
@@ -317,6 +329,7 @@ class Vault:
         if result.status != "ok":
             if result.status == "forbidden":
                 emit("reveal.refused", id=secret_id, actor=who.email, reason=_text(result.values[0]))
+                self._happened("refused")
                 raise Forbidden("Only the agent assigned to this ticket can reveal its secrets.")
             self._refused(result)
         blob, kind, ticket = result.values[0], _text(result.values[1]), _text(result.values[2])
@@ -327,8 +340,9 @@ class Vault:
             logging.getLogger("vault").error("stored envelope could not be unwrapped",
                                              extra={"secret_id": secret_id})
             raise Unavailable("This secret cannot be opened with the server's current keys.",
-                              retry_after=60) from None
+                              retry_after=60, store_fault=False) from None
         emit("secret.revealed", ticket=ticket, id=secret_id, actor=who.email)
+        self._happened("revealed")
         return {"envelope": text, "kind": kind, "ticket": ticket}
 
     def ack(self, who: Principal, secret_id: str) -> None:
@@ -474,6 +488,7 @@ class Vault:
                                  tombstone_ms=self.config.tombstone_ttl * 1000, actor=actor,
                                  conversation=conversation, updated_ms=updated_ms)
         emit("ticket.purged", ticket=ticket, purged=count, reason=reason, actor=actor)
+        self._happened("purged", count)
         return {"ticket": ticket, "purged": count}
 
     def reopen(self, ticket: Any, *, actor: str, conversation: str = "",

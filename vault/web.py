@@ -243,7 +243,7 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(VaultError)
     def _vault_error(error: VaultError) -> Response:
-        if isinstance(error, Unavailable):
+        if isinstance(error, Unavailable) and error.store_fault:
             ext().metrics.redis_errors.inc()
         return render_error(error)
 

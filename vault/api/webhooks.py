@@ -17,13 +17,16 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from typing import Any
 
+import redis.exceptions
 from flask import Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from vault.accounts import normalise_email
 from vault.api import bp
-from vault.errors import BadRequest, Unauthenticated, Unavailable, ValidationFailed
+from vault.errors import BadRequest, Unauthenticated, Unavailable, ValidationFailed, VaultError
 from vault.extension import VaultExtension, ext
 from vault.ids import is_ticket
 from vault.web import client_address, parse_json_object
@@ -51,11 +54,12 @@ def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
     # helpdesk's retries for a day. A repeat while the first is in flight is told to retry.
     previous = e.store.webhook_claim(source, digest, IN_FLIGHT_MS)
     if previous is not None:
-        e.metrics.webhooks.labels(source, "duplicate").inc()
         if previous:
+            e.metrics.webhook(source, "duplicate")
             return jsonify({**json.loads(previous), "duplicate": True})
+        # Counted as "unavailable" by `_counted`; Redis answered fine, so no Redis error.
         raise Unavailable("The same delivery is being handled right now; retry shortly.",
-                          retry_after=5)
+                          retry_after=5, store_fault=False)
     try:
         result = act()
     except Exception:
@@ -63,15 +67,36 @@ def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
         e.store.webhook_forget(source, digest)
         raise
     e.store.webhook_done(source, digest, result, ttl_ms)
-    e.metrics.webhooks.labels(source, "applied").inc()
+    e.metrics.webhook(source, "ignored" if result.get("action") in {"none", "ignored"}
+                      else "applied")
     return jsonify(result)
+
+
+_REFUSED = {400: "invalid", 401: "unauthorized", 413: "invalid", 429: "rate_limited",
+            503: "unavailable"}
+
+
+def _counted(source: str, handle: Callable[[], Response]) -> Response:
+    """Run a webhook view, counting a refused delivery by why (the rest count in `_once`)."""
+    try:
+        return handle()
+    except Exception as exc:
+        if isinstance(exc, VaultError):
+            status = exc.status
+        elif isinstance(exc, HTTPException):
+            status = exc.code or 500
+        elif isinstance(exc, redis.exceptions.RedisError):
+            status = 503  # the limiter's own Redis client: answered 503 by the error handler
+        else:
+            status = 500
+        ext().metrics.webhook(source, _REFUSED.get(status, "invalid" if status < 500
+                                                   else "error"))
+        raise
 
 
 def _purge(e: VaultExtension, ticket: str, reason: str, actor: str, **helpdesk: Any
            ) -> dict[str, Any]:
-    result = e.vault.close(ticket, reason=reason, actor=actor, **helpdesk)
-    e.metrics.secrets.labels("purged").inc(result["purged"])
-    return {"action": "purged", **result}
+    return {"action": "purged", **e.vault.close(ticket, reason=reason, actor=actor, **helpdesk)}
 
 
 def _assign(e: VaultExtension, ticket: str, email: str, actor: str, **helpdesk: Any
@@ -114,6 +139,10 @@ def _ms(value: Any) -> int | None:
 
 @bp.post("/api/v1/webhooks/helpscout")
 def helpscout() -> Response:
+    return _counted(HELPSCOUT, _helpscout)
+
+
+def _helpscout() -> Response:
     e = ext()
     e.check_limit("webhook", "address:" + client_address())
     raw = _raw_body()
@@ -228,6 +257,10 @@ def _standard_verify(e: VaultExtension, raw: bytes) -> str:
 
 @bp.post("/api/v1/webhooks/standard")
 def standard() -> Response:
+    return _counted(STANDARD, _standard)
+
+
+def _standard() -> Response:
     e = ext()
     e.check_limit("webhook", "address:" + client_address())
     raw = _raw_body()
