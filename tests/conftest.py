@@ -296,3 +296,23 @@ def stop_server(server: Server) -> None:
         except subprocess.TimeoutExpired:
             server.process.kill()
             server.process.wait(5)
+
+
+# -- Highly available Redis (tests/redis_ha.py): a real Cluster and a real Sentinel setup ---------
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[Any]:
+    """A real three-master Redis Cluster on free local ports, for the whole session."""
+    from redis_ha import cluster
+
+    with cluster() as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def redis_sentinel() -> Iterator[Any]:
+    """One primary, two replicas, three sentinels; per module, since its tests kill nodes."""
+    from redis_ha import sentinel_setup
+
+    with sentinel_setup() as s:
+        yield s

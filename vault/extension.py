@@ -90,9 +90,13 @@ class VaultExtension:
             return
         strategy = self.limiter.limiter
         for item in self.limits[name]:
-            if not strategy.hit(item, name, key):
+            # The limiter's own Redis client (single, Sentinel or Cluster): its faults mean what
+            # the store's mean, a 503 with Retry-After, never a 500.
+            with self.store.faults():
+                if strategy.hit(item, name, key):
+                    continue
                 reset_at, _ = strategy.get_window_stats(item, name, key)
-                raise RateLimited(int(reset_at - time.time()) + 1)
+            raise RateLimited(int(reset_at - time.time()) + 1)
 
 
 def build(app: Flask, config: Config) -> VaultExtension:

@@ -11,6 +11,14 @@ after the script, like the global stream), its lifetime (ms) and its cap (entrie
 Keys of the ticket that are not in KEYS are built from the prefix and the tag, so they hash to
 the same slot as the declared ones: the script stays single-slot on a Redis Cluster.
 Times stored in hashes are milliseconds since the epoch.
+
+On a Cluster (global stream key and index prefix both ''), the writes a script would make
+outside its slot are not made: they are handed back, in order, and the store replays them after
+the script. A writing ticket script then answers `{later, result}` instead of `result`, where
+`later` lists `{'x', field, value, ...}` (an entry for the global stream),
+`{'m', agent, ticket, now}` (the agent's index: ticket active at now) and
+`{'u', agent, ticket}` (the ticket is no longer theirs).
+So the global stream and the index get exactly what they get on a single Redis.
 """
 
 from __future__ import annotations
@@ -20,11 +28,17 @@ local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local MINE, MINETTL, MINECAP = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
 local function k(kind, name) return P .. '{' .. TAG .. '}:' .. kind .. ':' .. name end
+-- Writes outside the ticket's slot that the caller replays after the script (Cluster only).
+local LATER = {}
 -- The assignee's index of their tickets, scored by last activity. Bounded three ways: entries
 -- older than the longest life of a ticket record go, the newest MINECAP stay, and the key
 -- itself dies with its newest entry, so it never outlives what it indexes.
 local function mine(agent, ticket)
-  if MINE == '' or not agent or agent == '' then return end
+  if not agent or agent == '' then return end
+  if MINE == '' then
+    table.insert(LATER, {'m', agent, ticket, NOW})
+    return
+  end
   local key = MINE .. agent
   redis.call('ZADD', key, NOW, ticket)
   redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - MINETTL)
@@ -32,7 +46,11 @@ local function mine(agent, ticket)
   redis.call('PEXPIRE', key, MINETTL)
 end
 local function unmine(agent, ticket)
-  if MINE == '' or not agent or agent == '' then return end
+  if not agent or agent == '' then return end
+  if MINE == '' then
+    table.insert(LATER, {'u', agent, ticket})
+    return
+  end
   redis.call('ZREM', MINE .. agent, ticket)
 end
 local function assignee_of(ticket) return redis.call('HGET', k('t', ticket), 'assignee') or '' end
@@ -49,7 +67,11 @@ local function audit(ticket, event, id, detail)
   local log = k('log', ticket)
   redis.call('XADD', log, 'MAXLEN', '~', TMAX, '*', unpack(fields))
   redis.call('PEXPIRE', log, TLOGTTL)
-  if GKEY ~= '' then redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', unpack(fields)) end
+  if GKEY ~= '' then
+    redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', unpack(fields))
+  else
+    table.insert(LATER, {'x', unpack(fields)})
+  end
 end
 -- Keep a key at least until `ms` from now (never shortens a longer life).
 local function keep(key, ms)
@@ -109,9 +131,19 @@ local function ticket_open_and_room(ticket, max_waiting)
 end
 """
 
+
+def _writing(body: str) -> str:
+    """A writing ticket script: the body runs as a function, so that on a Cluster its answer
+    can travel with the writes to replay (see the module's docstring)."""
+    return (PRELUDE + "local function main()\n" + body + "\nend\n"
+            + "local out = main()\n"
+            + "if GKEY == '' then return {LATER, out} end\n"
+            + "return out\n")
+
+
 # KEYS: none beyond the ticket's (built). ARGV[9..]: ticket, id, kind, env, expires, env_ttl,
 # meta_ttl, manage digest, max waiting.
-CREATE_SECRET = PRELUDE + r"""
+CREATE_SECRET = _writing(r"""
 local ticket, id, kind, env = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local expires, env_ttl, meta_ttl = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
 local refused = ticket_open_and_room(ticket, tonumber(ARGV[17]))
@@ -121,10 +153,10 @@ audit(ticket, 'secret.submitted', id, kind)
 local assignee = assignee_of(ticket)
 mine(assignee, ticket)
 return {'ok', assignee}
-"""
+""")
 
 # ARGV[9..]: ticket, id, expires, meta_ttl, note, tombstone ttl
-CREATE_REQUEST = PRELUDE + r"""
+CREATE_REQUEST = _writing(r"""
 local ticket, id, expires, meta_ttl, note = ARGV[9], ARGV[10], tonumber(ARGV[11]),
   tonumber(ARGV[12]), ARGV[13]
 local t = k('t', ticket)
@@ -146,11 +178,11 @@ keep(t, math.max(meta_ttl, tonumber(ARGV[14])))
 audit(ticket, 'request.created', id, '')
 mine(assignee, ticket)
 return {'ok', assignee}
-"""
+""")
 
 # KEYS: request hash. ARGV[9..]: secret id, kind, env, expires, env_ttl, meta_ttl, manage digest,
 # envelope digest, max waiting.
-FILL_REQUEST = PRELUDE + r"""
+FILL_REQUEST = _writing(r"""
 local r = hash(KEYS[1])
 local rid = string.sub(KEYS[1], -28)
 if not r then
@@ -179,11 +211,11 @@ audit(ticket, 'secret.submitted', sid, ARGV[10] .. ' for request ' .. rid)
 local assignee = assignee_of(ticket)
 mine(assignee, ticket)
 return {'ok', sid, tostring(expires), ticket, assignee}
-"""
+""")
 
 # KEYS: secret hash, envelope. ARGV[9..]: agent e-mail, agent display name, session, grace ms,
 # unassigned policy.
-REVEAL = PRELUDE + r"""
+REVEAL = _writing(r"""
 local id = string.sub(KEYS[1], -28)
 local s = hash(KEYS[1])
 local agent, name, session = ARGV[9], ARGV[10], ARGV[11]
@@ -247,11 +279,11 @@ if s.session == session and NOW < tonumber(s.grace_until or '0') then
 end
 audit(ticket, 'reveal.refused', id, 'already revealed')
 return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''}
-"""
+""")
 
 # KEYS: secret hash, envelope. ARGV[9]: session. A secret already purged or deleted has no
 # envelope left to delete: its ticket's assignee gets 'ok', anyone else 'forbidden'.
-ACK = PRELUDE + r"""
+ACK = _writing(r"""
 local id = string.sub(KEYS[1], -28)
 local s = hash(KEYS[1])
 if not s then
@@ -266,10 +298,10 @@ if redis.call('DEL', KEYS[2]) == 1 then
   audit(s.ticket, 'secret.acknowledged', id, '')
 end
 return {'ok'}
-"""
+""")
 
 # KEYS: secret hash, envelope. ARGV[9..]: manage digest, gone-marker lifetime (ms).
-DELETE_SECRET = PRELUDE + r"""
+DELETE_SECRET = _writing(r"""
 local id = string.sub(KEYS[1], -28)
 local s = hash(KEYS[1])
 if not s then
@@ -290,12 +322,12 @@ if s.request ~= '' then
 end
 audit(s.ticket, 'secret.deleted', id, 'by the customer')
 return {'ok'}
-"""
+""")
 
 # ARGV[9..]: ticket, reason (closed, deleted, merged, spam), tombstone ttl ms, helpdesk
 # conversation id ('' if none), helpdesk "updated at" ms ('' if none). A close is always applied,
 # and it moves the ticket's helpdesk clock forward so that an older reopening cannot undo it.
-PURGE = PRELUDE + r"""
+PURGE = _writing(r"""
 local ticket, reason, tomb = ARGV[9], ARGV[10], tonumber(ARGV[11])
 helpdesk_news(k('t', ticket), ARGV[12], ARGV[13])  -- older news or not, a close is applied
 local ix, t = k('ix', ticket), k('t', ticket)
@@ -325,11 +357,11 @@ audit(ticket, 'ticket.purged', '', reason .. ': ' .. count)
 local assignee = assignee_of(ticket)
 mine(assignee, ticket)
 return {'ok', tostring(count), assignee}
-"""
+""")
 
 # ARGV[9..]: ticket, assignee e-mail ('' clears), tombstone ttl ms, helpdesk conversation id,
 # helpdesk "updated at" (ms, '' when the source has none).
-ASSIGN = PRELUDE + r"""
+ASSIGN = _writing(r"""
 local ticket, agent, tomb, conv, updated = ARGV[9], ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local t = k('t', ticket)
 if not helpdesk_news(t, conv, updated) then return {'stale'} end
@@ -342,11 +374,11 @@ if before ~= agent then
 end
 mine(agent, ticket)
 return {'ok', before}
-"""
+""")
 
 # Accept submissions again. ARGV as ASSIGN (the assignee slot unused): a helpdesk's older news
 # than what was applied is refused, so a replayed reopening cannot undo a later close.
-REOPEN = PRELUDE + r"""
+REOPEN = _writing(r"""
 local ticket, tomb, conv, updated = ARGV[9], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local t = k('t', ticket)
 if not helpdesk_news(t, conv, updated) then return {'stale'} end
@@ -357,7 +389,7 @@ audit(ticket, 'ticket.reopened', '', '')
 local assignee = assignee_of(ticket)
 mine(assignee, ticket)
 return {'ok', '1', assignee}
-"""
+""")
 
 # The live items of a ticket: {kind ('r' or 's'), id, envelope present (0/1), hash} each.
 ITEMS = r"""

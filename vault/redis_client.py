@@ -1,11 +1,14 @@
 """Build the Redis client that `VAULT_REDIS_URL` names: single, TLS, unix, Sentinel or Cluster.
 
 Timeouts are short and retries few on purpose: when Redis is gone, a request must get a 503 in
-well under two seconds, never hang.
+well under two seconds, never hang. That holds for every client vault makes, the store's and
+flask-limiter's alike, in every mode: redis-py's own default is three retries with exponential
+backoff (seconds), so every client here is given `_retry()` instead.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -16,79 +19,113 @@ from redis.retry import Retry
 from vault.config import Config
 from vault.errors import ConfigError
 
+SENTINEL = "redis+sentinel://"
+CLUSTER = "redis+cluster://"
+
 
 def _retry() -> Retry:
     # One retry, for connection errors only: it absorbs a pooled connection that died with a
-    # restarted server, but never doubles a socket timeout.
+    # restarted server (or a primary that a failover replaced), but never doubles a socket
+    # timeout.
     return Retry(NoBackoff(), 1, supported_errors=(redis.exceptions.ConnectionError,))
 
 
-def _hosts(netloc: str) -> tuple[str, str, list[tuple[str, int]]]:
+def _hosts(netloc: str, default_port: int) -> tuple[str, str, list[tuple[str, int]]]:
     userinfo, _, hostlist = netloc.rpartition("@")
     user, _, password = userinfo.partition(":")
     nodes = []
     for part in hostlist.split(","):
         host, _, port = part.strip().rpartition(":")
         if not host:
-            host, port = port, "26379"
+            host, port = port, str(default_port)
         nodes.append((host.strip("[]"), int(port)))
     return unquote(user), unquote(password), nodes
+
+
+@dataclass(frozen=True)
+class _Sentinel:
+    nodes: list[tuple[str, int]]
+    service: str
+    db: int
+    user: str
+    password: str
+    sentinel_password: str | None
+
+
+def _sentinel_url(url: str) -> _Sentinel:
+    """`redis+sentinel://[user:password@]host:port[,host:port]/service[/db][?sentinel_password=]`
+    (the user and password are the data nodes'; the sentinels' own password is separate)."""
+    parts = urlsplit(url)
+    user, password, nodes = _hosts(parts.netloc, 26379)
+    path = [p for p in parts.path.split("/") if p]
+    if not path:
+        raise ConfigError("VAULT_REDIS_URL: redis+sentinel:// needs /<service name>")
+    return _Sentinel(nodes=nodes, service=path[0], db=int(path[1]) if len(path) > 1 else 0,
+                     user=user, password=password,
+                     sentinel_password=parse_qs(parts.query).get("sentinel_password",
+                                                                 [None])[0])
+
+
+def _timeouts(config: Config) -> dict[str, Any]:
+    return {"socket_timeout": config.redis_socket_timeout,
+            "socket_connect_timeout": config.redis_connect_timeout}
 
 
 def connect(config: Config) -> tuple[Any, bool]:
     """(client, is_cluster) for the configured URL. Raises ConfigError on a malformed URL."""
     url = config.redis_url
-    common: dict[str, Any] = {
-        "socket_timeout": config.redis_socket_timeout,
-        "socket_connect_timeout": config.redis_connect_timeout,
-        "health_check_interval": 15,
-    }
     try:
-        if url.startswith("redis+sentinel://"):
-            parts = urlsplit(url)
-            user, password, nodes = _hosts(parts.netloc)
-            path = [p for p in parts.path.split("/") if p]
-            if not path:
-                raise ConfigError("VAULT_REDIS_URL: redis+sentinel:// needs /<service name>")
-            service, db = path[0], int(path[1]) if len(path) > 1 else 0
-            query = parse_qs(parts.query)
-            sentinel_password = query.get("sentinel_password", [None])[0]
+        if url.startswith(SENTINEL):
+            s = _sentinel_url(url)
             sentinel = redis.Sentinel(  # type: ignore[no-untyped-call]
-                nodes, sentinel_kwargs={"password": sentinel_password,
-                                        "socket_timeout": config.redis_socket_timeout,
-                                        "socket_connect_timeout": config.redis_connect_timeout},
-                socket_timeout=config.redis_socket_timeout,
-                socket_connect_timeout=config.redis_connect_timeout)
+                s.nodes, sentinel_kwargs={"password": s.sentinel_password, **_timeouts(config)},
+                **_timeouts(config))
+            # Every new connection asks the sentinels where the primary is now: after a
+            # failover, the pool's dead connections are replaced by ones to the new primary.
             client = sentinel.master_for(  # type: ignore[no-untyped-call]
-                service, db=db, username=user or None,
-                                         password=password or None, retry=_retry())
+                s.service, db=s.db, username=s.user or None, password=s.password or None,
+                retry=_retry())
             return client, False
-        if url.startswith("redis+cluster://"):
+        if url.startswith(CLUSTER):
             parts = urlsplit(url)
-            user, password, nodes = _hosts(parts.netloc)
+            user, password, nodes = _hosts(parts.netloc, 6379)
             from redis.cluster import ClusterNode, RedisCluster
             cluster = RedisCluster(startup_nodes=[ClusterNode(h, p)  # type: ignore[no-untyped-call]
                                                   for h, p in nodes],
                                    username=user or None, password=password or None,
-                                   socket_timeout=config.redis_socket_timeout,
-                                   socket_connect_timeout=config.redis_connect_timeout)
+                                   retry=_retry(), **_timeouts(config))
             return cluster, True
-        return redis.Redis.from_url(url, retry=_retry(), **common), False
+        return redis.Redis.from_url(url, retry=_retry(), health_check_interval=15,
+                                    **_timeouts(config)), False
     except (ValueError, IndexError) as exc:
         raise ConfigError(f"VAULT_REDIS_URL is malformed ({type(exc).__name__})") from None
 
 
 def limiter_storage(config: Config) -> tuple[str, dict[str, Any]]:
-    """flask-limiter's storage URI and options for the same Redis (memory in embedded mode)."""
+    """flask-limiter's storage URI and options for the same Redis (memory in embedded mode).
+
+    The `limits` library has its own Sentinel and Cluster storages; they are given the same
+    timeouts, the same short retry, and for Sentinel the same split between the data nodes'
+    credentials and the sentinels' own password, the same database, and counters kept on the
+    primary only (a replica's copy lags, and a failover promotes one).
+    """
     if config.embedded:
         return "memory://", {}
-    options: dict[str, Any] = {"socket_timeout": config.redis_socket_timeout,
-                               "socket_connect_timeout": config.redis_connect_timeout}
+    options: dict[str, Any] = {**_timeouts(config), "retry": _retry()}
     url = config.redis_url
     if url.startswith("unix://"):
         url = "redis+unix://" + url[len("unix://"):]
-    if url.startswith(("redis://", "rediss://", "redis+unix://")):
-        # redis-py's default is three retries with backoff: seconds of hanging when Redis is
-        # gone. The limiter fails as fast as the store does.
-        options["retry"] = _retry()
+    if url.startswith(SENTINEL):
+        try:
+            s = _sentinel_url(url)
+        except (ValueError, IndexError) as exc:
+            raise ConfigError(f"VAULT_REDIS_URL is malformed ({type(exc).__name__})") from None
+        url = SENTINEL + ",".join(f"{h}:{p}" for h, p in s.nodes) + "/" + s.service
+        options.update(db=s.db, use_replicas=False,
+                       sentinel_kwargs={"username": None, "password": s.sentinel_password,
+                                        **_timeouts(config)})
+        if s.user:
+            options["username"] = s.user
+        if s.password:
+            options["password"] = s.password
     return url, options

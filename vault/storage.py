@@ -5,6 +5,12 @@ Nothing else in vault builds a key string. Every ticket's keys share the hash ta
 Redis, a Sentinel primary or a Cluster node. Account keys share the `{acct}` tag for the same
 reason (a token lookup also reads the agent's revocation epoch in the same step).
 
+On a Cluster, the two things that live outside a ticket's slot (the global audit stream and the
+agents' ticket index) are written by the store right after the script, from the list of writes
+the script hands back (see `vault.lua`): the same entries as on a single Redis, one pipeline
+later. With `min_replicas`, the script and its `WAIT` share one connection: to the primary (a
+Sentinel's current one) or to the Cluster node serving the ticket's slot.
+
 Redis faults are translated here into `Unavailable`; callers never see a redis-py exception.
 """
 
@@ -13,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import secrets
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +32,7 @@ from vault.errors import Unavailable
 from vault.ids import slot_tag, tag_of
 
 T = TypeVar("T")
+log = logging.getLogger("vault.storage")
 PREFIX = "vault:"
 ACCT = PREFIX + "{acct}:"
 MINE = ACCT + "mine:"
@@ -37,7 +45,15 @@ _UNAVAILABLE = (
     rexc.ClusterDownError,
     rexc.TryAgainError,
     rexc.MasterDownError,
+    # A Cluster whose slot map is being rebuilt (a node failed over, slots moved): transient.
+    rexc.ClusterError,
+    rexc.SlotNotCoveredError,
 )
+
+
+# Ticket scripts that write: on a Cluster they answer {writes to replay, result} (vault.lua).
+_WRITING = frozenset({"CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK",
+                      "DELETE_SECRET", "PURGE", "ASSIGN", "REOPEN"})
 
 
 def _s(value: Any) -> str:
@@ -116,6 +132,11 @@ class Store:
                 raise Unavailable() from None
             raise
 
+    def faults(self) -> contextlib.AbstractContextManager[None]:
+        """Translate Redis faults of any client of the same Redis (flask-limiter's) the same
+        way: transient ones become `Unavailable`."""
+        return self._guard()
+
     def load_scripts(self) -> None:
         """Preload every script so that the first request does not pay a NOSCRIPT round trip."""
         with self._guard():
@@ -127,27 +148,46 @@ class Store:
         script = self._scripts[name]
         with self._guard():
             try:
-                return self._run(script.sha, keys, args, write=write, source=None)
+                raw, acked = self._run(script.sha, keys, args, write=write, source=None)
             except rexc.NoScriptError:
-                return self._run(script.sha, keys, args, write=write, source=script.source)
+                raw, acked = self._run(script.sha, keys, args, write=write,
+                                       source=script.source)
+        if self.cluster and name in _WRITING:
+            later, raw = raw
+            self._replay(later)
+            raw = list(raw or [])
+        if acked is not None and acked < self.min_replicas:
+            raise Unavailable("The write was not confirmed by enough replicas. Try again.")
+        return raw
 
     def _run(self, sha: str, keys: Sequence[str], args: Sequence[Any], *, write: bool,
-             source: str | None) -> list[Any]:
+             source: str | None) -> tuple[list[Any], int | None]:
+        """(script's answer, replicas that acknowledged it, or None when not asked)."""
         if write and self.min_replicas > 0:
             # Same connection, same pipeline: the write is acknowledged only once replicated.
-            pipe = self.client.pipeline(transaction=False)
+            # On a Cluster, that is a connection to the node serving the ticket's slot.
+            client = self._node_client(keys[0]) if self.cluster else self.client
+            pipe = client.pipeline(transaction=False)
             if source is None:
-                pipe.evalsha(sha, len(keys), *keys, *args)
+                pipe.execute_command("EVALSHA", sha, len(keys), *keys, *args)
             else:
-                pipe.eval(source, len(keys), *keys, *args)
+                pipe.execute_command("EVAL", source, len(keys), *keys, *args)
             pipe.execute_command("WAIT", self.min_replicas, self.wait_timeout_ms)
-            result, acked = pipe.execute()
-            if int(acked) < self.min_replicas:
-                raise Unavailable("The write was not confirmed by enough replicas. Try again.")
-            return list(result or [])
+            try:
+                result, acked = pipe.execute()
+            except (rexc.MovedError, rexc.AskError):
+                # The slot moved (resharding, failover): learn the new map, the client retries.
+                self.client.nodes_manager.initialize()
+                raise Unavailable() from None
+            return list(result or []), int(acked)
         if source is None:
-            return list(self.client.evalsha(sha, len(keys), *keys, *args) or [])
-        return list(self.client.eval(source, len(keys), *keys, *args) or [])
+            return list(self.client.evalsha(sha, len(keys), *keys, *args) or []), None
+        return list(self.client.eval(source, len(keys), *keys, *args) or []), None
+
+    def _node_client(self, key: str) -> Any:
+        """A plain client of the Cluster node that serves `key`'s slot now."""
+        node = self.client.get_node_from_key(key)
+        return self.client.get_redis_connection(node)
 
     def _ticket_args(self, tag: str, now_ms: int, actor: str, *extra: Any) -> list[Any]:
         return [PREFIX, tag, now_ms, self.ticket_audit_maxlen, self.audit_maxlen,
@@ -159,31 +199,38 @@ class Store:
             return ScriptResult("notfound")
         return ScriptResult(_s(raw[0]), list(raw[1:]))
 
-    def _global_audit(self, now_ms: int, event: str, ticket: str, id_: str, actor: str,
-                      detail: str, *, mine: tuple[str, str] | None = None,
-                      unmine: tuple[str, str] | None = None) -> None:
-        """On a Cluster the global stream and the agents' index live in other slots: write them
-        after the script, in one pipeline (on a single Redis the script wrote them itself).
+    def _replay(self, later: Sequence[Any]) -> None:
+        """On a Cluster: the writes a ticket script left for other slots (the global audit
+        stream, the agents' ticket index), in its order, in one pipeline.
 
-        `mine` is (assignee, ticket) to mark as active now; `unmine` (former assignee, ticket).
+        The domain step is done and acknowledged by then, so a failure here never fails it
+        (a reveal must not lose its envelope over an index): it is logged, with the events.
         """
-        if not self.cluster:
+        if not later:
             return
-        with self._guard():
-            pipe = self.client.pipeline(transaction=False)
-            if event:
-                pipe.xadd(self.audit_key(), {"ts": now_ms, "event": event, "ticket": ticket,
-                                             "id": id_, "actor": actor, "detail": detail},
-                          maxlen=self.audit_maxlen, approximate=True)
-            if unmine and unmine[0] and (not mine or mine[0] != unmine[0]):
-                pipe.zrem(self.mine_key(unmine[0]), unmine[1])
-            if mine and mine[0]:
-                key = self.mine_key(mine[0])
-                pipe.zadd(key, {mine[1]: now_ms})
-                pipe.zremrangebyscore(key, "-inf", now_ms - self.index_ttl_ms)
-                pipe.zremrangebyrank(key, 0, -(self.index_cap + 1))
-                pipe.pexpire(key, self.index_ttl_ms)
-            pipe.execute()
+        events = []
+        try:
+            with self._guard():
+                pipe = self.client.pipeline(transaction=False)
+                for op in later:
+                    kind, rest = _s(op[0]), op[1:]
+                    if kind == "x":
+                        fields = _pairs(rest)
+                        events.append(fields.get("event", ""))
+                        pipe.xadd(self.audit_key(), fields,
+                                  maxlen=self.audit_maxlen, approximate=True)
+                    elif kind == "u":
+                        pipe.zrem(self.mine_key(_s(rest[0])), _s(rest[1]))
+                    elif kind == "m":
+                        key, now_ms = self.mine_key(_s(rest[0])), int(rest[2])
+                        pipe.zadd(key, {_s(rest[1]): now_ms})
+                        pipe.zremrangebyscore(key, "-inf", now_ms - self.index_ttl_ms)
+                        pipe.zremrangebyrank(key, 0, -(self.index_cap + 1))
+                        pipe.pexpire(key, self.index_ttl_ms)
+                pipe.execute()
+        except (Unavailable, rexc.RedisError, rexc.RedisClusterException):
+            log.warning("global audit and agent index not updated after a ticket step",
+                        extra={"event": ",".join(events) or "index"})
 
     # -- key names (the only place they are built) --------------------------------------------
 
@@ -230,50 +277,32 @@ class Store:
     def create_secret(self, *, ticket: str, id_: str, kind: str, envelope: bytes, now_ms: int,
                       expires_ms: int, meta_ttl_ms: int, manage_digest: str, max_waiting: int,
                       actor: str) -> ScriptResult:
-        result = self._result(self._eval("CREATE_SECRET", [self.ticket_key(ticket)],
-                                         self._ticket_args(
+        return self._result(self._eval("CREATE_SECRET", [self.ticket_key(ticket)],
+                                       self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, id_, kind, envelope, expires_ms,
             expires_ms - now_ms, meta_ttl_ms, manage_digest, max_waiting)))
-        if result.status == "ok":
-            self._global_audit(now_ms, "secret.submitted", ticket, id_, actor, kind,
-                               mine=(_s(result.values[0]), ticket))
-        return result
 
     def create_request(self, *, ticket: str, id_: str, now_ms: int, expires_ms: int,
                        meta_ttl_ms: int, note: str, agent: str, tombstone_ms: int) -> ScriptResult:
-        result = self._result(self._eval("CREATE_REQUEST", [self.ticket_key(ticket)],
-                                         self._ticket_args(
+        return self._result(self._eval("CREATE_REQUEST", [self.ticket_key(ticket)],
+                                       self._ticket_args(
             slot_tag(ticket), now_ms, agent, ticket, id_, expires_ms, meta_ttl_ms, note,
             tombstone_ms)))
-        if result.status == "ok":
-            self._global_audit(now_ms, "request.created", ticket, id_, agent, "",
-                               mine=(_s(result.values[0]), ticket))
-        return result
 
     def fill_request(self, *, request_id: str, secret_id: str, kind: str, envelope: bytes,
                      now_ms: int, expires_ms: int, meta_ttl_ms: int, manage_digest: str,
                      envelope_digest: str, max_waiting: int, actor: str) -> ScriptResult:
-        result = self._result(self._eval("FILL_REQUEST", [self.request_key(request_id)],
-                                         self._ticket_args(
+        return self._result(self._eval("FILL_REQUEST", [self.request_key(request_id)],
+                                       self._ticket_args(
             tag_of(request_id), now_ms, actor, secret_id, kind, envelope, expires_ms,
             expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, max_waiting)))
-        if result.status == "ok":
-            self._global_audit(now_ms, "secret.submitted", "", secret_id, actor, kind,
-                               mine=(_s(result.values[3]), _s(result.values[2])))
-        return result
 
     def reveal(self, *, secret_id: str, agent: str, agent_name: str, session: str, now_ms: int,
                grace_ms: int, policy: str) -> ScriptResult:
-        result = self._result(self._eval(
+        return self._result(self._eval(
             "REVEAL", [self.secret_key(secret_id), self.envelope_key(secret_id)],
             self._ticket_args(tag_of(secret_id), now_ms, agent, agent, agent_name, session,
                               grace_ms, policy)))
-        if result.status in {"ok", "forbidden"}:
-            event = "secret.revealed" if result.status == "ok" else "reveal.refused"
-            self._global_audit(now_ms, event, "", secret_id, agent, "",
-                               mine=(agent, _s(result.values[2])) if result.status == "ok"
-                               else None)
-        return result
 
     def ack(self, *, secret_id: str, session: str, now_ms: int, actor: str) -> ScriptResult:
         return self._result(self._eval(
@@ -282,43 +311,28 @@ class Store:
 
     def delete_secret(self, *, secret_id: str, manage_digest: str, now_ms: int,
                       gone_ms: int) -> ScriptResult:
-        result = self._result(self._eval(
+        return self._result(self._eval(
             "DELETE_SECRET", [self.secret_key(secret_id), self.envelope_key(secret_id)],
             self._ticket_args(tag_of(secret_id), now_ms, "customer", manage_digest, gone_ms)))
-        if result.status == "ok":
-            self._global_audit(now_ms, "secret.deleted", "", secret_id, "customer", "")
-        return result
 
     def purge(self, *, ticket: str, reason: str, now_ms: int, tombstone_ms: int,
               actor: str, conversation: str = "", updated_ms: int | None = None) -> int:
         result = self._result(self._eval("PURGE", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms, conversation,
             "" if updated_ms is None else updated_ms)))
-        count = int(_s(result.values[0]))
-        self._global_audit(now_ms, "ticket.purged", ticket, "", actor, f"{reason}: {count}",
-                           mine=(_s(result.values[1]), ticket))
-        return count
+        return int(_s(result.values[0]))
 
     def reopen(self, *, ticket: str, now_ms: int, actor: str, tombstone_ms: int,
                conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
-        result = self._result(self._eval("REOPEN", [self.ticket_key(ticket)], self._ticket_args(
+        return self._result(self._eval("REOPEN", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, conversation,
             "" if updated_ms is None else updated_ms)))
-        if result.status == "ok" and _s(result.values[0]) == "1":
-            self._global_audit(now_ms, "ticket.reopened", ticket, "", actor, "",
-                               mine=(_s(result.values[1]), ticket))
-        return result
 
     def assign(self, *, ticket: str, agent: str, now_ms: int, actor: str, tombstone_ms: int,
                conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
-        result = self._result(self._eval("ASSIGN", [self.ticket_key(ticket)], self._ticket_args(
+        return self._result(self._eval("ASSIGN", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, agent, tombstone_ms, conversation,
             "" if updated_ms is None else updated_ms)))
-        if result.status == "ok":
-            before = _s(result.values[0])
-            self._global_audit(now_ms, "ticket.assigned" if before != agent else "", ticket, "",
-                               actor, agent, mine=(agent, ticket), unmine=(before, ticket))
-        return result
 
     @staticmethod
     def _reason(marker: Any) -> str:
@@ -370,7 +384,9 @@ class Store:
             pipe = self.client.pipeline(transaction=False)
             for ticket in tickets:
                 args = self._ticket_args(slot_tag(ticket), now_ms, "", ticket)
-                pipe.evalsha(script.sha, 1, self.ticket_key(ticket), *args)
+                # Not pipe.evalsha: a Cluster pipeline refuses that method, yet it routes the
+                # command itself by its key (one batch per node, tickets in many slots).
+                pipe.execute_command("EVALSHA", script.sha, 1, self.ticket_key(ticket), *args)
             return list(pipe.execute())
 
         with self._guard():
