@@ -1,0 +1,393 @@
+"""The deploy files: the Dockerfile's rules (parsed, no Docker engine here), the install script
+the image runs (run for real, then `vault serve` from what it installed), compose, Caddy and
+systemd."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import signal
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+from conftest import ROOT, base_config, follow_output, free_port
+from helpers import sealed
+from production_redis import production_redis
+
+DEPLOY = ROOT / "deploy"
+INSTALL = ROOT / "scripts" / "install-vault"
+TMP = "/tmp"  # noqa: S108  # the image's one writable place (a tmpfs), not a file made here
+
+# -- a small Dockerfile parser ------------------------------------------------------------------
+
+
+@dataclass
+class Instruction:
+    keyword: str  # upper case
+    args: str  # the text after the keyword, continuations joined
+
+    @property
+    def exec_form(self) -> list[str] | None:
+        """The JSON (exec) form's arguments, or None for the shell form."""
+        text = self.args
+        if self.keyword == "HEALTHCHECK":
+            text = re.sub(r"^(--\S+\s+)*CMD\s+", "", text)
+        if text.startswith("["):
+            value = json.loads(text)
+            assert isinstance(value, list) and all(isinstance(v, str) for v in value)
+            return value
+        return None
+
+    def flags(self) -> dict[str, str]:
+        return dict(m.groups() for m in re.finditer(r"--([a-z-]+)=(\S+)", self.args))
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[Instruction]:
+        return [i for i in self.instructions if i.keyword == keyword]
+
+    def env(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for i in self.all("ENV") + self.all("ARG"):
+            for word in shlex.split(i.args):
+                name, _, value = word.partition("=")
+                out[name] = value
+        return out
+
+
+def parse_dockerfile(text: str) -> list[Stage]:
+    """Stages and their instructions. Comment lines go (also inside a continuation, as Docker
+    does), backslash continuations are joined; heredocs are not supported (none are used)."""
+    logical: list[str] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("#") or (not line and pending):
+            continue
+        if not line:
+            continue
+        if line.endswith("\\"):
+            pending += line[:-1].rstrip() + " "
+            continue
+        logical.append(pending + line)
+        pending = ""
+    assert not pending, "the Dockerfile ends inside a continuation"
+    stages: list[Stage] = []
+    for line in logical:
+        keyword, _, args = line.partition(" ")
+        keyword, args = keyword.upper(), args.strip()
+        assert "<<" not in args or keyword not in {"RUN", "COPY"}, "heredocs are not parsed"
+        if keyword == "FROM":
+            words = [w for w in args.split() if not w.startswith("--")]
+            name = words[2] if len(words) >= 3 and words[1].upper() == "AS" else ""
+            stages.append(Stage(base=words[0], name=name))
+        else:
+            assert stages, f"{keyword} before any FROM"
+            stages[-1].instructions.append(Instruction(keyword, args))
+    return stages
+
+
+def test_the_parser_reads_continuations_comments_and_both_forms() -> None:
+    stages = parse_dockerfile(
+        "# syntax=docker/dockerfile:1\nFROM python:3.11-slim AS build\n"
+        "ENV A=1 \\\n    # a comment inside\n    B=\"two words\"\n"
+        "RUN echo one \\\n  && echo two\nFROM scratch\nCOPY --from=build /a /a\n"
+        "HEALTHCHECK --interval=5s CMD [\"python\", \"-c\", \"pass\"]\nCMD serve now\n")
+    assert [(s.base, s.name) for s in stages] == [("python:3.11-slim", "build"), ("scratch", "")]
+    assert stages[0].env() == {"A": "1", "B": "two words"}
+    assert stages[0].all("RUN")[0].args == "echo one && echo two"
+    assert stages[1].all("COPY")[0].flags() == {"from": "build"}
+    assert stages[1].all("HEALTHCHECK")[0].exec_form == ["python", "-c", "pass"]
+    assert stages[1].all("CMD")[0].exec_form is None
+
+
+@pytest.fixture(scope="module")
+def dockerfile() -> list[Stage]:
+    return parse_dockerfile((ROOT / "Dockerfile").read_text())
+
+
+def test_dockerfile_is_multi_stage_on_a_slim_python(dockerfile: list[Stage]) -> None:
+    assert len(dockerfile) >= 2
+    names = {s.name for s in dockerfile}
+    for stage in dockerfile:
+        assert stage.base in names or re.fullmatch(r"python:3\.1[1-9]-slim(-[a-z]+)?(@sha256:\w+)?",
+                                                   stage.base), stage.base
+    assert re.match(r"python:3\.1[1-9]-slim", dockerfile[-1].base)
+
+
+def test_dockerfile_installs_with_the_one_install_script_and_no_pip_cache(
+        dockerfile: list[Stage]) -> None:
+    build, final = dockerfile[:-1], dockerfile[-1]
+    runs = [i.args for s in build for i in s.all("RUN")]
+    assert any(re.match(r"(\./)?scripts/install-vault( --strip)? /opt/vault\b", r) for r in runs)
+    assert all("pip install" not in r for r in runs)  # the script is the only install step
+    assert any(s.env().get("PIP_NO_CACHE_DIR") == "1" for s in build)
+    copies = [i for i in final.all("COPY") if "from" in i.flags()]
+    assert [c.args.split()[1:] for c in copies] == [["/opt/vault", "/opt/vault"]]
+    assert "scripts/install-vault" in [w for i in dockerfile[0].all("COPY")
+                                       for w in i.args.split()]
+
+
+def test_dockerfile_final_stage_has_no_build_tools(dockerfile: list[Stage]) -> None:
+    final = dockerfile[-1]
+    for run in final.all("RUN"):
+        assert not re.search(r"\b(apt-get|apt|apk)\b.*\binstall\b", run.args), run.args
+        assert not re.search(r"\b(build-essential|gcc|g\+\+|make|clang|pip install)\b", run.args)
+    for stage in dockerfile:  # every dependency has a wheel: no stage needs a compiler either
+        for run in stage.all("RUN"):
+            assert not re.search(r"\b(build-essential|gcc)\b", run.args), run.args
+
+
+def test_dockerfile_runs_as_a_numeric_non_root_user(dockerfile: list[Stage]) -> None:
+    users = dockerfile[-1].all("USER")
+    assert users, "the final stage must set USER"
+    user, _, group = users[-1].args.partition(":")
+    assert user.isdigit() and int(user) != 0 and user != "root"
+    assert not group or (group.isdigit() and int(group) != 0)
+    # Nothing after USER switches back or runs as root.
+    after = dockerfile[-1].instructions[dockerfile[-1].instructions.index(users[-1]):]
+    assert not [i for i in after if i.keyword == "RUN"]
+
+
+def test_dockerfile_healthcheck_and_entrypoint(dockerfile: list[Stage]) -> None:
+    final = dockerfile[-1]
+    (health,) = final.all("HEALTHCHECK")
+    command = health.exec_form
+    assert command and command[0] == "python" and "/healthz" in " ".join(command)
+    assert not re.search(r"\b(curl|wget)\b", health.args)
+    assert final.all("ENTRYPOINT")[-1].exec_form == ["vault"]
+    cmd = final.all("CMD")[-1].exec_form
+    assert cmd and cmd[0] == "serve" and cmd[cmd.index("--bind") + 1] == "0.0.0.0:8000"
+
+
+def test_dockerfile_bakes_in_no_secret(dockerfile: list[Stage]) -> None:
+    for stage in dockerfile:
+        for name, value in stage.env().items():
+            assert not re.search(r"SECRET|PASSWORD|TOKEN|(^|_)KEYS?($|_)|REDIS_URL", name), name
+            assert "whsec_" not in value and "redis://" not in value
+        for copy in stage.all("COPY") + stage.all("ADD"):
+            assert not re.search(r"\.env\b|\.acl\b|keys", copy.args), copy.args
+    assert dockerfile[-1].env().get("VAULT_ENV") == "production"
+    rules = [ln.strip() for ln in (ROOT / ".dockerignore").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    assert rules[0] == "*", ".dockerignore starts from nothing and allows what the build copies"
+    assert not any("env" in rule or ".acl" in rule for rule in rules if rule.startswith("!"))
+
+
+def test_the_read_only_image_writes_only_under_tmp(dockerfile: list[Stage]) -> None:
+    env = dockerfile[-1].env()
+    assert env["PROMETHEUS_MULTIPROC_DIR"].startswith(TMP + "/")
+    assert dockerfile[-1].all("WORKDIR")[-1].args == TMP
+
+
+# -- the install script, for real ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """scripts/install-vault --strip into a fresh virtualenv, exactly as the Dockerfile runs it
+    (the source is this working tree; pip's cache makes it quick after the first time)."""
+    venv = tmp_path_factory.mktemp("install") / "venv"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "VIRTUAL_ENV"))}
+    artefacts = [ROOT / "build", ROOT / "dist"]
+    before = [p.exists() for p in artefacts]
+    result = subprocess.run([str(INSTALL), "--strip", str(venv)], env=env, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "install-vault: ok" in result.stderr
+    # It builds from a clean copy: nothing new in the source tree (a stale build/ there could
+    # slip deleted modules into the wheel).
+    assert [p.exists() for p in artefacts] == before
+    return venv
+
+
+def test_install_script_makes_a_clean_self_contained_virtualenv(installed: Path) -> None:
+    probe = subprocess.run(
+        [str(installed / "bin" / "python"), "-c",
+         "import importlib.util, vault; print(vault.__file__); "
+         "print(importlib.util.find_spec('pip') is None, importlib.util.find_spec('pytest') is None)"],
+        capture_output=True, text=True, check=True, cwd="/")
+    where, no_tools = probe.stdout.splitlines()
+    assert where.startswith(str(installed)), where  # not this working tree
+    assert no_tools == "True True"  # no pip, no test tools in what the image ships
+
+
+def test_install_script_refuses_a_used_directory(tmp_path: Path) -> None:
+    (tmp_path / "something").write_text("")
+    result = subprocess.run([str(INSTALL), str(tmp_path)], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode != 0 and "not empty" in result.stderr
+
+
+@pytest.fixture
+def served(installed: Path, tmp_path: Path) -> Iterator[str]:
+    """`vault serve` from the installed virtualenv, as the image runs it: production settings,
+    Redis with the production config and ACL, a metrics folder that does not exist yet."""
+    with production_redis(tmp_path / "redis") as redis_server:
+        port = free_port()
+        config = base_config(redis_server.url)
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "PROMETHEUS"))}
+        env.update(VAULT_ENV="production", VAULT_REDIS_URL=redis_server.url,
+                   VAULT_SECRET_KEY=config["secret_key"], VAULT_KEYS=config["keys"],
+                   VAULT_BASE_URL=f"http://127.0.0.1:{port}", VAULT_TRUSTED_PROXIES="1",
+                   PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "tmp" / "vault-metrics"))
+        proc = subprocess.Popen([str(installed / "bin" / "vault"), "serve", "--bind",
+                                 f"127.0.0.1:{port}", "--workers", "2", "--threads", "2"],
+                                env=env, cwd=str(tmp_path), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT)
+        try:
+            follow_output(proc, b"Booting worker", what="installed vault serve",
+                          log_path=tmp_path / "serve.log")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+
+
+@pytest.mark.slow
+def test_the_installed_vault_serves_in_production(served: str, tmp_path: Path) -> None:
+    assert requests.get(served + "/healthz", timeout=10).status_code == 200
+    ready = requests.get(served + "/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    assert ready.json()["checks"] == {"redis": "ok", "keyring": "ok"}
+    # Templates, static files and Lua scripts came with the package.
+    page = requests.get(served + "/", timeout=10)
+    assert page.status_code == 200
+    css = re.search(r'href="(/static/[^"]+\.css[^"]*)"', page.text)
+    assert css and requests.get(served + css.group(1), timeout=10).status_code == 200
+    envelope, _ = sealed("9001")
+    created = requests.post(served + "/api/v1/secrets", timeout=10,
+                            json={"ticket": "9001", "kind": "wordpress", "envelope": envelope})
+    assert created.status_code == 201, created.text
+    assert (tmp_path / "tmp" / "vault-metrics").is_dir()
+
+
+# -- compose, Caddy, systemd ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    data = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_compose_runs_vault_redis_and_the_proxy(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    assert {"vault", "redis", "proxy"} <= set(services)
+    vault = services["vault"]
+    assert (DEPLOY / vault["build"]["context"] / vault["build"]["dockerfile"]).resolve() \
+        == ROOT / "Dockerfile"
+    assert vault["read_only"] is True
+    assert any(str(t).split(":")[0] == TMP for t in vault["tmpfs"])
+    assert str(vault["environment"]["VAULT_TRUSTED_PROXIES"]) == "1"
+    assert vault["env_file"] == ["vault.env"] and (DEPLOY / "vault.env.example").is_file()
+    assert "ports" not in vault and "ports" not in services["redis"]  # only the proxy listens
+    assert vault["cap_drop"] == ["ALL"]
+    assert set(services["proxy"]["ports"]) >= {"443:443"}
+    assert compose["networks"]["data"]["internal"] is True
+    assert "data" not in services["proxy"]["networks"]
+
+
+def test_compose_redis_uses_the_production_conf_and_acl(compose: dict[str, Any]) -> None:
+    redis_service = compose["services"]["redis"]
+    mounts = {}
+    for volume in redis_service["volumes"]:
+        source, target, *_ = volume.split(":")
+        mounts[target] = source
+    assert (DEPLOY / mounts["/etc/redis/redis.conf"]).resolve() == DEPLOY / "redis/redis.conf"
+    assert (DEPLOY / mounts["/etc/redis/users.acl"]).resolve() == DEPLOY / "redis/users.acl"
+    command = redis_service["command"]
+    assert command[:2] == ["redis-server", "/etc/redis/redis.conf"]
+    # What the command line changes from the file: the data directory and the bind address.
+    changed = {command[i] for i in range(2, len(command)) if command[i].startswith("--")}
+    assert changed == {"--dir", "--bind"}
+    assert "aclfile /etc/redis/users.acl" in (DEPLOY / "redis/redis.conf").read_text()
+    proxy_mounts = [v.split(":") for v in compose["services"]["proxy"]["volumes"]]
+    assert ["./Caddyfile", "/etc/caddy/Caddyfile", "ro"] in proxy_mounts
+
+
+def caddy_lines() -> list[str]:
+    out = []
+    for raw in (DEPLOY / "Caddyfile").read_text().splitlines():
+        line = raw.split("#", 1)[0].strip() if not raw.strip().startswith("#") else ""
+        if line:
+            out.append(line)
+    return out
+
+
+def test_caddy_adds_no_headers_and_hides_metrics() -> None:
+    lines = caddy_lines()
+    assert "header -Server" in lines
+    headers = [ln for ln in lines if ln.startswith(("header ", "header_down "))]
+    assert headers and all(ln.split()[1].startswith("-") for ln in headers), headers  # removals
+    assert not any(ln.startswith(("header_up ", "log")) for ln in lines)  # no access log
+    assert "protocols h1 h2" in lines  # no HTTP/3, so no Alt-Svc
+    assert "@metrics path /metrics /metrics/*" in lines and "respond @metrics 404" in lines
+    proxies = [ln for ln in lines if ln.startswith("reverse_proxy ")]
+    assert proxies == ["reverse_proxy {$VAULT_UPSTREAM:127.0.0.1:8000} {"]
+    assert "redir https://{host}{uri} 308" in lines
+
+
+def systemd_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+    sections: dict[str, dict[str, list[str]]] = {}
+    current = ""
+    for raw in path.read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        if line.startswith("["):
+            current = line.strip("[]")
+            sections.setdefault(current, {})
+            continue
+        key, _, value = line.partition("=")
+        sections[current].setdefault(key.strip(), []).append(value.strip())
+    return sections
+
+
+def test_the_systemd_unit_is_hardened() -> None:
+    service = systemd_unit(DEPLOY / "systemd" / "vault.service")["Service"]
+
+    def one(key: str) -> str:
+        assert key in service, key
+        return service[key][-1]
+
+    assert one("ExecStart") == "/opt/vault/bin/vault serve --bind 127.0.0.1:8000"
+    assert one("EnvironmentFile") == "/etc/vault/vault.env"
+    assert one("DynamicUser") == "yes" or one("User") not in {"root", "0"}
+    for key in ("NoNewPrivileges", "PrivateTmp", "ProtectHome", "PrivateDevices",
+                "ProtectKernelTunables", "ProtectKernelModules", "ProtectControlGroups",
+                "RestrictSUIDSGID", "LockPersonality"):
+        assert one(key) == "yes", key
+    assert one("ProtectSystem") == "strict"
+    assert one("CapabilityBoundingSet") == "" and one("AmbientCapabilities") == ""
+    assert set(one("RestrictAddressFamilies").split()) == {"AF_UNIX", "AF_INET", "AF_INET6"}
+    assert "ReadWritePaths" not in service  # writable: /run/vault (RuntimeDirectory) only
+    assert one("RuntimeDirectory") == "vault"
+    redis_dropin = systemd_unit(DEPLOY / "systemd" / "redis-server.service.d" / "vault.conf")
+    assert redis_dropin["Service"]["NoNewPrivileges"] == ["yes"]
+
+
+def test_the_deploy_readme_covers_keys_acl_and_the_first_admin() -> None:
+    text = (DEPLOY / "README.md").read_text()
+    for needed in ("vault keys generate", "VAULT_SECRET_KEY", "#VAULT_PASSWORD_SHA256",
+                   "sha256sum", "vault agent add", "--admin", "scripts/install-vault",
+                   "compose.yaml", "vault.service", "Caddyfile"):
+        assert needed in text, needed
