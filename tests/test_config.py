@@ -86,3 +86,13 @@ def test_unknown_mapping_keys_are_refused():
 
 def test_development_without_a_redis_url_is_the_embedded_mode():
     assert config_mod.load({}, environ={"VAULT_ENV": "development"}).embedded
+
+
+def test_with_replicas_the_socket_timeout_outlasts_the_wait() -> None:
+    from vault.config import load
+    from vault.redis_client import _timeouts
+
+    base = {"env": "development", "redis_url": "redis://127.0.0.1:6379/0"}
+    assert _timeouts(load(base))["socket_timeout"] == 1.0
+    waiting = load({**base, "redis_min_replicas": 1, "redis_wait_timeout_ms": 2000})
+    assert _timeouts(waiting)["socket_timeout"] == 2.5

@@ -400,3 +400,17 @@ def test_readyz_checks_redis_and_the_key_ring_and_counts_redis_down(app: Any) ->
                 if s.name == "vault_redis_errors_total"] == [2]
     finally:
         down.extensions["vault"].close()
+
+
+def test_a_refetch_inside_the_grace_window_is_not_a_second_reveal(
+        app: Any, client: Any, agent: Agent) -> None:
+    secret = share(client, "R-3")
+    path = f"/api/v1/secrets/{secret['id']}/reveal"
+    first = client.post(path, headers=agent.headers)
+    again = client.post(path, headers=agent.headers)  # the same session: a lost response
+    assert first.status_code == again.status_code == 200
+    assert again.get_json()["envelope"] == first.get_json()["envelope"]
+    assert secret_counts(app)["revealed"] == 1
+    events = [e["event"] for e in client.get("/api/v1/tickets/R-3", headers=agent.headers
+                                             ).get_json()["events"]]
+    assert events.count("secret.revealed") == 1 and events.count("secret.refetched") == 1

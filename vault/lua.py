@@ -274,7 +274,7 @@ if s.session == session and NOW < tonumber(s.grace_until or '0') then
   local env = redis.call('GET', KEYS[2])
   if env then
     audit(ticket, 'secret.refetched', id, 'grace window')
-    return {'ok', env, s.kind, ticket}
+    return {'ok', env, s.kind, ticket, 'again'}
   end
 end
 audit(ticket, 'reveal.refused', id, 'already revealed')

@@ -67,7 +67,12 @@ def _sentinel_url(url: str) -> _Sentinel:
 
 
 def _timeouts(config: Config) -> dict[str, Any]:
-    return {"socket_timeout": config.redis_socket_timeout,
+    socket_timeout = config.redis_socket_timeout
+    if config.redis_min_replicas:
+        # A WAIT may block for its whole timeout: the socket must outlast it, or a slow replica
+        # would look like a dead primary and cost the connection.
+        socket_timeout = max(socket_timeout, config.redis_wait_timeout_ms / 1000 + 0.5)
+    return {"socket_timeout": socket_timeout,
             "socket_connect_timeout": config.redis_connect_timeout}
 
 

@@ -341,8 +341,12 @@ class Vault:
                                              extra={"secret_id": secret_id})
             raise Unavailable("This secret cannot be opened with the server's current keys.",
                               retry_after=60, store_fault=False) from None
-        emit("secret.revealed", ticket=ticket, id=secret_id, actor=who.email)
-        self._happened("revealed")
+        if len(result.values) > 3 and _text(result.values[3]) == "again":
+            # The winning session again, inside its grace window: not a second reveal.
+            emit("secret.refetched", ticket=ticket, id=secret_id, actor=who.email)
+        else:
+            emit("secret.revealed", ticket=ticket, id=secret_id, actor=who.email)
+            self._happened("revealed")
         return {"envelope": text, "kind": kind, "ticket": ticket}
 
     def ack(self, who: Principal, secret_id: str) -> None:
