@@ -176,6 +176,28 @@ function keyFromFragment(pattern) {
 
 // -- customer: share (/) and fill (/r/<id>) -------------------------------------------------------
 
+// Encrypt the fields under `key` and post the envelope with `body`: the API's answer, or null
+// when the fields could not be sealed (the form says so already).
+async function sealAndSend(form, { key, ticket, kind, fields }, path, body = {}) {
+  busy(form, true, M.encrypting);
+  let sealed;
+  try {
+    sealed = await envelope.seal(key, { ticket, kind, fields });
+  } catch {
+    busy(form, false);
+    fail(form, M.too_large);
+    return null;
+  }
+  busy(form, true, M.sending);
+  const res = await api("POST", path, { ...body, kind, envelope: sealed });
+  busy(form, false);
+  return res;
+}
+
+function manageLink(secretId, token) {
+  return new URL("/m/" + secretId, location.origin).href + "#" + token;
+}
+
 function setupShare() {
   const form = $("#share-form");
   setupKinds(form);
@@ -189,18 +211,9 @@ function setupShare() {
     if (!ticket) errors.unshift([ticketInput, M.required]);
     else if (!TICKET_RE.test(ticket)) errors.unshift([ticketInput, M.bad_ticket]);
     if (errors.length) return showErrors(form, errors);
-    busy(form, true, M.encrypting);
     const key = envelope.generateKey();
-    let sealed;
-    try {
-      sealed = await envelope.seal(key, { ticket, kind, fields });
-    } catch {
-      busy(form, false);
-      return fail(form, M.too_large);
-    }
-    busy(form, true, M.sending);
-    const res = await api("POST", "/api/v1/secrets", { ticket, kind, envelope: sealed });
-    busy(form, false);
+    const res = await sealAndSend(form, { key, ticket, kind, fields }, "/api/v1/secrets", { ticket });
+    if (res === null) return;
     if (res.status !== 201) {
       if (res.status === 400 && (res.body.invalid_params || []).some((p) => p.name === "ticket")) {
         return showErrors(form, [[ticketInput, M.bad_ticket]]);
@@ -209,7 +222,7 @@ function setupShare() {
     }
     const done = $("#share-done");
     $("#share-link").value = res.body.url + "#" + key;
-    $("#manage-link").value = new URL("/m/" + res.body.id, location.origin).href + "#" + res.body.manage_token;
+    $("#manage-link").value = manageLink(res.body.id, res.body.manage_token);
     showDone(form, done);
   });
 }
@@ -225,21 +238,11 @@ function setupFill() {
     if (!key) return fail(form, M.no_key);
     const { kind, fields, errors } = readCredentials(form);
     if (errors.length) return showErrors(form, errors);
-    busy(form, true, M.encrypting);
-    let sealed;
-    try {
-      sealed = await envelope.seal(key, { ticket: form.dataset.ticket, kind, fields });
-    } catch {
-      busy(form, false);
-      return fail(form, M.too_large);
-    }
-    busy(form, true, M.sending);
-    const res = await api("POST", `/api/v1/requests/${form.dataset.requestId}/secret`,
-      { kind, envelope: sealed });
-    busy(form, false);
+    const res = await sealAndSend(form, { key, ticket: form.dataset.ticket, kind, fields },
+      `/api/v1/requests/${form.dataset.requestId}/secret`);
+    if (res === null) return;
     if (res.status !== 201) return fail(form, problemText(res));
-    $("#manage-link").value = new URL("/m/" + res.body.secret_id, location.origin).href + "#" +
-      res.body.manage_token;
+    $("#manage-link").value = manageLink(res.body.secret_id, res.body.manage_token);
     showDone(form, $("#fill-done"));
   });
 }
