@@ -20,6 +20,7 @@ from conftest import RedisServer, base_config, free_port, private_redis
 from helpers import sealed
 
 from vault import create_app
+from vault.errors import Unavailable
 
 pytestmark = pytest.mark.slow
 
@@ -53,11 +54,19 @@ def _with_replica(primary: RedisServer) -> Iterator[tuple[RedisServer, subproces
 def world(pair: Any) -> Iterator[dict[str, Any]]:
     primary, replica = pair
     redis.Redis.from_url(primary.url).flushdb()
+    # Accounts are set up without waiting (a replica can take a moment to acknowledge its first
+    # writes, longer than this module's short WAIT timeout on a busy machine)...
+    setup = create_app(base_config(primary.url, cheap_passwords=True)).extensions["vault"]
+    setup.accounts.add_agent("rep@example.com", "correct horse battery staple")
+    tokens = [setup.accounts.create_token("rep@example.com")[0] for _ in range(2)]
+    setup.close()
+    client = redis.Redis.from_url(primary.url)
+    assert client.execute_command("WAIT", 1, 30_000) == 1, "the replica is not in sync"
+    client.close()
+    # ... then every write of the app under test waits for the replica.
     app = create_app(base_config(primary.url, cheap_passwords=True, redis_min_replicas=1,
                                  redis_wait_timeout_ms=300, reveal_grace=0))
     ext = app.extensions["vault"]
-    ext.accounts.add_agent("rep@example.com", "correct horse battery staple")
-    tokens = [ext.accounts.create_token("rep@example.com")[0] for _ in range(2)]
     yield {"client": app.test_client(), "ext": ext, "replica": replica,
            "agents": [{"Authorization": f"Bearer {t}"} for t in tokens]}
     ext.close()
@@ -111,3 +120,22 @@ def test_a_fill_whose_wait_times_out_is_answered_on_retry(world):
     assert client.delete(f"/api/v1/secrets/{sid}",
                          headers={"X-Manage-Token": retry.get_json()["manage_token"]}
                          ).status_code == 204
+
+
+def test_account_and_webhook_writes_wait_for_the_replica_too(world):
+    """Not only the ticket scripts: a login, a new token, a revocation or a webhook's
+    deduplication that a failover could lose is refused (503) until a replica has it."""
+    ext, client = world["ext"], world["client"]
+    login = {"email": "rep@example.com", "password": "correct horse battery staple"}
+    token_id = ext.accounts.list_tokens("rep@example.com")[0]["id"]
+    with Paused(world["replica"]):
+        with pytest.raises(Unavailable):
+            ext.accounts.create_token("rep@example.com")
+        with pytest.raises(Unavailable):
+            ext.accounts.revoke_token(token_id)
+        rv = client.post("/api/v1/session", json=login)
+        assert rv.status_code == 503 and rv.headers["Retry-After"]
+    assert client.post("/api/v1/session", json=login).status_code == 200
+    # A 503 says "not confirmed", not "undone": the primary applied the revocation, and once
+    # the replica has it too the token is gone everywhere.
+    assert token_id not in [t["id"] for t in ext.accounts.list_tokens("rep@example.com")]

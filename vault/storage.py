@@ -114,7 +114,7 @@ class Store:
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
             "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY", "SWAP_IF_SAME",
-            "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "ADD_AGENT")}
+            "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "ADD_AGENT", "BATCH")}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -183,6 +183,15 @@ class Store:
         if source is None:
             return list(self.client.evalsha(sha, len(keys), *keys, *args) or []), None
         return list(self.client.eval(source, len(keys), *keys, *args) or []), None
+
+    def _write(self, keys: Sequence[str], *commands: Sequence[Any]) -> list[Any]:
+        """Plain write commands on one slot as one atomic step (the BATCH script): one round
+        trip, and with VAULT_REDIS_MIN_REPLICAS the same WAIT as every script. Their answers,
+        in order."""
+        args: list[Any] = []
+        for command in commands:
+            args += [len(command), *command]
+        return self._eval("BATCH", keys, args)
 
     def _node_client(self, key: str) -> Any:
         """A plain client of the Cluster node that serves `key`'s slot now."""
@@ -452,10 +461,9 @@ class Store:
     def add_audit(self, *, now_ms: int, event: str, actor: str, detail: str = "",
                   ticket: str = "") -> None:
         """An event that belongs to no ticket (logins, keys, accounts): the global stream only."""
-        with self._guard():
-            self.client.xadd(self.audit_key(), {"ts": now_ms, "event": event, "ticket": ticket,
-                                                "id": "", "actor": actor, "detail": detail},
-                             maxlen=self.audit_maxlen, approximate=True)
+        self._write([self.audit_key()], [
+            "XADD", self.audit_key(), "MAXLEN", "~", self.audit_maxlen, "*", "ts", now_ms,
+            "event", event, "ticket", ticket, "id", "", "actor", actor, "detail", detail])
 
     # -- webhooks -------------------------------------------------------------------------------
 
@@ -465,23 +473,22 @@ class Store:
     def webhook_claim(self, source: str, digest: str, ttl_ms: int) -> str | None:
         """Mark a delivery as seen. None if it is new; else the stored result of the first one."""
         key = self._webhook_key(source, digest)
-        with self._guard():
-            if self.client.set(key, "", nx=True, px=ttl_ms):
-                return None
-            return _s(self.client.get(key))
+        claimed, first = self._write([key], ["SET", key, "", "NX", "PX", ttl_ms], ["GET", key])
+        return None if claimed else _s(first)
 
     def webhook_done(self, source: str, digest: str, result: dict[str, Any], ttl_ms: int) -> None:
-        with self._guard():
-            self.client.set(self._webhook_key(source, digest), json.dumps(result), px=ttl_ms)
+        key = self._webhook_key(source, digest)
+        self._write([key], ["SET", key, json.dumps(result), "PX", ttl_ms])
 
     def webhook_forget(self, source: str, digest: str) -> None:
         """A delivery whose handling failed is forgotten, so the helpdesk's retry is acted on."""
-        with contextlib.suppress(Unavailable), self._guard():
-            self.client.delete(self._webhook_key(source, digest))
+        key = self._webhook_key(source, digest)
+        with contextlib.suppress(Unavailable):
+            self._write([key], ["DEL", key])
 
     def remember_conversation(self, conversation: str, ticket: str, ttl_ms: int) -> None:
-        with self._guard():
-            self.client.set(f"{PREFIX}hs:{conversation}", ticket, px=ttl_ms)
+        key = f"{PREFIX}hs:{conversation}"
+        self._write([key], ["SET", key, ticket, "PX", ttl_ms])
 
     def conversation_ticket(self, conversation: str) -> str | None:
         with self._guard():
@@ -557,17 +564,20 @@ class Store:
             old_hs_id = self.client.hget(key, "helpscout_id")
             if old_hs_id is None and not self.client.exists(key):
                 return False
-            pipe = self.client.pipeline(transaction=True)
-            if fields:
-                pipe.hset(key, mapping=fields)
-            if revoke:
-                pipe.hset(key, "epoch", secrets.token_hex(8))
-            if "helpscout_id" in fields and _s(old_hs_id) != _s(fields["helpscout_id"]):
-                if old_hs_id:
-                    pipe.delete(f"{ACCT}hsuser:{_s(old_hs_id)}")
-                if fields["helpscout_id"]:
-                    pipe.set(f"{ACCT}hsuser:{fields['helpscout_id']}", email)
-            pipe.execute()
+        keys, commands = [key], []
+        if fields:
+            commands.append(["HSET", key, *(x for kv in fields.items() for x in kv)])
+        if revoke:
+            commands.append(["HSET", key, "epoch", secrets.token_hex(8)])
+        if "helpscout_id" in fields and _s(old_hs_id) != _s(fields["helpscout_id"]):
+            if old_hs_id:
+                keys.append(f"{ACCT}hsuser:{_s(old_hs_id)}")
+                commands.append(["DEL", keys[-1]])
+            if fields["helpscout_id"]:
+                keys.append(f"{ACCT}hsuser:{fields['helpscout_id']}")
+                commands.append(["SET", keys[-1], email])
+        if commands:
+            self._write(keys, *commands)
         return True
 
     def remove_agent(self, email: str) -> bool:
@@ -576,20 +586,16 @@ class Store:
             if not agent:
                 return False
             token_ids = [_s(t) for t in self.client.smembers(f"{ACCT}toks:{email}")]
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(self._agent_key(email), f"{ACCT}toks:{email}")
-            pipe.srem(ACCT + "agents", email)
-            for tid in token_ids:
-                pipe.hget(f"{ACCT}tokids", tid)
-            results = pipe.execute()
-            digests = [_s(d) for d in results[2:] if d]
-            if digests:
-                self.client.delete(*[f"{ACCT}tok:{d}" for d in digests])
-            if token_ids:
-                self.client.hdel(f"{ACCT}tokids", *token_ids)
-            hs_id = agent.get("helpscout_id")
-            if hs_id:
-                self.client.delete(f"{ACCT}hsuser:{hs_id}")
+            digests = [_s(d) for d in (self.client.hmget(f"{ACCT}tokids", token_ids)
+                                       if token_ids else []) if d]
+        gone = [self._agent_key(email), f"{ACCT}toks:{email}",
+                *(f"{ACCT}tok:{d}" for d in digests)]
+        if agent.get("helpscout_id"):
+            gone.append(f"{ACCT}hsuser:{agent['helpscout_id']}")
+        commands: list[list[Any]] = [["DEL", *gone], ["SREM", ACCT + "agents", email]]
+        if token_ids:
+            commands.append(["HDEL", f"{ACCT}tokids", *token_ids])
+        self._write([*gone, ACCT + "agents", f"{ACCT}tokids"], *commands)
         return True
 
     def agent_by_helpscout_id(self, hs_id: str) -> str | None:
@@ -598,17 +604,15 @@ class Store:
 
     def add_token(self, *, digest: str, token_id: str, owner: str, kind: str, epoch: str,
                   now_ms: int) -> None:
-        with self._guard():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(f"{ACCT}tok:{digest}", mapping={"type": kind, "owner": owner,
-                                                       "id": token_id, "epoch": epoch,
-                                                       "created_at": now_ms})
-            pipe.hset(f"{ACCT}tokids", token_id, digest)
-            if kind == "token":
-                pipe.sadd(f"{ACCT}toks:{owner}", token_id)
-            else:
-                pipe.hset(f"{ACCT}apikeys", owner, token_id)
-            pipe.execute()
+        token_key, owner_key = f"{ACCT}tok:{digest}", (
+            f"{ACCT}toks:{owner}" if kind == "token" else f"{ACCT}apikeys")
+        self._write(
+            [token_key, f"{ACCT}tokids", owner_key],
+            ["HSET", token_key, "type", kind, "owner", owner, "id", token_id, "epoch", epoch,
+             "created_at", now_ms],
+            ["HSET", f"{ACCT}tokids", token_id, digest],
+            ["SADD", owner_key, token_id] if kind == "token"
+            else ["HSET", owner_key, owner, token_id])
 
     def list_tokens(self, owner: str) -> list[dict[str, str]]:
         with self._guard():
@@ -651,30 +655,25 @@ class Store:
             row = {_s(k): _s(v) for k, v in self.client.hgetall(f"{ACCT}tok:{digest}").items()}
             if row.get("type") != kind:
                 return None
-            pipe = self.client.pipeline(transaction=True)
-            pipe.delete(f"{ACCT}tok:{digest}")
-            pipe.hdel(f"{ACCT}tokids", token_id)
-            if row.get("type") == "token":
-                pipe.srem(f"{ACCT}toks:{row.get('owner', '')}", token_id)
-            elif row.get("owner"):
-                pipe.hdel(f"{ACCT}apikeys", row["owner"])
-            pipe.execute()
+        commands: list[list[Any]] = [["DEL", f"{ACCT}tok:{digest}"],
+                                     ["HDEL", f"{ACCT}tokids", token_id]]
+        if row.get("type") == "token":
+            commands.append(["SREM", f"{ACCT}toks:{row.get('owner', '')}", token_id])
+        elif row.get("owner"):
+            commands.append(["HDEL", f"{ACCT}apikeys", row["owner"]])
+        self._write([c[1] for c in commands], *commands)
         return row
 
     def add_session(self, *, digest: str, session_id: str, email: str, epoch: str,
                     now_ms: int, idle_ms: int) -> None:
         key = f"{ACCT}sess:{digest}"
-        with self._guard():
-            pipe = self.client.pipeline(transaction=True)
-            pipe.hset(key, mapping={"type": "session", "owner": email, "id": session_id,
-                                    "epoch": epoch, "created_at": now_ms,
-                                    "seen_at": now_ms})
-            pipe.pexpire(key, idle_ms)
-            pipe.execute()
+        self._write([key], ["HSET", key, "type", "session", "owner", email, "id", session_id,
+                            "epoch", epoch, "created_at", now_ms, "seen_at", now_ms],
+                    ["PEXPIRE", key, idle_ms])
 
     def delete_session(self, digest: str) -> None:
-        with self._guard():
-            self.client.delete(f"{ACCT}sess:{digest}")
+        key = f"{ACCT}sess:{digest}"
+        self._write([key], ["DEL", key])
 
     # -- maintenance ----------------------------------------------------------------------------
 
