@@ -313,7 +313,8 @@ def test_compose_redis_uses_the_production_conf_and_acl(compose: dict[str, Any])
         source, target, *_ = volume.split(":")
         mounts[target] = source
     assert (DEPLOY / mounts["/etc/redis/redis.conf"]).resolve() == DEPLOY / "redis/redis.conf"
-    assert (DEPLOY / mounts["/etc/redis/users.acl"]).resolve() == DEPLOY / "redis/users.acl"
+    # The site's copy of redis/users.acl with its password hash (deploy/README.md, step 1).
+    assert (DEPLOY / mounts["/etc/redis/users.acl"]).resolve() == DEPLOY / "redis/users.local.acl"
     command = redis_service["command"]
     assert command[:2] == ["redis-server", "/etc/redis/redis.conf"]
     # What the command line changes from the file: the data directory and the bind address.

@@ -11,7 +11,7 @@ What is exported (counters carry the `_total` suffix, deploy/grafana/vault.json 
 - `vault_http_request_duration_seconds{route}`: latency histogram.
 - `vault_secrets_total{event}`: created (a retried fill answered from the first is not
   counted again), revealed (an envelope handed to the assignee's session; a re-fetch by that
-  session within the grace window counts again, as the store answers both alike), refused
+  session within the grace window is not counted again), refused
   (403: not the assignee, nothing consumed; a 410 is no refusal), deleted (by the customer),
   purged (secrets and open requests removed with their ticket).
 - `vault_webhooks_total{source, result}`: see WEBHOOK_RESULTS.
