@@ -308,3 +308,16 @@ def test_embedded_mode_is_reachable_with_the_printed_demo_admin(
     status, _ = http("POST", f"{server.url}/api/v1/session",
                      {"email": DEMO_ADMIN, "password": "not the password"})
     assert status == 401
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ("max 100000\n", None), ("100000 100000\n", 1), ("150000 100000\n", 2),
+    ("50000 100000\n", 1), ("garbage\n", None)])
+def test_cpu_count_follows_a_containers_cpu_quota(tmp_path: Path, content: str,
+                                                  expected: int | None) -> None:
+    from vault.serve import cpu_count
+
+    cpu_max = tmp_path / "cpu.max"
+    cpu_max.write_text(content)
+    unlimited = cpu_count(tmp_path / "missing")
+    assert cpu_count(cpu_max) == (unlimited if expected is None else min(expected, unlimited))

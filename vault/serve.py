@@ -26,6 +26,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import redis.exceptions
@@ -64,12 +65,23 @@ MAX_DEFAULT_THREADS = 8
 log = logging.getLogger("vault")
 
 
-def cpu_count() -> int:
-    """The cores this process may run on (CPU affinity, as in a container), at least 1."""
+CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
+
+
+def cpu_count(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
+    """The cores this process may use, at least 1: its CPU affinity, lowered to its cgroup v2
+    CPU quota when it has one (`docker run --cpus 1` sets a quota, not an affinity)."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
+        cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
-        return max(1, os.cpu_count() or 1)
+        cores = max(1, os.cpu_count() or 1)
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 quota (or none readable): the affinity stands
+    return cores
 
 
 def default_concurrency(cores: int | None = None) -> tuple[int, int]:
