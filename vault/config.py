@@ -13,10 +13,14 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from limits import parse_many
+
 from vault.errors import ConfigError
 
 ENV_PREFIX = "VAULT_"
 DAY = 86400
+# Longest Redis socket or connect timeout (s): finite, and far inside what a socket accepts.
+MAX_REDIS_TIMEOUT = 3600
 
 
 def _bool(value: Any) -> bool:
@@ -53,6 +57,10 @@ def _rate(value: Any) -> str:
     text = str(value).strip()
     if not _RATE.match(text):
         raise ValueError("expected a rate limit such as 5/minute")
+    try:
+        parse_many(text)  # as the limiter will at start-up: "5/week" has no such granularity
+    except ValueError:
+        raise ValueError("expected a rate limit such as 5/minute") from None
     return text
 
 
@@ -246,7 +254,12 @@ def _validate(c: Config) -> None:
                  "ticket_audit_maxlen", "webhook_tolerance", "webhook_dedupe_ttl"):
         if getattr(c, name) <= 0:
             raise ConfigError(f"VAULT_{name.upper()} must be positive")
-    if c.redis_socket_timeout <= 0 or c.redis_connect_timeout <= 0:
-        raise ConfigError("Redis timeouts must be positive")
+    # Written so that NaN fails too; inf or 1e300 would make every Redis call a 500.
+    if not (0 < c.redis_socket_timeout <= MAX_REDIS_TIMEOUT
+            and 0 < c.redis_connect_timeout <= MAX_REDIS_TIMEOUT):
+        raise ConfigError(f"Redis timeouts must be positive, at most {MAX_REDIS_TIMEOUT} seconds")
+    if not 0 <= c.redis_wait_timeout_ms <= MAX_REDIS_TIMEOUT * 1000:  # Redis refuses a negative
+        raise ConfigError("VAULT_REDIS_WAIT_TIMEOUT_MS must be between 0 and "
+                          f"{MAX_REDIS_TIMEOUT * 1000}")
     if c.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("VAULT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
