@@ -96,3 +96,11 @@ def test_with_replicas_the_socket_timeout_outlasts_the_wait() -> None:
     assert _timeouts(load(base))["socket_timeout"] == 1.0
     waiting = load({**base, "redis_min_replicas": 1, "redis_wait_timeout_ms": 2000})
     assert _timeouts(waiting)["socket_timeout"] == 2.5
+
+
+@pytest.mark.parametrize("name", ["tombstone_ttl", "session_max", "reveal_grace",
+                                  "webhook_dedupe_ttl"])
+def test_durations_past_ten_years_are_refused(name: str) -> None:
+    base = {"env": "development", "redis_url": "redis://127.0.0.1:6379/0"}
+    with pytest.raises(ConfigError, match=f"VAULT_{name.upper()} may be at most"):
+        config_mod.load({**base, name: 10**11})

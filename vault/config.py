@@ -21,6 +21,8 @@ ENV_PREFIX = "VAULT_"
 DAY = 86400
 # Longest Redis socket or connect timeout (s): finite, and far inside what a socket accepts.
 MAX_REDIS_TIMEOUT = 3600
+# Longest duration setting (s): ten years.
+MAX_DURATION = 10 * 365 * DAY
 
 
 def _bool(value: Any) -> bool:
@@ -261,5 +263,12 @@ def _validate(c: Config) -> None:
     if not 0 <= c.redis_wait_timeout_ms <= MAX_REDIS_TIMEOUT * 1000:  # Redis refuses a negative
         raise ConfigError("VAULT_REDIS_WAIT_TIMEOUT_MS must be between 0 and "
                           f"{MAX_REDIS_TIMEOUT * 1000}")
+    # Durations reach Redis as milliseconds: past ten years they mean nothing for a one-time
+    # secret, and far past it they turn into numbers Redis refuses (a close would fail).
+    for name in ("default_ttl", "max_ttl", "tombstone_ttl", "reveal_grace", "session_idle",
+                 "session_max", "webhook_tolerance", "webhook_dedupe_ttl"):
+        if getattr(c, name) > MAX_DURATION:
+            raise ConfigError(f"VAULT_{name.upper()} may be at most {MAX_DURATION} seconds "
+                              "(ten years)")
     if c.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("VAULT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
