@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from vault.crypto import generate_key, seal
@@ -27,3 +28,23 @@ def share(client: Any, ticket: str = "1001", kind: str = "wordpress", **extra: A
                                              "envelope": envelope, **extra})
     assert rv.status_code == 201, rv.get_json()
     return {**rv.get_json(), "key": key, "envelope": envelope, "ticket": ticket, "kind": kind}
+
+
+def fire(n: int, call: Any) -> list[Any]:
+    """Run call(i) in n threads released together by a barrier; return results in order."""
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = call(i)
+        except Exception as exc:  # surfaced by the caller's assertions
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results

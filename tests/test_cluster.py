@@ -18,14 +18,13 @@ import logging
 import os
 import re
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from conftest import KEYS, Clock, base_config
-from helpers import sealed
+from helpers import fire, sealed
 from redis.connection import Connection
 
 from vault import create_app
@@ -315,26 +314,6 @@ def test_the_global_audit_stream_has_every_ticket_event(world):
     # Dashboards follow reassignment: the index moved from bob to alice.
     assert ticket not in {t["ticket"] for t in ext.vault.agent_tickets("bob@example.com")}
     assert ticket in {t["ticket"] for t in ext.vault.agent_tickets("alice@example.com")}
-
-
-def fire(n: int, call: Callable[[int], Any]) -> list[Any]:
-    """Run call(i) in n threads released together by a barrier; results in order."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = call(i)
-        except Exception as exc:  # surfaced by the assertions
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 def test_one_of_100_sessions_gets_the_envelope(world):

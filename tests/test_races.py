@@ -6,7 +6,6 @@ up on a barrier and fire together; nothing here waits by sleeping.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 import requests
 from conftest import base_config, gunicorn_env, start_gunicorn, stop_server
-from helpers import sealed
+from helpers import fire, sealed
 
 from vault import create_app
 
@@ -45,26 +44,6 @@ def local(redis_server: Any) -> Iterator[Any]:
                      ).extensions["vault"]
     yield ext
     ext.close()
-
-
-def fire(n: int, call: Any) -> list[Any]:
-    """Run call(i) in n threads released together by a barrier; return results in order."""
-    barrier = threading.Barrier(n)
-    results: list[Any] = [None] * n
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = call(i)
-        except Exception as exc:  # surfaced by the assertions below
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results
 
 
 def test_one_of_100_sessions_gets_the_envelope_every_round(server, local):
