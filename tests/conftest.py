@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import redis
+from redis.connection import Connection
 
 from vault import create_app
 from vault.crypto.keyring import generate_key_spec
@@ -316,3 +317,37 @@ def redis_sentinel() -> Iterator[Any]:
 
     with sentinel_setup() as s:
         yield s
+
+
+# -- Round trips: counted on the client side (tests/test_roundtrips.py, test_sidebar.py) ---------
+
+class Counting(Connection):
+    sends = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        Counting.sends += 1
+        super().send_packed_command(command, check_health)
+
+
+def instrument(client: Any) -> None:
+    pool = client.connection_pool
+    pool.disconnect()
+    pool.connection_class = Counting
+    pool.reset()  # drop the idle connections made before: new ones are counting ones
+
+
+@pytest.fixture
+def counted(app: Any) -> Any:
+    ext = app.extensions["vault"]
+    ext.store.load_scripts()
+    instrument(ext.store.client)
+    storage = ext.limiter._storage  # flask-limiter's limits storage (holds its own client)
+    instrument(storage.storage)
+
+    class Counter:
+        def measure(self, call: Any) -> tuple[Any, int]:
+            Counting.sends = 0
+            result = call()
+            return result, Counting.sends
+
+    return Counter()

@@ -228,6 +228,12 @@ def test_the_full_request_flow(world):
     for event in ("request.created", "secret.submitted", "secret.revealed", "secret.deleted",
                   "reveal.refused"):
         assert event in events, events
+    # Help Scout's sidebar: the ticket's script and the {acct} user lookup, one pipeline.
+    ext.accounts.edit_agent("alice@example.com", helpscout_id="4711")
+    side = ext.vault.sidebar_view(ticket, "4711")
+    assert side["agent"] == "alice@example.com"
+    assert sorted(r["state"] for r in side["rows"]) == ["revealed", "waiting"]
+    assert [d["id"] for d in side["deleted"]] == [shared[1]["id"]]
     mine = {t["ticket"]: t for t in ext.vault.agent_tickets("alice@example.com")}
     assert {ticket, other} <= set(mine)
     assert mine[ticket]["waiting"] == 1 and mine[ticket]["revealed"] == 1

@@ -30,6 +30,9 @@ def test_every_flow_runs_on_the_embedded_store():
             "envelope"] == envelope
         assert client.post(f"/api/v1/secrets/{sid}/ack", headers=agent).status_code == 204
         assert client.get("/api/v1/tickets/1", headers=agent).status_code == 200
+        view = ext.vault.sidebar_view("1", "4711")  # Help Scout's sidebar (its own script)
+        assert [(r["what"], r["state"]) for r in view["rows"]] == [("wordpress", "revealed")]
+        assert [d["id"] for d in view["deleted"]] == [deleted["id"]]
         assert client.post("/api/v1/tickets/1/close", headers=agent).get_json()["purged"] == 1
         assert client.post("/api/v1/tickets/1/reopen", headers=agent).status_code == 200
         assert client.post("/api/v1/session", json={

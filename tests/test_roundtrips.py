@@ -1,48 +1,16 @@
 """Round trips to Redis, counted on the client side (PRODUCT.md, "Storage").
 
-Each Redis connection used by the app (the store's and flask-limiter's) is swapped for one that
-counts how many times it writes to the socket: one write is one round trip, a pipeline included.
+The `counted` fixture (conftest.py) swaps each Redis connection used by the app (the store's and
+flask-limiter's) for one that counts how many times it writes to the socket: one write is one
+round trip, a pipeline included.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-import pytest
+from conftest import Counting, instrument
 from helpers import sealed
-from redis.connection import Connection
-
-
-class Counting(Connection):
-    sends = 0
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        Counting.sends += 1
-        super().send_packed_command(command, check_health)
-
-
-def instrument(client: Any) -> None:
-    pool = client.connection_pool
-    pool.disconnect()
-    pool.connection_class = Counting
-    pool.reset()  # drop the idle connections made before: new ones are counting ones
-
-
-@pytest.fixture
-def counted(app: Any) -> Any:
-    ext = app.extensions["vault"]
-    ext.store.load_scripts()
-    instrument(ext.store.client)
-    storage = ext.limiter._storage  # flask-limiter's limits storage (holds its own client)
-    instrument(storage.storage)
-
-    class Counter:
-        def measure(self, call: Any) -> tuple[Any, int]:
-            Counting.sends = 0
-            result = call()
-            return result, Counting.sends
-
-    return Counter()
 
 
 def warm(client: Any, agent: Any) -> None:

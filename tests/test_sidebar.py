@@ -1,4 +1,5 @@
-"""The Help Scout sidebar app: signed, escaped, states only."""
+"""The Help Scout sidebar app (issue 6, point 2 and 3): signed, escaped, states only, one round
+trip."""
 
 from __future__ import annotations
 
@@ -6,11 +7,14 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from typing import Any
 
-from helpers import share
+from helpers import sealed, share
 
 APP_SECRET = "hs-app-secret"
+CANARY = {"url": "https://canary-site.example/wp-admin/", "username": "canary-user-7f3a",
+          "password": "canary-password-9b1c", "note": "canary-note-5e2d"}
 
 
 def sidebar(client: Any, body: dict[str, Any], secret: str = APP_SECRET,
@@ -19,46 +23,154 @@ def sidebar(client: Any, body: dict[str, Any], secret: str = APP_SECRET,
     if signature is None:
         signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha1).digest()
                                      ).decode()
-    return client.post("/integrations/helpscout/sidebar", data=raw, headers={
-        "X-HelpScout-Signature": signature, "Content-Type": "application/json"})
+    headers = {"Content-Type": "application/json"}
+    if signature:
+        headers["X-HelpScout-Signature"] = signature
+    return client.post("/integrations/helpscout/sidebar", data=raw, headers=headers)
 
 
 def context(number: int | bool, user_id: int = 4711) -> dict[str, Any]:
+    """The body Help Scout's dynamic app posts when an agent opens conversation `number`."""
     ticket: Any = False if number is False else {"id": 8000 + int(number), "number": number,
                                                  "subject": "Slow <b>site</b>"}
-    return {"ticket": ticket, "customer": {"email": "c@example.com"}, "user": {"id": user_id},
-            "mailbox": {"id": 1}}
+    return {"ticket": ticket,
+            "customer": {"id": 42, "fname": "Jo", "lname": "Doe", "email": "c@example.com",
+                         "emails": ["c@example.com"]},
+            "user": {"id": user_id, "fname": "Alice", "lname": "R", "role": "user",
+                     "convRedirect": 0},
+            "mailbox": {"id": 1, "email": "help@example.com"}}
 
 
-def test_the_sidebar_shows_states_and_no_secrets(client, agent, ext):
+def html_of(rv: Any) -> str:
+    assert rv.status_code == 200, rv.get_json()
+    assert rv.mimetype == "application/json"
+    return str(rv.get_json()["html"])
+
+
+def items(html: str) -> list[str]:
+    """The list rows, tags stripped."""
+    return [re.sub(r"<[^>]+>", "", li) for li in re.findall(r"<li>(.*?)</li>", html)]
+
+
+def test_waiting_revealed_and_open_request_each_show_with_state_and_links(client, agent, ext):
     ext.accounts.edit_agent(agent.email, helpscout_id="4711")
     req = client.post("/api/v1/requests", json={"ticket": "5001"}, headers=agent.headers)
-    waiting, revealed = share(client, "5001"), share(client, "5001")
-    client.post(f"/api/v1/secrets/{revealed['id']}/reveal", headers=agent.headers)
-    rv = sidebar(client, context(5001))
-    assert rv.status_code == 200
-    html = rv.get_json()["html"]
-    assert "waiting for the customer" in html  # the open request
-    assert "waiting to be read" in html and "revealed by Alice" in html
-    assert "https://vault.test/requests/new?ticket=5001" in html
-    assert "https://vault.test/tickets/5001" in html
-    for canary in (waiting["envelope"], waiting["key"], waiting["manage_token"],
-                   revealed["envelope"], agent.token, req.get_json()["id"], "rocket-temp"):
-        assert canary not in html
+    assert req.status_code == 201
+    share(client, "5001", "sftp")
+    revealed = share(client, "5001", "wordpress")
+    assert client.post(f"/api/v1/secrets/{revealed['id']}/reveal",
+                       headers=agent.headers).status_code == 200
+    html = html_of(sidebar(client, context(5001)))
+    rows = items(html)
+    assert sorted(re.sub(r"\d\d \w{3} \d{4} \d\d:\d\d UTC$", "<time>", r) for r in rows) == [
+        "Request: waiting for the customer since <time>",
+        "WordPress admin: revealed by Alice at <time>",
+        "sFTP / SSH: waiting to be read since <time>"]
+    assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">', html)
+    assert "Assignee: alice@example.com" in html
+    new_link = '<a href="https://vault.test/requests/new?ticket=5001" target="_blank" ' \
+               'rel="noopener">Ask for credentials</a>'
+    assert new_link in html
+    assert '<a href="https://vault.test/tickets/5001" target="_blank"' in html
+    assert "\n" not in html and "  " not in html  # compact
 
 
-def test_an_unknown_helpscout_user_gets_no_new_request_link(client, agent):
-    share(client, "5002")
-    html = sidebar(client, context(5002, user_id=999)).get_json()["html"]
-    assert "waiting to be read" in html
-    assert "requests/new" not in html
+def test_the_sidebar_holds_no_envelope_key_token_or_customer_field(client, agent, ext):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    req = client.post("/api/v1/requests", json={"ticket": "5002", "note": "note-canary-1"},
+                      headers=agent.headers).get_json()
+    envelope, key = sealed("5002", "wordpress", CANARY)
+    filled = client.post(f"/api/v1/requests/{req['id']}/secret",
+                         json={"kind": "wordpress", "envelope": envelope}).get_json()
+    other = share(client, "5002", "other")
+    client.post(f"/api/v1/secrets/{other['id']}/reveal", headers=agent.headers)
+    html = html_of(sidebar(client, context(5002)))
+    assert "waiting to be read" in html and "revealed by" in html
+    stored = ext.store.client.get(f"vault:{{{filled['secret_id'][:6]}}}:e:{filled['secret_id']}")
+    canaries = [envelope, key, filled["manage_token"], other["envelope"], other["key"],
+                other["manage_token"], agent.token, req["id"], filled["secret_id"], other["id"],
+                *CANARY.values(), "canary text", "c@example.com", "Slow"]
+    if stored:
+        canaries.append(stored.decode())
+    for canary in canaries:
+        assert canary not in html, canary
 
 
-def test_a_draft_gets_the_neutral_message(client):
-    rv = sidebar(client, context(False))
-    assert rv.status_code == 200 and "Save this one" in rv.get_json()["html"]
+def test_deleted_purged_and_reopened_tickets_say_so(client, agent, ext):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    gone = share(client, "5003")
+    assert client.delete(f"/api/v1/secrets/{gone['id']}",
+                         headers={"X-Manage-Token": gone["manage_token"]}).status_code == 204
+    share(client, "5003")
+    rows = items(html_of(sidebar(client, context(5003))))
+    assert [r.split(" since ")[0].split(" at ")[0] for r in rows] == [
+        "WordPress admin: waiting to be read", "Secret: deleted by the customer"]  # deletions last
+    ext.vault.close("5003", reason="closed", actor="helpscout")
+    html = html_of(sidebar(client, context(5003)))
+    assert "Closed <time" in html and ": 1 credentials and requests deleted." in html
+    assert "requests/new" not in html  # a closed ticket takes no new request
+    ext.vault.reopen("5003", actor="helpscout")
+    html = html_of(sidebar(client, context(5003)))
+    assert "Reopened; 1 deleted when it was closed." in html
+    assert "requests/new?ticket=5003" in html
 
 
-def test_a_wrong_or_missing_signature_is_401(client):
-    assert sidebar(client, context(5003), secret="wrong").status_code == 401
-    assert sidebar(client, context(5003), signature="").status_code == 401
+def test_every_value_is_escaped(client, make_agent, ext):
+    odd = make_agent("odd@example.com", name='Ann <img src=x onerror="alert(1)"> & co')
+    ext.accounts.edit_agent(odd.email, helpscout_id="4711")
+    s = share(client, "5004")
+    client.post("/api/v1/tickets/5004/assignee", json={"agent": odd.email})
+    assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=odd.headers
+                       ).status_code == 200
+    html = html_of(sidebar(client, context(5004)))
+    assert "revealed by Ann &lt;img src=x onerror=&#34;alert(1)&#34;&gt; &amp; co at" in html
+    assert "<img" not in html
+
+
+def test_an_unknown_helpscout_user_sees_the_states_but_no_new_request_link(client, agent, ext):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    share(client, "5005")
+    for user_id in (999, -1, 10**30):
+        html = html_of(sidebar(client, context(5005, user_id=user_id)))
+        assert "waiting to be read" in html
+        assert "requests/new" not in html and "tickets/5005" in html
+
+
+def test_a_ticket_vault_never_saw_says_nothing_stored(client, agent, ext):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    html = html_of(sidebar(client, context(5006)))
+    assert "Nothing stored." in html and "Assignee: nobody yet" in html
+    assert "requests/new?ticket=5006" in html
+
+
+def test_a_draft_or_a_number_vault_cannot_use_gets_the_neutral_message(client):
+    assert "Save this one" in html_of(sidebar(client, context(False)))
+    for number in ("", "a b", "x" * 65, True, None, 1.5):
+        body = context(1)
+        body["ticket"]["number"] = number
+        assert "Save this one" in html_of(sidebar(client, body)), number
+
+
+def test_a_wrong_or_missing_signature_is_401_and_touches_no_redis(client, counted):
+    for rv in (sidebar(client, context(5007), secret="wrong"),
+               sidebar(client, context(5007), signature=""),
+               sidebar(client, context(5007), signature="not base64 at all")):
+        assert rv.status_code == 401
+        assert rv.mimetype == "application/problem+json"
+    _, trips = counted.measure(lambda: sidebar(client, context(5007), secret="wrong"))
+    assert trips == 0
+
+
+def test_the_sidebar_of_a_ticket_with_100_secrets_is_one_round_trip(client, agent, ext, counted):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    for _ in range(100):
+        envelope, _ = sealed("5008")
+        ext.vault.create_secret("5008", "wordpress", envelope)
+    sidebar(client, context(5008))  # warm: connection open, script cached, as in a server
+    rv, trips = counted.measure(lambda: sidebar(client, context(5008)))
+    assert len(items(html_of(rv))) == 100
+    assert trips == 1
+    # The same from a cold script cache: NOSCRIPT, load, retry (the only time it costs more).
+    ext.store.client.script_flush()
+    rv, trips = counted.measure(lambda: sidebar(client, context(5008, user_id=999)))
+    assert len(items(html_of(rv))) == 100 and trips == 3

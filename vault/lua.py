@@ -422,6 +422,51 @@ local ticket = ARGV[9]
 return {redis.call('HGETALL', k('t', ticket)), items_of(ticket)}
 """
 
+# Read-only, for Help Scout's sidebar: the ticket's record, one row per item as the sidebar shows
+# it, and the customer deletions among the ticket's last TMAX audit entries ({id, ms} each,
+# newest first). A row is {what, state, ms, created ms, who}: `what` is 'request' or the secret's
+# kind; a request shows only while nobody filled it (state open or expired; once filled, its
+# secret's row tells the rest); a secret is waiting, revealed or expired; `ms` is the time the
+# sidebar shows (since, revealed at, expired at) and `who` the revealer. Cut down to that so that
+# a ticket of 100 secrets answers in one small reply. ARGV[9]: ticket.
+SIDEBAR = PRELUDE + r"""
+local ticket = ARGV[9]
+local rows = {}
+for _, member in ipairs(redis.call('ZRANGEBYSCORE', k('ix', ticket), NOW, '+inf')) do
+  local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
+  if kind == 'r' then
+    local r = redis.call('HMGET', k('r', id), 'state', 'created_at', 'expires_at')
+    if r[1] == 'open' then
+      if NOW >= tonumber(r[3]) then
+        table.insert(rows, {'request', 'expired', r[3], r[2], ''})
+      else
+        table.insert(rows, {'request', 'open', r[2], r[2], ''})
+      end
+    end
+  else
+    local s = redis.call('HMGET', k('s', id), 'state', 'kind', 'created_at', 'expires_at',
+                         'revealed_at', 'revealed_by')
+    if s[1] == 'revealed' then
+      table.insert(rows, {s[2], 'revealed', s[5] or '', s[3], s[6] or ''})
+    elseif s[1] then
+      if NOW >= tonumber(s[4]) or redis.call('EXISTS', k('e', id)) == 0 then
+        table.insert(rows, {s[2], 'expired', s[4], s[3], ''})
+      else
+        table.insert(rows, {s[2], 'waiting', s[3], s[3], ''})
+      end
+    end
+  end
+end
+local deleted = {}
+local log = redis.call('XREVRANGE', k('log', ticket), '+', '-', 'COUNT', tonumber(TMAX))
+-- An entry is {stream id, {'ts', ms, 'event', name, 'ticket', t, 'id', id, ...}} (see audit).
+for _, entry in ipairs(log) do
+  local f = entry[2]
+  if f[4] == 'secret.deleted' then table.insert(deleted, {f[8], f[2]}) end
+end
+return {redis.call('HGETALL', k('t', ticket)), rows, deleted}
+"""
+
 # Compare-and-set used by key rotation: never resurrects a revealed or deleted envelope.
 # KEYS: envelope. ARGV: expected, replacement.
 SWAP_IF_SAME = r"""
