@@ -578,7 +578,8 @@ def main() -> int:
             "gunicorn_worker_class": "gthread", "rounds": args.rounds,
             "wrk": {"threads": args.wrk_threads, "connections": args.connections,
                     "seconds": args.seconds},
-            "vault_env": {k: ("<random>" if k in {"VAULT_SECRET_KEY", "VAULT_KEYS"} else v)
+            "vault_env": {k: ("<random>" if k in {"VAULT_SECRET_KEY", "VAULT_KEYS",
+                                                   "VAULT_HELPSCOUT_APP_SECRET"} else v)
                           for k, v in harness.VaultSettings("redis://…", 0, "x", "k:x")
                           .variables().items() if k not in {"VAULT_REDIS_URL", "VAULT_BASE_URL"}},
         }

@@ -214,6 +214,7 @@ class VaultSettings:
     port: int
     secret_key: str = field(default_factory=lambda: secrets.token_urlsafe(48))
     keys: str = ""
+    helpscout_app_secret: str = field(default_factory=lambda: secrets.token_urlsafe(24))
 
     def __post_init__(self) -> None:
         if not self.keys:
@@ -233,6 +234,7 @@ class VaultSettings:
             "VAULT_RATELIMIT_SUBMIT": RAISED_LIMIT,
             "VAULT_RATELIMIT_REVEAL": RAISED_LIMIT,
             "VAULT_MAX_WAITING_PER_TICKET": "10000000",
+            "VAULT_HELPSCOUT_APP_SECRET": self.helpscout_app_secret,
         }
 
     def driver_app(self) -> Any:
