@@ -3,11 +3,15 @@
 Output meant for scripts goes alone on stdout; prompts, notes and errors go to stderr. Errors are
 one line, `Error: ...`, never a traceback and never a secret: exit 2 for configuration and usage,
 1 for everything else. Store commands read the same `VAULT_*` environment as `vault serve`;
-`vault request` and `vault reveal` talk to a running vault over HTTP (`VAULT_URL`, `VAULT_TOKEN`).
+`vault request` and `vault reveal` talk to a running vault over HTTP (`VAULT_URL`, `VAULT_TOKEN`);
+`vault helpscout replay` too, signing with `VAULT_HELPSCOUT_SECRET` instead of a token.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import os
 import re
@@ -17,7 +21,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, NoReturn
+from email.message import Message
+from typing import IO, TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 import click
@@ -470,6 +475,51 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
         return None
 
 
+def _vault_url() -> str:
+    """VAULT_URL (default DEFAULT_URL) without its trailing slash; exit 2 unless http(s)."""
+    base = os.environ.get("VAULT_URL", "").strip() or DEFAULT_URL
+    parts = urlsplit(base)
+    try:
+        usable = parts.scheme in {"http", "https"} and bool(parts.hostname) \
+            and not parts.query and not parts.fragment and (parts.port or 0) >= 0
+    except ValueError:  # a port that is not a number
+        usable = False
+    if not usable:
+        fail("VAULT_URL must be an http:// or https:// URL, such as "
+             f"{DEFAULT_URL}", 2)
+    return base.rstrip("/")
+
+
+def _origin(base: str) -> str:
+    """scheme://host[:port] of a URL, for messages (never its path)."""
+    parts = urlsplit(base)
+    return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+
+
+def _exchange(req: urllib.request.Request, origin: str) -> tuple[int, Message, bytes]:
+    """Send one request: (status, headers, body) of whatever vault answered, redirects
+    included (never followed). CliError when no answer comes (unreachable, timeout)."""
+    opener = urllib.request.build_opener(_NoRedirects)
+    try:
+        with opener.open(req, timeout=HTTP_TIMEOUT) as resp:
+            return resp.status, resp.headers, resp.read()
+    except urllib.error.HTTPError as exc:
+        try:
+            raw = exc.read() or b""
+        except OSError:
+            raw = b""
+        return exc.code, exc.headers, raw
+    except urllib.error.URLError as exc:
+        reason = exc.reason if isinstance(exc.reason, str) else type(exc.reason).__name__
+        if isinstance(exc.reason, OSError) and exc.reason.strerror:
+            reason = exc.reason.strerror
+        fail(f"cannot reach vault at {origin}: {reason}")
+    except TimeoutError:
+        fail(f"vault at {origin} did not answer within {HTTP_TIMEOUT:.0f} s")
+    except OSError as exc:
+        fail(f"cannot talk to vault at {origin}: {exc.strerror or type(exc).__name__}")
+
+
 @dataclass
 class Api:
     base: str
@@ -477,24 +527,18 @@ class Api:
 
     @classmethod
     def from_env(cls) -> Api:
-        base = os.environ.get("VAULT_URL", "").strip() or DEFAULT_URL
-        parts = urlsplit(base)
-        if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query \
-                or parts.fragment:
-            fail("VAULT_URL must be an http:// or https:// URL, such as "
-                 f"{DEFAULT_URL}", 2)
+        base = _vault_url()
         value = os.environ.get("VAULT_TOKEN", "").strip()
         if not value:
             fail("set VAULT_TOKEN to your API token (an admin creates one with "
                  "`vault token create EMAIL`)", 2)
         if not is_token(value, AGENT_TOKEN):
             fail("VAULT_TOKEN is not an agent API token (vt_ followed by 43 characters)", 2)
-        return cls(base=base.rstrip("/"), token=value)
+        return cls(base=base, token=value)
 
     @property
     def origin(self) -> str:
-        parts = urlsplit(self.base)
-        return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return _origin(self.base)
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
              auth: bool = True) -> dict[str, Any]:
@@ -507,42 +551,32 @@ class Api:
             req.add_header("Content-Type", "application/json")
         if auth:
             req.add_header("Authorization", f"Bearer {self.token}")
-        opener = urllib.request.build_opener(_NoRedirects)
-        try:
-            with opener.open(req, timeout=HTTP_TIMEOUT) as resp:
-                raw = resp.read()
-        except urllib.error.HTTPError as exc:
-            fail(_http_error(exc))
-        except urllib.error.URLError as exc:
-            reason = exc.reason if isinstance(exc.reason, str) else type(exc.reason).__name__
-            if isinstance(exc.reason, OSError) and exc.reason.strerror:
-                reason = exc.reason.strerror
-            fail(f"cannot reach vault at {self.origin}: {reason}")
-        except TimeoutError:
-            fail(f"vault at {self.origin} did not answer within {HTTP_TIMEOUT:.0f} s")
-        except OSError as exc:
-            fail(f"cannot talk to vault at {self.origin}: {exc.strerror or type(exc).__name__}")
+        status, headers, raw = _exchange(req, self.origin)
+        if not 200 <= status < 300:
+            fail(_http_error(status, headers, raw))
         if not raw:
             return {}
-        try:
-            answer = json.loads(raw)
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
+        answer = _json_object(raw)
+        if answer is None:
             fail(f"vault at {self.origin} sent an answer that is not a JSON object")
         return answer
 
 
-def _http_error(exc: urllib.error.HTTPError) -> str:
-    status = exc.code
+def _json_object(raw: bytes) -> dict[str, Any] | None:
+    """The JSON object in an answer's body; None for anything else (an empty body too)."""
     try:
-        problem = json.loads(exc.read() or b"null")
-    except (ValueError, OSError):
-        problem = None
+        value = json.loads(raw or b"null")
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _http_error(status: int, headers: Message, raw: bytes) -> str:
+    problem = _json_object(raw)
     if 300 <= status < 400:
         return (f"vault answered with a redirect (HTTP {status}); set VAULT_URL to the address "
                 "it redirects to")
-    if not isinstance(problem, dict):
+    if problem is None:
         return f"vault answered HTTP {status}"
     detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
     extra = ""
@@ -551,8 +585,8 @@ def _http_error(exc: urllib.error.HTTPError) -> str:
         extra += f" at {problem['revealed_at']})" if problem.get("revealed_at") else ")"
     if status == 401:
         detail += " Check VAULT_TOKEN."
-    if status in {429, 503} and exc.headers.get("Retry-After"):
-        detail += f" Retry in {exc.headers['Retry-After']} s."
+    if status in {429, 503} and headers.get("Retry-After"):
+        detail += f" Retry in {headers['Retry-After']} s."
     return f"{detail}{extra} (HTTP {status})"
 
 
@@ -620,6 +654,157 @@ def reveal(url: str) -> None:
     except CliError as exc:
         note(f"warning: the reveal was not acknowledged ({exc.message}); vault deletes the "
              "envelope when the grace window ends")
+
+
+# -- Help Scout deliveries, replayed ---------------------------------------------------------------
+
+HELPSCOUT_PATH = "/api/v1/webhooks/helpscout"
+_EVENT_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    line: int
+    event: str
+    raw: bytes
+
+
+def _delivery(number: int, data: bytes) -> Delivery | None:
+    """One line of a replay file: None for a blank line or a comment; exit 2 when it is bad."""
+    try:
+        text = data.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+    except UnicodeDecodeError:
+        fail(f"line {number}: not UTF-8 text", 2)
+    if not text or text.startswith("#"):
+        return None
+    try:
+        item = json.loads(text)
+    except ValueError as exc:
+        # The decoder's message names a position, never the text itself.
+        where = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
+            else type(exc).__name__
+        fail(f"line {number}: not valid JSON ({where})", 2)
+    if not isinstance(item, dict):
+        fail(f'line {number}: expected a JSON object with "event" and "body"', 2)
+    headers = item.get("headers", {})
+    if not isinstance(headers, dict):
+        fail(f'line {number}: "headers" must be an object', 2)
+    named = [v for k, v in headers.items() if k.lower() == "x-helpscout-event"]
+    event = item.get("event", named[0] if named else None)
+    if named and any(v != event for v in named):
+        fail(f'line {number}: "event" and the X-HelpScout-Event header disagree', 2)
+    if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
+        fail(f'line {number}: "event" (or an X-HelpScout-Event header) must name the event, '
+             "such as convo.assigned", 2)
+    body = item.get("body")
+    try:
+        if isinstance(body, dict):
+            # Compact, as Help Scout sends it; a string body is the recorded bytes, kept as is.
+            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        elif isinstance(body, str):
+            raw = body.encode()
+        else:
+            fail(f'line {number}: "body" must be a JSON object (sent as compact JSON) or a '
+                 "string (sent byte for byte)", 2)
+    except UnicodeEncodeError:
+        fail(f'line {number}: "body" holds an unpaired surrogate escape (\\ud800-\\udfff)', 2)
+    return Delivery(line=number, event=event, raw=raw)
+
+
+def _replay_error(status: int, headers: Message, raw: bytes) -> str:
+    """What a refused delivery's answer says, for its JSON line."""
+    if 300 <= status < 400:
+        return (f"vault answered with a redirect (HTTP {status}); set VAULT_URL to the address "
+                "it redirects to")
+    problem = _json_object(raw)
+    detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}") \
+        if problem is not None else f"vault answered HTTP {status}"
+    if status == 401:
+        detail += " Check VAULT_HELPSCOUT_SECRET."
+    if status in {429, 503} and headers.get("Retry-After"):
+        detail += f" (Retry-After: {headers['Retry-After']})"
+    return detail
+
+
+@cli.group()
+def helpscout() -> None:
+    """Help Scout webhooks: rehearse recorded deliveries with `replay`."""
+
+
+@helpscout.command("replay")
+@click.argument("file", type=click.File("rb"))
+@click.pass_context
+def helpscout_replay(ctx: click.Context, file: IO[bytes]) -> None:
+    """Replay recorded Help Scout deliveries against a vault, in order.
+
+    FILE (or - for standard input) holds one delivery per line, as JSON:
+    {"event": "convo.assigned", "body": {...}}. The event may come instead as an
+    X-HelpScout-Event entry of a "headers" object; other headers, a recorded signature among
+    them, are ignored. A body that is an object is sent as compact JSON; a body that is a
+    string is sent byte for byte (a raw recorded body, kept exactly). Blank lines and lines
+    starting with # are skipped.
+
+    Each delivery is signed like Help Scout signs it, with the first secret of
+    VAULT_HELPSCOUT_SECRET, and posted to VAULT_URL (default http://127.0.0.1:8000); no API
+    token is needed. The whole file is checked first: a bad line stops everything before
+    anything is sent (exit 2). Then one JSON line per delivery goes to stdout, {"line", "event",
+    "status", "result"} or, when vault refused it, {"line", "event", "status", "error"}, and a
+    summary to stderr. Refused deliveries do not stop the replay and are never retried.
+
+    Exit 0 when vault accepted every delivery, 1 when it refused any or cannot be reached.
+    A delivery seen again within a day (VAULT_WEBHOOK_DEDUPE_TTL) is answered as a duplicate
+    and not acted on twice, so replaying a file again changes nothing.
+    """
+    base = _vault_url()
+    secrets_ = [s.strip() for s in os.environ.get("VAULT_HELPSCOUT_SECRET", "").split(",")
+                if s.strip()]
+    if not secrets_:
+        fail("set VAULT_HELPSCOUT_SECRET to the Help Scout webhook secret that vault "
+             "accepts (the first one of its list signs the replayed deliveries)", 2)
+    key = secrets_[0].encode()
+    deliveries = [d for number, data in enumerate(file, 1)
+                  if (d := _delivery(number, data)) is not None]
+    if not deliveries:
+        fail("the file holds no deliveries (only blank lines or comments)", 2)
+
+    origin, accepted, repeats = _origin(base), 0, 0
+    for sent, delivery in enumerate(deliveries):
+        # The scheme was checked in _vault_url: only http and https reach here.
+        req = urllib.request.Request(base + HELPSCOUT_PATH, data=delivery.raw,  # noqa: S310
+                                     method="POST")
+        req.add_header("Accept", "application/json")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("X-HelpScout-Event", delivery.event)
+        req.add_header("X-HelpScout-Signature", base64.b64encode(
+            hmac.new(key, delivery.raw, hashlib.sha1).digest()).decode())
+        try:
+            status, headers, raw = _exchange(req, origin)
+        except CliError as exc:
+            if sent:
+                exc.message += (f"; {sent} of {len(deliveries)} deliveries were sent, the rest "
+                                "were not")
+            raise
+        shown: dict[str, Any] = {"line": delivery.line, "event": delivery.event,
+                                 "status": status}
+        answer = _json_object(raw) if 200 <= status < 300 else None
+        if answer is not None:
+            shown["result"] = answer
+            accepted += 1
+            repeats += answer.get("duplicate") is True
+        elif 200 <= status < 300:
+            shown["error"] = f"vault answered HTTP {status} with something that is not a " \
+                "JSON object"
+        else:
+            shown["error"] = _replay_error(status, headers, raw)
+        click.echo(json.dumps(shown, ensure_ascii=False))
+
+    refused = len(deliveries) - accepted
+    total = f"{len(deliveries)} deliver{'y' if len(deliveries) == 1 else 'ies'}"
+    note(f"replayed {total}: {accepted} accepted"
+         + (f" ({repeats} as duplicates, not acted on again)" if repeats else "")
+         + (f", {refused} refused" if refused else ""))
+    if refused:
+        ctx.exit(1)
 
 
 if __name__ == "__main__":
