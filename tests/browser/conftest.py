@@ -90,10 +90,10 @@ def recorded_contexts(browser: Browser, live_server: LiveServer
     made: list[RecordedContext] = []
 
     def factory(locale: str = "en-US", *, server: LiveServer | None = None,
-                **options: Any) -> RecordedContext:
+                also: tuple[str, ...] = (), **options: Any) -> RecordedContext:
         origin = (server or live_server).url
         context = browser.new_context(base_url=origin, locale=locale, **options)
-        record = BrowserRecord(origin=origin)
+        record = BrowserRecord(origin=origin, also=also)
         record.attach(context)
         made.append(RecordedContext(context, record))
         return made[-1]
@@ -108,7 +108,8 @@ def recorded_contexts(browser: Browser, live_server: LiveServer
 @pytest.fixture
 def new_context(browser: Browser, live_server: LiveServer
                 ) -> Iterator[Callable[..., RecordedContext]]:
-    """new_context(locale="en-US", *, server=live_server, **context_options) -> (context, record)."""
+    """new_context(locale="en-US", *, server=live_server, also=(), **context_options)
+    -> (context, record); `also`: origins besides the server's that the test visits on purpose."""
     with recorded_contexts(browser, live_server) as factory:
         yield factory
 
