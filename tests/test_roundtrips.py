@@ -68,3 +68,14 @@ def test_without_rate_limits_a_create_is_exactly_one_round_trip(make_app, agent)
     assert client.post("/api/v1/secrets", json={"ticket": "rt-4", "kind": "wordpress",
                                                 "envelope": envelope}).status_code == 201
     assert Counting.sends == 1
+
+
+def test_flask_limiter_adds_no_per_request_hook(app):
+    """vault counts its named limits itself; flask-limiter's hooks would only cost CPU."""
+    limiter = app.extensions["vault"].limiter
+    hooks = [f for registry in (app.before_request_funcs, app.after_request_funcs,
+                                app.teardown_request_funcs)
+             for funcs in registry.values() for f in funcs]
+    assert hooks  # vault's own are there
+    assert not [f for f in hooks if getattr(f, "__self__", None) is limiter
+                or limiter in getattr(f, "args", ())]
