@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import re
+from typing import Any
+
 import pytest
-from helpers import share
+from conftest import base_config, free_port
+from helpers import sealed, share
+
+from vault import create_app
 
 COMMON = {
     "X-Content-Type-Options": "nosniff",
@@ -14,6 +21,15 @@ COMMON = {
     "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
 }
 DATA_CSP = "default-src 'none'; frame-ancestors 'none'"
+
+
+@pytest.fixture
+def app(make_app):
+    """Limits out of reach: the route walk below sends hundreds of requests from one address
+    (429 has its own test)."""
+    return make_app(ratelimit_submit="100000/minute", ratelimit_login_address="100000/minute",
+                    ratelimit_login_account="100000/minute", ratelimit_webhook="100000/minute",
+                    ratelimit_reveal="100000/minute")
 
 
 def check(rv):
@@ -53,3 +69,110 @@ def test_html_errors_get_the_page_csp(client):
 def test_development_sends_no_hsts(make_app):
     client = make_app(env="development").test_client()
     assert "Strict-Transport-Security" not in client.get("/healthz").headers
+
+
+# -- every route, every status it can give (issue 5, point 7) ----------------------------------
+
+PAGE_CSP_EXACT = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+                  "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+                  "base-uri 'none'")
+
+
+def check_any(rv: Any, what: str) -> None:
+    """The header set of PRODUCT.md on one response, whatever its route and status."""
+    for name, value in COMMON.items():
+        assert rv.headers.get(name) == value, f"{what}: {name}"
+    is_static = what.split()[1].startswith("/static/")
+    page = rv.mimetype == "text/html" and not what.split()[1].startswith("/api/")
+    assert rv.headers["Content-Security-Policy"] == (PAGE_CSP_EXACT if page else DATA_CSP), what
+    if is_static and rv.status_code == 200:
+        # Cacheable: revalidated without the content-hash version, a year with it (below).
+        assert "no-store" not in rv.headers.get("Cache-Control", ""), what
+    else:
+        assert rv.headers.get("Cache-Control") == "no-store", what
+
+
+def test_every_route_for_every_status_carries_the_header_set(app, client, agent, admin,
+                                                             helpdesk):
+    """Walk the app's URL map: each route and method, anonymous and with each kind of
+    credential, with no body, with bad JSON, with an empty object and with a body over the
+    limit; plus the states that give 201, 204, 409 and 410. Every answer carries the headers."""
+    req = client.post("/api/v1/requests", json={"ticket": "hdr-1"}, headers=agent.headers)
+    waiting = share(client, "hdr-1")
+    gone = share(client, "hdr-1")
+    assert client.post(f"/api/v1/secrets/{gone['id']}/reveal", headers=agent.headers
+                       ).status_code == 200
+    deleted = share(client, "hdr-1")
+    assert client.delete(f"/api/v1/secrets/{deleted['id']}",
+                         headers={"X-Manage-Token": deleted["manage_token"]}).status_code == 204
+    login = client.post("/api/v1/session", json={"email": agent.email,
+                                                  "password": agent.password})
+    cookie = login.headers["Set-Cookie"].split(";")[0]
+    values = {"request_id": [req.get_json()["id"], "A" * 28, "bad"],
+              "secret_id": [waiting["id"], gone["id"], deleted["id"], "A" * 28, "bad"],
+              "ticket": ["hdr-1", "bad ticket!"], "filename": ["vault.css", "nope.css"]}
+    who = {"anonymous": {}, "agent": agent.headers, "admin": admin.headers,
+           "helpdesk": helpdesk, "cookie": {"Cookie": cookie}}
+    bodies = {"none": None, "bad json": b"{not json", "empty object": b"{}",
+              "too large": b"{" + b" " * (70 * 1024) + b"}"}
+    seen: dict[int, str] = {}
+    for rule in app.url_map.iter_rules():
+        # PATCH: no route takes it, so each route also answers 405.
+        for method in [*sorted(rule.methods - {"OPTIONS"}), "PATCH"]:
+            choices = [dict(zip(rule.arguments, combo, strict=True)) for combo in
+                       itertools.product(*(values[a] for a in sorted(rule.arguments)))] \
+                if rule.arguments else [{}]
+            for args in choices:
+                path = rule.rule
+                for name, value in args.items():
+                    path = re.sub(rf"<(?:[a-z]+:)?{name}>", value, path)
+                for label, headers in who.items():
+                    for body_label, body in bodies.items():
+                        if body is not None and method in {"GET", "HEAD", "PATCH"}:
+                            continue
+                        rv = client.open(path, method=method, data=body, headers={
+                            **headers, "Content-Type": "application/json",
+                            "X-HelpScout-Signature": "x"})
+                        what = f"{method} {path} ({label}, {body_label}) -> {rv.status_code}"
+                        rv.close()  # a static file's answer holds the file open
+                        check_any(rv, what)
+                        seen.setdefault(rv.status_code, what)
+    with app.test_request_context():
+        from vault.pages import static_url
+
+        versioned = static_url("vault.css")
+    rv = client.get(versioned)
+    rv.close()
+    check_any(rv, f"GET {versioned} -> {rv.status_code}")
+    assert rv.status_code == 200 and "max-age=31536000" in rv.headers["Cache-Control"]
+    # States the walk does not reach with empty bodies.
+    envelope, _ = sealed("hdr-2")
+    created = client.post("/api/v1/secrets", json={"ticket": "hdr-2", "kind": "wordpress",
+                                                   "envelope": envelope})
+    removed = client.delete(f"/api/v1/secrets/{created.get_json()['id']}",
+                            headers={"X-Manage-Token": created.get_json()["manage_token"]})
+    client.post("/api/v1/tickets/hdr-2/close", headers=helpdesk)
+    closed = client.post("/api/v1/secrets", json={"ticket": "hdr-2", "kind": "wordpress",
+                                                  "envelope": envelope})
+    for rv, what in ((created, "POST /api/v1/secrets"), (removed, "DELETE /api/v1/secrets/x"),
+                     (closed, "POST /api/v1/secrets (closed)")):
+        check_any(rv, f"{what} -> {rv.status_code}")
+        seen.setdefault(rv.status_code, what)
+    assert {200, 201, 204, 303, 400, 401, 403, 404, 405, 409, 410, 413} <= set(seen), \
+        sorted(seen)
+
+
+def test_429_and_503_carry_the_header_set_too(make_app):
+    limited = make_app(ratelimit_login_address="1/minute").test_client()
+    for _ in range(2):
+        rv = limited.post("/api/v1/session", json={"email": "a@example.com", "password": "x"})
+    assert rv.status_code == 429
+    check_any(rv, "POST /api/v1/session -> 429")
+    down_app = create_app(base_config(f"redis://127.0.0.1:{free_port()}/0"))
+    down = down_app.test_client()
+    for method, path in (("GET", "/api/v1/secrets/" + "A" * 28), ("GET", "/s/" + "A" * 28),
+                         ("GET", "/readyz"), ("POST", "/api/v1/secrets")):
+        rv = down.open(path, method=method, json={})
+        assert rv.status_code == 503, (path, rv.status_code)
+        check_any(rv, f"{method} {path} -> 503")
+    down_app.extensions["vault"].close()

@@ -230,7 +230,9 @@ def install(app: Flask) -> None:
         headers.setdefault("Content-Security-Policy", PAGE_CSP if is_page else DATA_CSP)
         if resp.status_code == 204:
             headers.pop("Content-Type", None)
-        if not request.path.startswith("/static/"):
+        # Static files are cacheable (versioned by content hash); everything else, a static
+        # path's error page included, is not kept anywhere.
+        if not request.path.startswith("/static/") or resp.status_code >= 400:
             headers["Cache-Control"] = "no-store"
             headers.setdefault("Pragma", "no-cache")
         headers["X-Request-Id"] = g.get("request_id", "")
