@@ -107,6 +107,7 @@ def main() -> int:
                                   script_args=script_args,
                                   watch={"server": vault.process.pid,
                                          "redis": redis_server.proc.process.pid})
+                res.command = res.command.replace(signature, "<signature>")
                 runs[n] = res
                 harness.say(f"  {n:>3} connections: {res.rps:6.0f} req/s, p50 {res.p50_ms:7.2f} ms,"
                             f" p99 {res.p99_ms:7.2f} ms, non-2xx {res.non_2xx}; CPU/request "

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import itertools
+import json
 import re
 from typing import Any
 
@@ -145,6 +149,17 @@ def test_every_route_for_every_status_carries_the_header_set(app, client, agent,
     rv.close()
     check_any(rv, f"GET {versioned} -> {rv.status_code}")
     assert rv.status_code == 200 and "max-age=31536000" in rv.headers["Cache-Control"]
+    # Signed calls: the walk's bogus signature never gets past the check.
+    for path, secret, event in (("/integrations/helpscout/sidebar", "hs-app-secret", ""),
+                                ("/api/v1/webhooks/helpscout", "hs-secret-one",
+                                 "helpscout.test")):
+        raw = json.dumps({"ticket": {"id": 1, "number": 77}, "user": {"id": 1}}).encode()
+        signature = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha1).digest())
+        rv = client.post(path, data=raw, headers={
+            "Content-Type": "application/json", "X-HelpScout-Signature": signature.decode(),
+            "X-HelpScout-Event": event})
+        assert rv.status_code == 200, (path, rv.get_json())
+        check_any(rv, f"POST {path} (signed) -> 200")
     # States the walk does not reach with empty bodies.
     envelope, _ = sealed("hdr-2")
     created = client.post("/api/v1/secrets", json={"ticket": "hdr-2", "kind": "wordpress",

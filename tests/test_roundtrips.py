@@ -70,12 +70,18 @@ def test_without_rate_limits_a_create_is_exactly_one_round_trip(make_app, agent)
     assert Counting.sends == 1
 
 
-def test_flask_limiter_adds_no_per_request_hook(app):
-    """vault counts its named limits itself; flask-limiter's hooks would only cost CPU."""
-    limiter = app.extensions["vault"].limiter
-    hooks = [f for registry in (app.before_request_funcs, app.after_request_funcs,
-                                app.teardown_request_funcs)
-             for funcs in registry.values() for f in funcs]
-    assert hooks  # vault's own are there
-    assert not [f for f in hooks if getattr(f, "__self__", None) is limiter
-                or limiter in getattr(f, "args", ())]
+def test_flask_limiter_runs_no_per_request_hook(make_app, monkeypatch):
+    """vault counts its named limits itself; flask-limiter's hooks would only cost CPU. Were any
+    of them still registered, the planted failure would turn every request into an error."""
+    import flask_limiter
+
+    def planted(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("flask-limiter's per-request hook ran")
+
+    monkeypatch.setattr(flask_limiter.Limiter, "_check_request_limit", planted)
+    client = make_app(ratelimit_login_address="2/minute").test_client()
+    assert client.get("/healthz").status_code == 200
+    statuses = [client.post("/api/v1/session", json={"email": "a@example.com",
+                                                     "password": "x"}).status_code
+                for _ in range(3)]
+    assert statuses == [401, 401, 429]  # vault's own counting still limits

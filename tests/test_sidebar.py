@@ -86,12 +86,12 @@ def test_the_sidebar_holds_no_envelope_key_token_or_customer_field(client, agent
     client.post(f"/api/v1/secrets/{other['id']}/reveal", headers=agent.headers)
     html = html_of(sidebar(client, context(5002)))
     assert "waiting to be read" in html and "revealed by" in html
-    stored = ext.store.client.get(f"vault:{{{filled['secret_id'][:6]}}}:e:{filled['secret_id']}")
+    stored = ext.store.client.get(ext.store.envelope_key(filled["secret_id"]))
+    assert stored  # the waiting secret's wrapped envelope
     canaries = [envelope, key, filled["manage_token"], other["envelope"], other["key"],
                 other["manage_token"], agent.token, req["id"], filled["secret_id"], other["id"],
-                *CANARY.values(), "canary text", "c@example.com", "Slow"]
-    if stored:
-        canaries.append(stored.decode())
+                *CANARY.values(), "canary text", "c@example.com", "Slow", "note-canary-1",
+                stored.decode()]
     for canary in canaries:
         assert canary not in html, canary
 
@@ -107,12 +107,19 @@ def test_deleted_purged_and_reopened_tickets_say_so(client, agent, ext):
         "WordPress admin: waiting to be read", "Secret: deleted by the customer"]  # deletions last
     ext.vault.close("5003", reason="closed", actor="helpscout")
     html = html_of(sidebar(client, context(5003)))
-    assert "Closed <time" in html and ": 1 credentials and requests deleted." in html
+    assert "Closed <time" in html and ": 1 credential or request deleted." in html
+    assert "deleted by the customer" not in html  # the ticket's earlier life is over
     assert "requests/new" not in html  # a closed ticket takes no new request
     ext.vault.reopen("5003", actor="helpscout")
     html = html_of(sidebar(client, context(5003)))
-    assert "Reopened; 1 deleted when it was closed." in html
+    assert "Reopened; 1 credential or request deleted when it was closed." in html
     assert "requests/new?ticket=5003" in html
+    assert items(html) == []  # the deletion before the close is not shown again
+    again = share(client, "5003")
+    client.delete(f"/api/v1/secrets/{again['id']}",
+                  headers={"X-Manage-Token": again["manage_token"]})
+    assert [r.split(" at ")[0] for r in items(html_of(sidebar(client, context(5003))))] == [
+        "Secret: deleted by the customer"]
 
 
 def test_every_value_is_escaped(client, make_agent, ext):
@@ -174,3 +181,44 @@ def test_the_sidebar_of_a_ticket_with_100_secrets_is_one_round_trip(client, agen
     ext.store.client.script_flush()
     rv, trips = counted.measure(lambda: sidebar(client, context(5008, user_id=999)))
     assert len(items(html_of(rv))) == 100 and trips == 3
+
+
+def test_expired_requests_and_secrets_say_so(client, agent, ext, clock):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    client.post("/api/v1/requests", json={"ticket": "5009"}, headers=agent.headers)
+    share(client, "5009")
+    clock.advance(ext.config.default_ttl + 1)
+    rows = items(html_of(sidebar(client, context(5009))))
+    assert [re.sub(r" \d\d \w{3} \d{4} \d\d:\d\d UTC$", "", r) for r in rows] == [
+        "Request: expired", "WordPress admin: expired unread"], rows
+
+
+def test_many_deletions_show_the_newest_twenty_and_count_the_rest(client, agent, ext):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    for _ in range(23):
+        envelope, _ = sealed("5010")
+        made = ext.vault.create_secret("5010", "wordpress", envelope)
+        ext.vault.delete_secret(made["id"], made["manage_token"])
+    rows = items(html_of(sidebar(client, context(5010))))
+    assert len(rows) == 21
+    assert all(r.startswith("Secret: deleted by the customer at ") for r in rows[:20])
+    assert rows[20] == "Secret: 3 earlier ones deleted by the customer"
+
+
+def test_calls_are_counted_per_ticket_in_the_same_round_trip(make_app, agent, clock):
+    app = make_app(ratelimit_webhook="3/minute")
+    client = app.test_client()
+    for _ in range(3):
+        assert sidebar(client, context(5011)).status_code == 200
+    rv = sidebar(client, context(5011))
+    assert rv.status_code == 429 and 1 <= int(rv.headers["Retry-After"]) <= 60
+    assert sidebar(client, context(5012)).status_code == 200  # another ticket: its own count
+    clock.advance(61)
+    assert sidebar(client, context(5011)).status_code == 200
+
+
+def test_the_app_secret_may_list_several_for_rotation(make_app):
+    client = make_app(helpscout_app_secret="new-app-secret, hs-app-secret").test_client()
+    assert sidebar(client, context(5013), secret="new-app-secret").status_code == 200
+    assert sidebar(client, context(5013), secret="hs-app-secret").status_code == 200
+    assert sidebar(client, context(5013), secret="other").status_code == 401

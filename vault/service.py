@@ -10,7 +10,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from vault.errors import (
     Forbidden,
     Gone,
     NotFound,
+    RateLimited,
     TooLarge,
     Unavailable,
     ValidationFailed,
@@ -407,17 +408,21 @@ class Vault:
             "events": [event_dict(e) for e in reversed(events)],
         }
 
-    def sidebar_view(self, ticket: Any, helpscout_user: str = "") -> dict[str, Any]:
+    def sidebar_view(self, ticket: Any, helpscout_user: str = "", *,
+                     limits: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
         """What Help Scout's sidebar shows of `ticket`, from one round trip: `ticket`, `state`,
         `assignee`, `closed_at`, `purged` (as `ticket_view`), `rows` (`{what, state, at, by}`,
         oldest first: open or expired requests, then secrets waiting, revealed or expired),
-        `deleted` (the customer's deletions still in the ticket's audit, `{id, deleted_at}`,
-        oldest first) and `agent`, the vault agent of the Help Scout user id `helpscout_user`
-        (None when unknown)."""
+        `deleted` (the customer's deletions since the last purge, `{id, deleted_at}`, oldest
+        first, the newest 20), `more_deleted` (how many more) and `agent`, the vault agent of
+        the Help Scout user id `helpscout_user` (None when unknown). The call counts against
+        `limits` ((amount, seconds) per ticket): RateLimited when over."""
         ticket = check_ticket(ticket)
-        record, rows, deleted, agent = self.store.sidebar(ticket, helpscout_user,
-                                                          now_ms=self.now_ms())
-        rows.sort(key=lambda r: (r.what != "request", r.created_ms))
+        view = self.store.sidebar(ticket, helpscout_user, now_ms=self.now_ms(), limits=limits)
+        if view.limited_ms:
+            raise RateLimited(-(-view.limited_ms // 1000))
+        rows = sorted(view.rows, key=lambda r: (r.what != "request", r.created_ms))
+        record = view.record
         return {
             "ticket": ticket,
             "state": "closed" if record.get("closed") == "1" else "open",
@@ -426,8 +431,9 @@ class Vault:
             "purged": int(record.get("purged") or 0),
             "rows": [{"what": r.what, "state": r.state, "at": iso(r.ms), "by": r.who or None}
                      for r in rows],
-            "deleted": [{"id": id_, "deleted_at": iso(ms)} for id_, ms in reversed(deleted)],
-            "agent": agent,
+            "deleted": [{"id": id_, "deleted_at": iso(ms)} for id_, ms in reversed(view.deleted)],
+            "more_deleted": view.more_deleted,
+            "agent": view.agent,
         }
 
     def agent_tickets(self, email: str, limit: int = 50) -> list[dict[str, Any]]:

@@ -63,7 +63,7 @@ def _s(value: Any) -> str:
 
 
 def _pairs(flat: Sequence[Any]) -> dict[str, str]:
-    try:  # a hash's reply is all bytes: the fast path (a sidebar decodes a thousand of them)
+    try:  # a hash's reply is all bytes: the fast path (a dashboard decodes hundreds of them)
         return {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
     except AttributeError:
         return {_s(flat[i]): _s(flat[i + 1]) for i in range(0, len(flat), 2)}
@@ -78,6 +78,17 @@ class SidebarRow(NamedTuple):
     ms: int
     created_ms: int
     who: str
+
+
+class SidebarView(NamedTuple):
+    """What the SIDEBAR script and the Help Scout user lookup answered (`Store.sidebar`)."""
+
+    record: dict[str, str]
+    rows: list[SidebarRow]
+    deleted: list[tuple[str, int]]  # (secret id, ms), newest first
+    more_deleted: int  # deletions beyond those listed
+    agent: str | None
+    limited_ms: int = 0
 
 
 @dataclass
@@ -422,13 +433,17 @@ class Store:
                                   for kind, id_, live, h in items])
                 for record, items in raw]
 
-    def sidebar(self, ticket: str, helpscout_user: str, *, now_ms: int
-                ) -> tuple[dict[str, str], list[SidebarRow], list[tuple[str, int]], str | None]:
-        """Help Scout's sidebar in one round trip: the ticket's record, its rows and customer
-        deletions (id, ms; see the SIDEBAR script), pipelined with the vault agent mapped to the
-        Help Scout user id `helpscout_user` (None when unknown or not given)."""
+    def sidebar(self, ticket: str, helpscout_user: str, *, now_ms: int,
+                limits: Sequence[tuple[int, int]] = (), shown_deletions: int = 20
+                ) -> SidebarView:
+        """Help Scout's sidebar in one round trip: the SIDEBAR script (the call counted against
+        `limits`, each (amount, seconds) per ticket; then the ticket's record, rows and recent
+        customer deletions), pipelined with the vault agent mapped to the Help Scout user id
+        `helpscout_user` (None when unknown or not given). `limited_ms` > 0: over a limit, for
+        that long; nothing else was read."""
         script = self._scripts["SIDEBAR"]
-        args = self._ticket_args(slot_tag(ticket), now_ms, "", ticket)
+        args = self._ticket_args(slot_tag(ticket), now_ms, "", ticket, shown_deletions,
+                                 len(limits), *(n for limit in limits for n in limit))
 
         def run() -> list[Any]:
             pipe = self.client.pipeline(transaction=False)
@@ -443,12 +458,15 @@ class Store:
             except rexc.NoScriptError:
                 self.client.script_load(script.source)
                 raw = run()
-        record, rows, deleted = raw[0]
         agent = (_s(raw[1]) or None) if helpscout_user else None
-        return (_pairs(record),
-                [SidebarRow(_s(what), _s(state), int(ms or 0), int(created or 0), _s(who))
-                 for what, state, ms, created, who in rows],
-                [(_s(id_), int(ms)) for id_, ms in deleted], agent)
+        if _s(raw[0][0]) == "limited":
+            return SidebarView({}, [], [], 0, agent, limited_ms=int(raw[0][1]))
+        record, rows, deleted, more = raw[0]
+        return SidebarView(
+            _pairs(record),
+            [SidebarRow(_s(what), _s(state), int(ms or 0), int(created or 0), _s(who))
+             for what, state, ms, created, who in rows],
+            [(_s(id_), int(ms)) for id_, ms in deleted], int(more), agent)
 
     def ticket_record(self, ticket: str) -> dict[str, str]:
         with self._guard():

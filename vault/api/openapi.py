@@ -429,9 +429,9 @@ DOCUMENT: dict[str, Any] = {
                     "request and secret with its state and times, links to the new-request page "
                     "(for a Help Scout user mapped to a vault agent) and to the ticket page. "
                     "Never an envelope, key, token or customer field. A draft (`ticket: false`) "
-                    "gets a short neutral message. One Redis round trip; the signature is "
-                    "checked before any, and the call is not rate limited (only Help Scout "
-                    "holds the app secret)."),
+                    "gets a short neutral message. One Redis round trip, after the signature "
+                    "is checked; calls are counted per ticket against VAULT_RATELIMIT_WEBHOOK "
+                    "in that same round trip (429 with Retry-After when over)."),
                 "security": PUBLIC,
                 "parameters": [{"$ref": "#/components/parameters/HelpScoutSignature"}],
                 "requestBody": {
@@ -457,7 +457,7 @@ DOCUMENT: dict[str, Any] = {
                             "content": {JSON: {"schema": {
                                 "type": "object", "required": ["html"],
                                 "properties": {"html": {"type": "string"}}}}}},
-                    **problems(400, 401, 413, 503),
+                    **problems(400, 401, 413, 429, 503),
                 },
             },
         },

@@ -1,14 +1,15 @@
 """Help Scout's dynamic sidebar app: what vault holds for the open conversation.
 
 Help Scout posts the conversation's context signed like its webhooks (base64 HMAC-SHA1 of the raw
-body with VAULT_HELPSCOUT_APP_SECRET); vault answers `{"html": ...}`. The HTML carries states,
-times and names only: never an envelope, a key, a token or a customer's field. Every value is
-escaped.
+body with VAULT_HELPSCOUT_APP_SECRET, which may list several secrets, comma-separated, for
+rotation); vault answers `{"html": ...}`. The HTML carries states, times and names only: never
+an envelope, a key, a token or a customer's field. Every value is escaped.
 
 Cost: the signature is checked before anything touches Redis, so a forged call costs one HMAC;
-a signed one costs one round trip (the ticket and the Help Scout user's agent, pipelined). It is
-not rate limited: only Help Scout holds the app secret, and a limiter would add a round trip to
-every conversation an agent opens.
+a signed one costs one round trip (the ticket's script and the Help Scout user's agent,
+pipelined). Help Scout's signature has no timestamp, so a captured call can be replayed: the
+script itself counts calls per ticket against VAULT_RATELIMIT_WEBHOOK before reading anything,
+which keeps the rate limit inside that one round trip.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ _HELPSCOUT_ID = re.compile(r"[0-9]{1,20}")
 _KINDS = {"wordpress": "WordPress admin", "sftp": "sFTP / SSH", "other": "Other"}
 
 
-def _verify(raw: bytes, secret: str, header: str | None) -> None:
-    if not secret:
+def _verify(raw: bytes, setting: str, header: str | None) -> None:
+    secrets_ = [s.strip() for s in setting.split(",") if s.strip()]
+    if not secrets_:
         raise Unauthenticated("The Help Scout app is not configured on this server.")
     if not header:
         raise Unauthenticated("Missing X-HelpScout-Signature.")
-    expected = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha1).digest())
-    if not hmac.compare_digest(expected, header.strip().encode()):
+    presented = header.strip().encode()
+    matched = False
+    for secret in secrets_:  # every one, so the time does not tell which matched
+        expected = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha1).digest())
+        matched |= hmac.compare_digest(expected, presented)
+    if not matched:
         raise Unauthenticated("The X-HelpScout-Signature does not match.")
 
 
@@ -58,7 +64,10 @@ def helpscout_sidebar() -> Response:
         return jsonify({"html": NEUTRAL})
     user = body.get("user")
     hs_user = str(user.get("id")) if isinstance(user, dict) and user.get("id") is not None else ""
-    view = e.vault.sidebar_view(str(number), hs_user if _HELPSCOUT_ID.fullmatch(hs_user) else "")
+    limits = [(item.amount, item.get_expiry()) for item in e.limits["webhook"]] \
+        if e.config.ratelimit_enabled else []
+    view = e.vault.sidebar_view(str(number), hs_user if _HELPSCOUT_ID.fullmatch(hs_user) else "",
+                                limits=limits)
     return jsonify({"html": render(view, e.config.base_url)})
 
 
@@ -101,16 +110,18 @@ def _item_row(r: dict[str, Any]) -> str:
 def render(view: dict[str, Any], base_url: str) -> str:
     """The sidebar's HTML for a `Vault.sidebar_view`; compact, every value escaped."""
     parts = [f"<h4>vault · ticket {_e(view['ticket'])}</h4>"]
+    purged = _count(view["purged"], "credential or request", "credentials and requests")
     if view["state"] == "closed":
-        parts.append(f'<p class="muted">Closed {_when(view["closed_at"])}: '
-                     f"{_e(view['purged'])} credentials and requests deleted.</p>")
+        parts.append(f'<p class="muted">Closed {_when(view["closed_at"])}: {purged} deleted.</p>')
     elif view["purged"]:
-        parts.append(f'<p class="muted">Reopened; {_e(view["purged"])} deleted when it was '
-                     "closed.</p>")
+        parts.append(f'<p class="muted">Reopened; {purged} deleted when it was closed.</p>')
     parts.append(f"<p>Assignee: {_e(view['assignee'] or 'nobody yet')}</p>")
     rows = [_item_row(r) for r in view["rows"]]
     rows += [_row("Secret", f"deleted by the customer at {_when(d['deleted_at'])}")
              for d in view["deleted"]]
+    if view["more_deleted"]:
+        more = _count(view["more_deleted"], "earlier one", "earlier ones")
+        rows.append(_row("Secret", f"{more} deleted by the customer"))
     parts.append(f"<ul>{''.join(rows)}</ul>" if rows else "<p>Nothing stored.</p>")
     ticket = quote(view["ticket"], safe="")
     links = [_link(f"{base_url}/tickets/{ticket}", "Open in vault")]
@@ -118,6 +129,10 @@ def render(view: dict[str, Any], base_url: str) -> str:
         links.insert(0, _link(f"{base_url}/requests/new?ticket={ticket}", "Ask for credentials"))
     parts.append(f"<p>{' · '.join(links)}</p>")
     return "".join(parts)
+
+
+def _count(n: int, one: str, many: str) -> str:
+    return f"{n} {one if n == 1 else many}"
 
 
 def _link(url: str, text: str) -> str:
