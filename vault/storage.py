@@ -423,15 +423,20 @@ class Store:
                 pipe.execute_command("EVALSHA", script.sha, 1, self.ticket_key(ticket), *args)
             return list(pipe.execute())
 
-        with self._guard():
-            try:
-                raw = run()
-            except rexc.NoScriptError:
-                self.client.script_load(script.source)
-                raw = run()
+        raw = self._pipelined(script, run)
         return [(_pairs(record), [(_s(kind), _s(id_), bool(live), _pairs(h))
                                   for kind, id_, live, h in items])
                 for record, items in raw]
+
+    def _pipelined(self, script: _Script, run: Callable[[], list[Any]]) -> list[Any]:
+        """Run a pipeline that calls `script` by its SHA; on a server that lost its script
+        cache (a restart, a failover), load the script and run the pipeline once more."""
+        with self._guard():
+            try:
+                return run()
+            except rexc.NoScriptError:
+                self.client.script_load(script.source)
+                return run()
 
     def sidebar(self, ticket: str, helpscout_user: str, *, now_ms: int,
                 limits: Sequence[tuple[int, int]] = (), shown_deletions: int = 20
@@ -452,12 +457,7 @@ class Store:
                 pipe.get(f"{ACCT}hsuser:{helpscout_user}")
             return list(pipe.execute())
 
-        with self._guard():
-            try:
-                raw = run()
-            except rexc.NoScriptError:
-                self.client.script_load(script.source)
-                raw = run()
+        raw = self._pipelined(script, run)
         agent = (_s(raw[1]) or None) if helpscout_user else None
         if _s(raw[0][0]) == "limited":
             return SidebarView({}, [], [], 0, agent, limited_ms=int(raw[0][1]))
