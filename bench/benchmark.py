@@ -178,7 +178,9 @@ class Bench:
         self.work = work
         self.wrk = harness.WrkSettings(threads=args.wrk_threads, connections=args.connections,
                                        seconds=args.seconds)
-        self.workers, self.threads = harness.concurrency()
+        default_workers, default_threads = harness.concurrency()
+        self.workers = args.workers or default_workers
+        self.threads = args.threads or default_threads
         self.results: dict[str, Any] = {}
         self.procs: list[harness.Proc] = []
         self.redis_pid = 0
@@ -558,6 +560,11 @@ def main() -> int:
     parser.add_argument("--purge-repeats", type=int, default=3)
     parser.add_argument("--race-rounds", type=int, default=100)
     parser.add_argument("--race-callers", type=int, default=200)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="gunicorn workers for every server (default: vault's own default "
+                             "for this machine)")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="gunicorn threads per worker (default: vault's own default)")
     parser.add_argument("--quick", action="store_true",
                         help="throughput table only (no memory, scale, purge or race)")
     parser.add_argument("--out", default=str(harness.BENCH / "results"))
