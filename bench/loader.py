@@ -130,7 +130,9 @@ class BulkLoader:
                     if "NOSCRIPT" in str(r):
                         client.script_load(source)
                     raise RuntimeError(f"bulk create failed: {r}")
-                if not r or (r[0].decode() if isinstance(r[0], bytes) else r[0]) != "ok":
+                result = r[2] if r else r  # {who, later, result} (vault.lua)
+                if not result or (result[0].decode() if isinstance(result[0], bytes)
+                                  else result[0]) != "ok":
                     raise RuntimeError(f"bulk create refused: {r!r}")
             out.extend(pending)
             pending.clear()

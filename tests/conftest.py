@@ -340,9 +340,7 @@ def instrument(client: Any) -> None:
 def counted(app: Any) -> Any:
     ext = app.extensions["vault"]
     ext.store.load_scripts()
-    instrument(ext.store.client)
-    storage = ext.limiter._storage  # flask-limiter's limits storage (holds its own client)
-    instrument(storage.storage)
+    instrument(ext.store.client)  # the only client: rate limits are counted by the store too
 
     class Counter:
         def measure(self, call: Any) -> tuple[Any, int]:

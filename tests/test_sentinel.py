@@ -127,9 +127,9 @@ class Stream:
         return out
 
 
-def test_the_store_and_the_limiter_use_the_database_the_url_names(redis_sentinel):
-    """`redis+sentinel://.../service/1`: both vault's store and flask-limiter's counters are in
-    database 1 of the primary the sentinels name, and the limit holds."""
+def test_the_store_and_its_rate_limits_use_the_database_the_url_names(redis_sentinel):
+    """`redis+sentinel://.../service/1`: both vault's records and its rate-limit counters are
+    in database 1 of the primary the sentinels name, and the limit holds."""
     app = create_app(base_config(redis_sentinel.url + "/1", cheap_passwords=True,
                                  ratelimit_submit="2/minute"))
     try:
@@ -144,7 +144,7 @@ def test_the_store_and_the_limiter_use_the_database_the_url_names(redis_sentinel
                 contextlib.closing(redis_sentinel.primary.client(db=0)) as db0:
             for db, expected in ((db1, True), (db0, False)):
                 keys = {k.decode() for k in db.scan_iter(count=1000)}
-                assert any(k.startswith("LIMITS:") for k in keys) is expected, keys
+                assert any(k.startswith("vault:{acct}:LIMITS:") for k in keys) is expected, keys
                 assert any(k.endswith(":ix:db-1") for k in keys) is expected, keys
     finally:
         app.extensions["vault"].close()

@@ -34,7 +34,7 @@ from vault.crypto.tokens import (
 )
 from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated, ValidationFailed
 from vault.service import Principal, emit
-from vault.storage import Store
+from vault.storage import Gate, Store
 
 # Printable, no spaces: surrogates and control characters are not an e-mail (and not UTF-8).
 EMAIL_RE = re.compile(r"^[!-?A-~]{1,64}@[!-?A-~]{1,190}$")
@@ -238,34 +238,50 @@ class Accounts:
             return None
         row = self.store.authenticate(kind=kind, digest=token_digest(token), now_ms=self.now_ms(),
                                       idle_ms=0, max_ms=0)
-        return self._principal(row, via_cookie=False)
+        return self.principal(row, via_cookie=False)
 
     def authenticate_session(self, cookie: str) -> Principal | None:
         if not is_token(cookie, SESSION):
             return None
-        row = self.store.authenticate(kind="session", digest=token_digest(cookie),
-                                      now_ms=self.now_ms(),
+        digest = token_digest(cookie)
+        row = self.store.authenticate(kind="session", digest=digest, now_ms=self.now_ms(),
                                       idle_ms=self.config.session_idle * 1000,
                                       max_ms=self.config.session_max * 1000)
-        return self._principal(row, via_cookie=True)
+        return self.principal(row, via_cookie=True, digest=digest)
 
-    def csrf_token(self, session_id: str) -> str:
-        """Derived from the server key and the session's id: nothing to store, nothing in Redis."""
-        mac = hmac.new(self._csrf_key, session_id.encode(), hashlib.sha256).digest()
+    def session_gate(self, cookie: str, *, limits: str = "", identity: str = "") -> Gate:
+        """A gate that authenticates the web session `cookie` (a SESSION token) in the step's
+        own round trip, with its idle and absolute lifetimes."""
+        return Gate(auth="session", digest=token_digest(cookie),
+                    idle_ms=self.config.session_idle * 1000,
+                    max_ms=self.config.session_max * 1000, limits=limits, identity=identity)
+
+    def csrf_token(self, session_digest: str) -> str:
+        """Derived from the server key and the session cookie's digest: nothing to store, and
+        checkable before the session is looked up (so a state change stays one round trip)."""
+        mac = hmac.new(self._csrf_key, session_digest.encode(), hashlib.sha256).digest()
         return b64url_encode(mac)
 
-    def _principal(self, row: list[str] | None, *, via_cookie: bool) -> Principal | None:
+    def csrf_ok_for(self, cookie: str, presented: str | None) -> bool:
+        """Whether `presented` is the CSRF token of the session cookie `cookie` (constant time)."""
+        return bool(presented) and constant_time_equals(
+            self.csrf_token(token_digest(cookie)), presented or "")
+
+    def principal(self, row: list[str] | None, *, via_cookie: bool,
+                  digest: str = "") -> Principal | None:
+        """The caller that an authentication row stands for (the store's AUTHENTICATE or a
+        step's gate): ['agent', e-mail, name, role, id, session] or ['apikey', name, id]."""
         if not row:
             return None
         if row[0] == "apikey":
             return Principal(kind="apikey", email=row[1], name=row[1], role="helpdesk",
                              session="k:" + row[2])
-        _, email, name, role, sid = row
+        _, email, name, role, _, session = row
         if via_cookie:
             return Principal(kind="agent", email=email, name=name or email, role=role or "agent",
-                             session="s:" + sid, csrf=self.csrf_token(sid), via_cookie=True)
+                             session=session, csrf=self.csrf_token(digest), via_cookie=True)
         return Principal(kind="agent", email=email, name=name or email, role=role or "agent",
-                         session="t:" + sid)
+                         session=session)
 
     # -- second factor ------------------------------------------------------------------------
 
@@ -434,7 +450,7 @@ class Accounts:
         if self.passwords.needs_rehash(agent["pw"]):
             self.store.update_agent(email, {"pw": self.passwords.hash(password)})
         cookie, sid = new_token(SESSION), secrets.token_hex(8)
-        csrf = self.csrf_token(sid)
+        csrf = self.csrf_token(token_digest(cookie))
         self.store.add_session(digest=token_digest(cookie), session_id=sid, email=email,
                                epoch=agent.get("epoch", ""), now_ms=self.now_ms(),
                                idle_ms=self.config.session_idle * 1000)

@@ -60,7 +60,7 @@ def _rate(value: Any) -> str:
     if not _RATE.match(text):
         raise ValueError("expected a rate limit such as 5/minute")
     try:
-        parse_many(text)  # as the limiter will at start-up: "5/week" has no such granularity
+        parse_many(text)  # as vault.ratelimit will at start-up: "5/week" has no such granularity
     except ValueError:
         raise ValueError("expected a rate limit such as 5/minute") from None
     return text

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
+# What a 401 says: for a bearer token that is not (or no longer) valid, and for anything else.
+TOKEN_INVALID = "This token is not valid (revoked, expired or mistyped)."  # noqa: S105 # nosec B105
+LOG_IN = "Log in or send Authorization: Bearer <token>."
+
 
 class VaultError(Exception):
     """Base of every domain error. Never raised directly."""

@@ -1,21 +1,18 @@
-"""What one app holds: config, store, key ring, services, limiter, metrics.
+"""What one app holds: config, store, key ring, services, rate limits, metrics.
 
 It lives in `app.extensions["vault"]`; nothing in vault is a module-level client.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import secrets
-import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from flask import Flask, current_app
-from flask_limiter import Limiter
-from limits import RateLimitItem, parse_many
 
+from vault import ratelimit
 from vault.accounts import Accounts
 from vault.config import Config
 from vault.crypto.keyring import KeyRing, KeyRingError
@@ -23,9 +20,9 @@ from vault.crypto.passwords import Passwords
 from vault.errors import ConfigError, RateLimited
 from vault.metrics import Metrics
 from vault.notify import Notifier
-from vault.redis_client import connect, limiter_storage
+from vault.redis_client import connect
 from vault.service import Vault
-from vault.storage import Store
+from vault.storage import Gate, Store
 
 log = logging.getLogger("vault")
 
@@ -69,54 +66,30 @@ class VaultExtension:
     keyring: KeyRing
     vault: Vault
     accounts: Accounts
-    limiter: Limiter
     metrics: Metrics
-    limits: dict[str, list[RateLimitItem]]
+    # {limit name: its spec for the store's scripts (vault.ratelimit)}; "" when limits are off.
+    limits: dict[str, str]
+    # The webhook limit's (amount, seconds) windows, which the sidebar counts per ticket.
+    webhook_windows: list[tuple[int, int]]
 
     notifier: Notifier | None = None
 
     def close(self) -> None:
         """Release connections and threads (tests build many apps in one process)."""
+        self.store.follow_ups.flush()  # a Cluster's queued writes go out before the client closes
         self.store.client.close()
-        storage = getattr(self.limiter, "_storage", None)
-        client = getattr(storage, "storage", None)
-        if client is not None and hasattr(client, "close"):
-            client.close()
         if self.notifier is not None:
             self.notifier.close()
 
     def check_limit(self, name: str, key: str) -> None:
-        """Count one hit of the named limit for `key`; RateLimited with Retry-After when over."""
-        if not self.config.ratelimit_enabled:
+        """Count one hit of the named limit for `key` in its own round trip (routes whose step
+        has no gate of its own); RateLimited with Retry-After when over."""
+        spec = self.limits[name]
+        if not spec:
             return
-        strategy = self.limiter.limiter
-        for item in self.limits[name]:
-            # The limiter's own Redis client (single, Sentinel or Cluster): its faults mean what
-            # the store's mean, a 503 with Retry-After, never a 500.
-            with self.store.faults():
-                if strategy.hit(item, name, key):
-                    continue
-                reset_at, _ = strategy.get_window_stats(item, name, key)
-            raise RateLimited(int(reset_at - time.time()) + 1)
-
-
-def _drop_request_hooks(app: Flask, limiter: Limiter) -> None:
-    """Keep flask-limiter's storage and strategy, drop its per-request hooks.
-
-    vault counts each named limit itself (`VaultExtension.check_limit`, where the route knows
-    the key: account, address, agent, helpdesk key). flask-limiter's before/after/teardown hooks
-    found no route limit on any request yet cost about 7% of a request's CPU (bench/run
-    --profile)."""
-    def ours(func: object) -> bool:
-        if getattr(func, "__self__", None) is limiter:
-            return True
-        return isinstance(func, functools.partial) and limiter in func.args
-
-    registries: tuple[dict[Any, list[Any]], ...] = (
-        app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-    for registry in registries:
-        for funcs in registry.values():
-            funcs[:] = [f for f in funcs if not ours(f)]
+        result = self.store.pass_gate(Gate(limits=spec, identity=key), self.vault.now_ms())
+        if result.status != "ok":
+            raise RateLimited(int(result.values[0]))
 
 
 def build(app: Flask, config: Config) -> VaultExtension:
@@ -128,20 +101,17 @@ def build(app: Flask, config: Config) -> VaultExtension:
     keyring = load_keyring(config)
     store = build_store(config)
     passwords = Passwords.cheap_for_tests() if config.cheap_passwords else Passwords.production()
-    uri, options = limiter_storage(config)
-    limiter = Limiter(key_func=lambda: "", app=app, storage_uri=uri, storage_options=options,
-                      strategy="fixed-window", default_limits=[], headers_enabled=False,
-                      enabled=config.ratelimit_enabled, swallow_errors=False)
-    _drop_request_hooks(app, limiter)
     if not config.ratelimit_enabled and config.production:
         log.warning("rate limits are turned off (VAULT_RATELIMIT_ENABLED=0)")
-    limits = {
-        "login-account": parse_many(config.ratelimit_login_account),
-        "login-address": parse_many(config.ratelimit_login_address),
-        "submit": parse_many(config.ratelimit_submit),
-        "reveal": parse_many(config.ratelimit_reveal),
-        "webhook": parse_many(config.ratelimit_webhook),
-    }
+    limits = ratelimit.specs({
+        "login-account": config.ratelimit_login_account,
+        "login-address": config.ratelimit_login_address,
+        "submit": config.ratelimit_submit,
+        "reveal": config.ratelimit_reveal,
+        "webhook": config.ratelimit_webhook,
+    })
+    if not config.ratelimit_enabled:
+        limits = dict.fromkeys(limits, "")
     notifier = None
     if config.notify_url:
         try:
@@ -156,7 +126,9 @@ def build(app: Flask, config: Config) -> VaultExtension:
                     notifier.secret_submitted if notifier else None,
                     on_event=metrics.secret_event),
         accounts=Accounts(store, passwords, config, config.clock, keyring),
-        limiter=limiter, metrics=metrics, limits=limits, notifier=notifier)
+        metrics=metrics, limits=limits, notifier=notifier,
+        webhook_windows=ratelimit.windows(config.ratelimit_webhook)
+        if config.ratelimit_enabled else [])
     app.extensions["vault"] = ext
     return ext
 

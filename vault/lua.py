@@ -19,11 +19,106 @@ the script. A writing ticket script then answers `{later, result}` instead of `r
 `{'m', agent, ticket, now}` (the agent's index: ticket active at now) and
 `{'u', agent, ticket}` (the ticket is no longer theirs).
 So the global stream and the index get exactly what they get on a single Redis.
+
+The gate (PRODUCT.md "Storage": a create, a fill and a reveal are one round trip in all): the six
+ARGV before the index's three are the caller's credential and rate limits, checked before
+anything else: the token or session key ('' for none), its kind ('token' or 'session'), the
+session's idle and absolute lifetimes (ms), the identity the limits count ('' for the
+authenticated agent's e-mail) and the limits (`over_limit`'s spec, '' for none). A refused gate
+answers {'unauthenticated'}, {'notagent'} or {'limited', seconds}; the domain step does not run.
+An accepted credential replaces the placeholders AGENT, AGENT_NAME and AGENT_SESSION (vault.
+storage) wherever they stand in ARGV, so the script acts as the agent it authenticated. On a
+Cluster the store passes the gate in the account slot first (GATE) and the ticket script gets
+an empty gate and the agent's values themselves: two round trips.
+
+A writing ticket script answers {who, later, result}: `who` the authenticated row
+({'agent', e-mail, name, role, id, session} or {}), `later` the writes to replay ({} unless on a
+Cluster).
 """
 
 from __future__ import annotations
 
-PRELUDE = r"""
+# Authentication and rate limits: used by the gate of every ticket script, by AUTHENTICATE and
+# by GATE, so the three never disagree.
+ACCESS = r"""
+-- A token's or session's record -> {'agent', e-mail, name, role, id, session},
+-- {'apikey', name, id}, or nil. Every token and session carries its agent's revocation epoch:
+-- a disabled or removed agent, or a changed epoch, ends it here (and its key goes).
+local function authenticate(prefix, key, kind, now, idle, max)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local h = {}
+  for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
+  if h.type == 'apikey' then return {'apikey', h.owner, h.id} end
+  local a = redis.call('HMGET', prefix .. '{acct}:agent:' .. h.owner, 'email', 'name', 'role',
+                       'epoch', 'disabled')
+  if not a[1] or a[5] == '1' or a[4] ~= h.epoch then
+    redis.call('DEL', key)
+    return nil
+  end
+  local session = 't:' .. h.id
+  if kind == 'session' then
+    if now - tonumber(h.created_at) >= max or now - tonumber(h.seen_at) >= idle then
+      redis.call('DEL', key)
+      return nil
+    end
+    redis.call('HSET', key, 'seen_at', now)
+    redis.call('PEXPIRE', key, math.min(idle, tonumber(h.created_at) + max - now))
+    session = 's:' .. h.id
+  end
+  local name = a[2]
+  if not name or name == '' then name = a[1] end
+  return {'agent', a[1], name, a[3] or 'agent', h.id, session}
+end
+-- Fixed windows, counted as flask-limiter's `limits` library counts them in Redis (its
+-- incr_expire script): every hit counts, the first one starts the window, a count over the
+-- amount is refused. `spec`: one "amount seconds head tail" per limit (vault.ratelimit); the
+-- counter is prefix .. head .. identity .. tail. Answers the seconds until the refusing window
+-- ends (rounded up, at least 1), or nil when every limit let the hit through.
+local function over_limit(prefix, spec, identity)
+  for amount, seconds, head, tail in string.gmatch(spec, '(%d+) (%d+) (%S+) (%S+)') do
+    local key = prefix .. '{acct}:LIMITS:' .. head .. identity .. tail
+    local n = redis.call('INCRBY', key, 1)  -- INCRBY: the ACL of deploy/redis allows it
+    if n == 1 then redis.call('EXPIRE', key, seconds) end
+    if n > tonumber(amount) then
+      local left = redis.call('PTTL', key)
+      if left < 1000 then return 1 end
+      return math.ceil(left / 1000)
+    end
+  end
+  return nil
+end
+-- The gate: {'ok', who or {}} or a refusal ({'unauthenticated'}, {'notagent'},
+-- {'limited', seconds}). `args` from `first`: key, kind, idle, max, identity, spec.
+local function pass_gate(prefix, now, args, first)
+  local key, identity, spec = args[first], args[first + 4], args[first + 5]
+  local who = {}
+  if key ~= '' then
+    who = authenticate(prefix, key, args[first + 1], now, tonumber(args[first + 2]),
+                       tonumber(args[first + 3]))
+    if not who then return {'unauthenticated'} end
+    if who[1] ~= 'agent' then return {'notagent'} end
+    if identity == '' then identity = who[2] end
+  end
+  if spec ~= '' then
+    local left = over_limit(prefix, spec, identity)
+    if left then return {'limited', left} end
+  end
+  return {'ok', who}
+end
+"""
+
+PRELUDE = ACCESS + r"""
+local GATED = pass_gate(ARGV[1], tonumber(ARGV[3]), ARGV, #ARGV - 8)
+local WHO, REFUSED = {}, nil
+if GATED[1] == 'ok' then WHO = GATED[2] else REFUSED = GATED end
+if WHO[1] then
+  -- Act as the agent the gate authenticated (placeholders: vault.storage AGENT...).
+  local bound = {['\0@agent'] = WHO[2], ['\0@name'] = WHO[3], ['\0@session'] = WHO[6]}
+  for i = 1, #ARGV - 9 do
+    if bound[ARGV[i]] then ARGV[i] = bound[ARGV[i]] end
+  end
+end
 local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local MINE, MINETTL, MINECAP = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
@@ -137,9 +232,9 @@ def _writing(body: str) -> str:
     """A writing ticket script: the body runs as a function, so that on a Cluster its answer
     can travel with the writes to replay (see the module's docstring)."""
     return (PRELUDE + "local function main()\n" + body + "\nend\n"
+            + "if REFUSED then return {{}, {}, REFUSED} end\n"
             + "local out = main()\n"
-            + "if GKEY == '' then return {LATER, out} end\n"
-            + "return out\n")
+            + "return {WHO, LATER, out}\n")
 
 
 # KEYS: none beyond the ticket's (built). ARGV[9..]: ticket, id, kind, env, expires, env_ttl,
@@ -504,30 +599,16 @@ return {1}
 
 # Accounts (all under the {acct} hash tag). KEYS: token or session key. ARGV: prefix, now ms,
 # kind ('token' or 'session'), idle ms, max ms.
-AUTHENTICATE = r"""
-local P, NOW, KIND = ARGV[1], tonumber(ARGV[2]), ARGV[3]
-local flat = redis.call('HGETALL', KEYS[1])
-if #flat == 0 then return nil end
-local h = {}
-for i = 1, #flat, 2 do h[flat[i]] = flat[i + 1] end
-if h.type == 'apikey' then return {'apikey', h.owner, h.id} end
-local a = redis.call('HMGET', P .. '{acct}:agent:' .. h.owner, 'email', 'name', 'role', 'epoch',
-                     'disabled')
-if not a[1] or a[5] == '1' or a[4] ~= h.epoch then
-  redis.call('DEL', KEYS[1])
-  return nil
-end
-if KIND == 'session' then
-  if NOW - tonumber(h.created_at) >= tonumber(ARGV[5])
-     or NOW - tonumber(h.seen_at) >= tonumber(ARGV[4]) then
-    redis.call('DEL', KEYS[1])
-    return nil
-  end
-  redis.call('HSET', KEYS[1], 'seen_at', NOW)
-  redis.call('PEXPIRE', KEYS[1], math.min(tonumber(ARGV[4]),
-             tonumber(h.created_at) + tonumber(ARGV[5]) - NOW))
-end
-return {'agent', a[1], a[2], a[3], h.id}
+AUTHENTICATE = ACCESS + r"""
+return authenticate(ARGV[1], KEYS[1], ARGV[3], tonumber(ARGV[2]), tonumber(ARGV[4]),
+                    tonumber(ARGV[5]))
+"""
+
+# The gate alone, in the account slot: a Cluster's first round trip of a gated step, and the
+# rate limits of routes that have no script of their own (logins, webhooks). KEYS: a key of the
+# account slot (routing only). ARGV: prefix, now ms, then the gate's six (see the docstring).
+GATE = ACCESS + r"""
+return pass_gate(ARGV[1], tonumber(ARGV[2]), ARGV, 3)
 """
 
 # A few plain writes as one atomic step, so that they go through the same path as every script

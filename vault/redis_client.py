@@ -1,9 +1,8 @@
 """Build the Redis client that `VAULT_REDIS_URL` names: single, TLS, unix, Sentinel or Cluster.
 
 Timeouts are short and retries few on purpose: when Redis is gone, a request must get a 503 in
-well under two seconds, never hang. That holds for every client vault makes, the store's and
-flask-limiter's alike, in every mode: redis-py's own default is three retries with exponential
-backoff (seconds), so every client here is given `_retry()` instead.
+well under two seconds, never hang. That holds in every mode: redis-py's own default is three
+retries with exponential backoff (seconds), so the client here is given `_retry()` instead.
 """
 
 from __future__ import annotations
@@ -104,33 +103,3 @@ def connect(config: Config) -> tuple[Any, bool]:
                                     **_timeouts(config)), False
     except (ValueError, IndexError) as exc:
         raise ConfigError(f"VAULT_REDIS_URL is malformed ({type(exc).__name__})") from None
-
-
-def limiter_storage(config: Config) -> tuple[str, dict[str, Any]]:
-    """flask-limiter's storage URI and options for the same Redis (memory in embedded mode).
-
-    The `limits` library has its own Sentinel and Cluster storages; they are given the same
-    timeouts, the same short retry, and for Sentinel the same split between the data nodes'
-    credentials and the sentinels' own password, the same database, and counters kept on the
-    primary only (a replica's copy lags, and a failover promotes one).
-    """
-    if config.embedded:
-        return "memory://", {}
-    options: dict[str, Any] = {**_timeouts(config), "retry": _retry()}
-    url = config.redis_url
-    if url.startswith("unix://"):
-        url = "redis+unix://" + url[len("unix://"):]
-    if url.startswith(SENTINEL):
-        try:
-            s = _sentinel_url(url)
-        except (ValueError, IndexError) as exc:
-            raise ConfigError(f"VAULT_REDIS_URL is malformed ({type(exc).__name__})") from None
-        url = SENTINEL + ",".join(f"{h}:{p}" for h, p in s.nodes) + "/" + s.service
-        options.update(db=s.db, use_replicas=False,
-                       sentinel_kwargs={"username": None, "password": s.sentinel_password,
-                                        **_timeouts(config)})
-        if s.user:
-            options["username"] = s.user
-        if s.password:
-            options["password"] = s.password
-    return url, options

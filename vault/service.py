@@ -6,11 +6,12 @@ the store's atomic scripts, so tests can drive the rules without a web server.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from vault.crypto.envelope import KINDS, EnvelopeTooLarge, InvalidEnvelope, chec
 from vault.crypto.keyring import InvalidWrap, KeyRing
 from vault.crypto.tokens import MANAGE_TOKEN, is_token, new_token, token_digest
 from vault.errors import (
+    LOG_IN,
+    TOKEN_INVALID,
     BadRequest,
     Conflict,
     Forbidden,
@@ -27,10 +30,21 @@ from vault.errors import (
     NotFound,
     RateLimited,
     TooLarge,
+    Unauthenticated,
     Unavailable,
     ValidationFailed,
+    VaultError,
 )
-from vault.storage import AuditEvent, ScriptResult, Store
+from vault.storage import (
+    AGENT,
+    AGENT_NAME,
+    AGENT_SESSION,
+    NO_GATE,
+    AuditEvent,
+    Gate,
+    ScriptResult,
+    Store,
+)
 
 audit_log = logging.getLogger("vault.audit")
 MAX_NOTE = 500
@@ -145,9 +159,15 @@ class Vault:
                                      f"Seconds between 1 and {self.config.max_ttl}."}])
         return ttl
 
-    def _refused(self, result: ScriptResult) -> None:
+    def _refused(self, result: ScriptResult, gate: Gate = NO_GATE) -> None:
         """Turn a script's refusal into the error the API contract names."""
         status, values = result.status, result.values
+        if status == "unauthenticated":
+            raise Unauthenticated(TOKEN_INVALID if gate.auth == "token" else LOG_IN)
+        if status == "notagent":
+            raise Forbidden("This needs an agent account.")
+        if status == "limited":
+            raise RateLimited(int(_text(values[0])))
         if status == "closed":
             raise Conflict("This ticket is closed: it accepts no new secrets until it is reopened.",
                            reason="ticket-closed")
@@ -164,6 +184,25 @@ class Vault:
             raise NotFound("No such secret or request.")
         raise Unavailable()  # an answer the scripts never give: fail closed
 
+    def check_gate(self, gate: Gate) -> None:
+        """Pass `gate` on its own: for a request refused before its step (a bad id, ticket or
+        envelope), so that it meets its credential and rate limit first, as it would have in the
+        step: 401 before 429 before 400, and a flood of bad submissions is limited like good
+        ones. Costs a round trip, on that refusal path only."""
+        if not gate.empty:
+            result = self.store.pass_gate(gate, self.now_ms())
+            if result.status != "ok":
+                self._refused(result, gate)
+
+    @contextlib.contextmanager
+    def _gate_first(self, gate: Gate) -> Iterator[None]:
+        """Errors raised inside come after the gate's own (see `check_gate`)."""
+        try:
+            yield
+        except VaultError:
+            self.check_gate(gate)
+            raise
+
     def _submitted(self, ticket: str, secret_id: str, kind: str, now: int) -> None:
         if self.on_submitted is not None:
             self.on_submitted(ticket=ticket, secret_id=secret_id, kind=kind, at=iso(now))
@@ -178,23 +217,29 @@ class Vault:
 
     # -- requests -----------------------------------------------------------------------------
 
-    def create_request(self, who: Principal, ticket: Any, note: Any = None) -> dict[str, Any]:
-        if not who.is_agent:
-            raise Forbidden("Only agents create requests.")
-        ticket = check_ticket(ticket)
-        if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
-            raise ValidationFailed([{"name": "note",
-                                     "reason": f"Text of at most {MAX_NOTE} characters."}])
+    def create_request(self, who: Principal | Gate, ticket: Any, note: Any = None
+                       ) -> dict[str, Any]:
+        """A request for `ticket` by the agent `who`, or by whoever the gate `who` authenticates
+        (in the same round trip)."""
+        gate = who if isinstance(who, Gate) else NO_GATE
+        with self._gate_first(gate):
+            if isinstance(who, Principal) and not who.is_agent:
+                raise Forbidden("Only agents create requests.")
+            ticket = check_ticket(ticket)
+            if note is not None and (not isinstance(note, str) or len(note) > MAX_NOTE):
+                raise ValidationFailed([{"name": "note",
+                                         "reason": f"Text of at most {MAX_NOTE} characters."}])
         now = self.now_ms()
         id_ = ids.new_id(ticket)
         expires = now + self.config.default_ttl * 1000
         result = self.store.create_request(
             ticket=ticket, id_=id_, now_ms=now, expires_ms=expires,
             meta_ttl_ms=(self.config.default_ttl + self.config.tombstone_ttl) * 1000,
-            note=note or "", agent=who.email, tombstone_ms=self.config.tombstone_ttl * 1000)
+            note=note or "", agent=who.email if isinstance(who, Principal) else AGENT,
+            tombstone_ms=self.config.tombstone_ttl * 1000, gate=gate)
         if result.status != "ok":
-            self._refused(result)
-        emit("request.created", ticket=ticket, id=id_, actor=who.email)
+            self._refused(result, gate)
+        emit("request.created", ticket=ticket, id=id_, actor=_actor(who, result))
         return {"id": id_, "url": self._link("r", id_), "ticket": ticket, "expires_at": iso(expires)}
 
     def request_state(self, request_id: str) -> dict[str, Any]:
@@ -217,10 +262,13 @@ class Vault:
         return body
 
     def fill_request(self, request_id: str, kind: Any, envelope: Any,
-                     address: str = "") -> dict[str, Any]:
-        if not ids.is_id(request_id):
-            raise NotFound("No such request.")
-        kind, text = self._check_submission(kind, envelope)
+                     address: str = "", gate: Gate = NO_GATE) -> dict[str, Any]:
+        """The customer's submission for a request; `gate` (its rate limit) is passed in the
+        same round trip."""
+        with self._gate_first(gate):
+            if not ids.is_id(request_id):
+                raise NotFound("No such request.")
+            kind, text = self._check_submission(kind, envelope)
         now = self.now_ms()
         secret_id = ids.new_id_in(ids.tag_of(request_id))
         expires = now + self.config.default_ttl * 1000
@@ -232,9 +280,9 @@ class Vault:
             meta_ttl_ms=(self.config.default_ttl + self.config.tombstone_ttl) * 1000,
             manage_digest=token_digest(manage),
             envelope_digest=hashlib.sha256(text.encode()).hexdigest(),
-            max_waiting=self.config.max_waiting_per_ticket, actor="customer")
+            max_waiting=self.config.max_waiting_per_ticket, actor="customer", gate=gate)
         if result.status not in {"ok", "again"}:
-            self._refused(result)
+            self._refused(result, gate)
         if result.status == "again":
             secret_id = _text(result.values[0])
             expires = int(_text(result.values[1]) or expires)
@@ -249,18 +297,21 @@ class Vault:
     # -- secrets ------------------------------------------------------------------------------
 
     def create_secret(self, ticket: Any, kind: Any, envelope: Any, ttl: Any = None,
-                      address: str = "") -> dict[str, Any]:
-        problems = []
-        if not ids.is_ticket(ticket):
-            problems.append({"name": "ticket",
-                             "reason": "Use 1 to 64 letters, digits, '-' or '_'."})
-        try:
-            kind, text = self._check_submission(kind, envelope)
-        except ValidationFailed as exc:
-            problems.extend(exc.extra["invalid_params"])
-        if problems:
-            raise ValidationFailed(problems)
-        ttl = self._ttl(ttl)
+                      address: str = "", gate: Gate = NO_GATE) -> dict[str, Any]:
+        """The share flow's submission; `gate` (its rate limit) is passed in the same round
+        trip."""
+        with self._gate_first(gate):
+            problems = []
+            if not ids.is_ticket(ticket):
+                problems.append({"name": "ticket",
+                                 "reason": "Use 1 to 64 letters, digits, '-' or '_'."})
+            try:
+                kind, text = self._check_submission(kind, envelope)
+            except ValidationFailed as exc:
+                problems.extend(exc.extra["invalid_params"])
+            if problems:
+                raise ValidationFailed(problems)
+            ttl = self._ttl(ttl)
         now = self.now_ms()
         id_ = ids.new_id(ticket)
         expires = now + ttl * 1000
@@ -270,9 +321,9 @@ class Vault:
             ticket=ticket, id_=id_, kind=kind, envelope=wrapped, now_ms=now, expires_ms=expires,
             meta_ttl_ms=(ttl + self.config.tombstone_ttl) * 1000,
             manage_digest=token_digest(manage),
-            max_waiting=self.config.max_waiting_per_ticket, actor="customer")
+            max_waiting=self.config.max_waiting_per_ticket, actor="customer", gate=gate)
         if result.status != "ok":
-            self._refused(result)
+            self._refused(result, gate)
         emit("secret.submitted", ticket=ticket, id=id_, kind=kind, actor="customer",
              address=address)
         self._happened("created")
@@ -318,21 +369,30 @@ class Vault:
         emit("secret.deleted", id=secret_id, actor="customer")
         self._happened("deleted")
 
-    def reveal(self, who: Principal, secret_id: str) -> dict[str, Any]:
-        if not ids.is_id(secret_id):
-            raise NotFound("No such secret.")
-        if not who.is_agent:
-            raise Forbidden("Only the agent assigned to this ticket can reveal its secrets.")
+    def reveal(self, who: Principal | Gate, secret_id: str) -> dict[str, Any]:
+        """Hand the envelope to the assignee's session: the agent `who`, or whoever the gate
+        `who` authenticates (in the same round trip, with its rate limit)."""
+        gate = who if isinstance(who, Gate) else NO_GATE
+        with self._gate_first(gate):
+            if not ids.is_id(secret_id):
+                raise NotFound("No such secret.")
+            if isinstance(who, Principal) and not who.is_agent:
+                raise Forbidden("Only the agent assigned to this ticket can reveal its secrets.")
+        if isinstance(who, Principal):
+            agent, name, session = who.email, who.name or who.email, who.session
+        else:
+            agent, name, session = AGENT, AGENT_NAME, AGENT_SESSION
         result = self.store.reveal(
-            secret_id=secret_id, agent=who.email, agent_name=who.name or who.email,
-            session=who.session, now_ms=self.now_ms(), grace_ms=self.config.grace_seconds * 1000,
-            policy=self.config.unassigned)
+            secret_id=secret_id, agent=agent, agent_name=name, session=session,
+            now_ms=self.now_ms(), grace_ms=self.config.grace_seconds * 1000,
+            policy=self.config.unassigned, gate=gate)
+        actor = _actor(who, result)
         if result.status != "ok":
             if result.status == "forbidden":
-                emit("reveal.refused", id=secret_id, actor=who.email, reason=_text(result.values[0]))
+                emit("reveal.refused", id=secret_id, actor=actor, reason=_text(result.values[0]))
                 self._happened("refused")
                 raise Forbidden("Only the agent assigned to this ticket can reveal its secrets.")
-            self._refused(result)
+            self._refused(result, gate)
         blob, kind, ticket = result.values[0], _text(result.values[1]), _text(result.values[2])
         try:
             text = self.keyring.unwrap(_bytes(blob), context=envelope_context(secret_id)).decode()
@@ -344,9 +404,9 @@ class Vault:
                               retry_after=60, store_fault=False) from None
         if len(result.values) > 3 and _text(result.values[3]) == "again":
             # The winning session again, inside its grace window: not a second reveal.
-            emit("secret.refetched", ticket=ticket, id=secret_id, actor=who.email)
+            emit("secret.refetched", ticket=ticket, id=secret_id, actor=actor)
         else:
-            emit("secret.revealed", ticket=ticket, id=secret_id, actor=who.email)
+            emit("secret.revealed", ticket=ticket, id=secret_id, actor=actor)
             self._happened("revealed")
         return {"envelope": text, "kind": kind, "ticket": ticket}
 
@@ -545,6 +605,13 @@ def event_dict(e: AuditEvent) -> dict[str, Any]:
 
 def event_json(e: AuditEvent) -> str:
     return json.dumps(event_dict(e), sort_keys=True)
+
+
+def _actor(who: Principal | Gate, result: ScriptResult) -> str:
+    """The e-mail of the agent behind a step: given, or authenticated by its gate."""
+    if isinstance(who, Principal):
+        return who.email
+    return result.who[1] if result.who else ""
 
 
 def _text(value: Any) -> str:

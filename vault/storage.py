@@ -16,11 +16,14 @@ Redis faults are translated here into `Unavailable`; callers never see a redis-p
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import hashlib
 import json
 import logging
+import os
 import secrets
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple, TypeVar
@@ -36,6 +39,11 @@ log = logging.getLogger("vault.storage")
 PREFIX = "vault:"
 ACCT = PREFIX + "{acct}:"
 MINE = ACCT + "mine:"
+# Placeholders for the agent a gated script authenticates (vault.lua, "The gate"): a caller that
+# does not know yet who is calling passes these, and the script puts the agent's values in.
+AGENT = "\x00@agent"
+AGENT_NAME = "\x00@name"
+AGENT_SESSION = "\x00@session"
 
 _UNAVAILABLE = (
     rexc.ConnectionError,
@@ -51,7 +59,7 @@ _UNAVAILABLE = (
 )
 
 
-# Ticket scripts that write: on a Cluster they answer {writes to replay, result} (vault.lua).
+# Ticket scripts that write: they answer {who, writes to replay, result} (vault.lua).
 _WRITING = frozenset({"CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK",
                       "DELETE_SECRET", "PURGE", "ASSIGN", "REOPEN"})
 
@@ -95,6 +103,31 @@ class SidebarView(NamedTuple):
 class ScriptResult:
     status: str
     values: list[Any] = field(default_factory=list)
+    # The agent the step's gate authenticated: ['agent', e-mail, name, role, id, session].
+    who: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a ticket step checks before anything else, in the same round trip (vault.lua, "The
+    gate"): the caller's credential, by the digest of an agent token or a web session, and rate
+    limits (a `vault.ratelimit` spec) counted for `identity` ("" for the authenticated agent's
+    e-mail). Refusals come back as the statuses `unauthenticated`, `notagent` and `limited`
+    (with the seconds to wait)."""
+
+    auth: str = ""  # "token", "session" or "" (nobody to authenticate)
+    digest: str = ""
+    idle_ms: int = 0
+    max_ms: int = 0
+    limits: str = ""
+    identity: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not self.auth and not self.limits
+
+
+NO_GATE = Gate()
 
 
 @dataclass(frozen=True)
@@ -118,6 +151,50 @@ class _Script:
         self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+class _FollowUps:
+    """On a Cluster: the other-slot writes of the gated steps (a create, a fill, a reveal),
+    sent by one thread per process in batches, so that the request itself makes its two round
+    trips and no more (PRODUCT.md "Storage"). Best effort, as the synchronous replay of the other
+    steps is: the ticket's own stream already holds the event. `flush` waits until everything
+    queued so far is sent (reads of the global stream and the index call it first, so a process
+    reads its own writes; it is also what a test or a shutdown waits on)."""
+
+    def __init__(self, send: Callable[[list[Any]], None]) -> None:
+        self._send = send
+        self._pending: list[Any] = []
+        self._busy = False
+        self._cond = threading.Condition()
+        self._pid = 0
+
+    def put(self, later: Sequence[Any]) -> None:
+        with self._cond:
+            self._pending.extend(later)
+            if self._pid != os.getpid():  # none yet, or forked: a worker starts its own
+                self._pid = os.getpid()
+                threading.Thread(target=self._run, name="vault-follow-ups", daemon=True).start()
+                atexit.register(self.flush, 2.0)
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._pending))
+                batch, self._pending, self._busy = self._pending, [], True
+            try:
+                self._send(batch)
+            except Exception:  # the thread must outlive any one batch (`_replay` logs its own)
+                log.warning("global audit and agent index not updated after a ticket step",
+                            extra={"event": "follow-ups"})
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)
+
+
 class Store:
     """Every key, every script. Times are milliseconds since the epoch, from the app's clock."""
 
@@ -136,10 +213,11 @@ class Store:
         # (max TTL + tombstone) indexes nothing; at most `index_cap` tickets per agent.
         self.index_ttl_ms = index_ttl_ms
         self.index_cap = index_cap
+        self.follow_ups = _FollowUps(self._replay)
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
             "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY", "SIDEBAR", "SWAP_IF_SAME",
-            "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "ADD_AGENT", "BATCH")}
+            "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "GATE", "ADD_AGENT", "BATCH")}
 
     # -- plumbing ---------------------------------------------------------------------------
 
@@ -157,11 +235,6 @@ class Store:
                 raise Unavailable() from None
             raise
 
-    def faults(self) -> contextlib.AbstractContextManager[None]:
-        """Translate Redis faults of any client of the same Redis (flask-limiter's) the same
-        way: transient ones become `Unavailable`."""
-        return self._guard()
-
     def load_scripts(self) -> None:
         """Preload every script so that the first request does not pay a NOSCRIPT round trip."""
         with self._guard():
@@ -170,6 +243,14 @@ class Store:
 
     def _eval(self, name: str, keys: Sequence[str], args: Sequence[Any], *,
               write: bool = True) -> list[Any]:
+        """A script's answer; for a writing ticket script, its result (see `_step`)."""
+        raw = self._eval_raw(name, keys, args, write=write)
+        if name in _WRITING:
+            return list(self._unwrap(raw)[1] or [])
+        return raw
+
+    def _eval_raw(self, name: str, keys: Sequence[str], args: Sequence[Any], *,
+                  write: bool = True) -> list[Any]:
         script = self._scripts[name]
         with self._guard():
             try:
@@ -177,13 +258,62 @@ class Store:
             except rexc.NoScriptError:
                 raw, acked = self._run(script.sha, keys, args, write=write,
                                        source=script.source)
-        if self.cluster and name in _WRITING:
-            later, raw = raw
-            self._replay(later)
-            raw = list(raw or [])
         if acked is not None and acked < self.min_replicas:
             raise Unavailable("The write was not confirmed by enough replicas. Try again.")
         return raw
+
+    def _unwrap(self, raw: Sequence[Any], *, defer: bool = False
+                ) -> tuple[list[str], list[Any]]:
+        """(who, result) of a writing ticket script's {who, later, result}, after replaying
+        `later` on a Cluster (or, with `defer`, after queueing it: `_FollowUps`)."""
+        who, later, out = raw
+        if later:
+            if defer:
+                self.follow_ups.put(later)
+            else:
+                self._replay(later)
+        return [_s(v) for v in who or []], list(out or [])
+
+    def _step(self, name: str, keys: Sequence[str], args: list[Any], gate: Gate,
+              now_ms: int) -> ScriptResult:
+        """A writing ticket script behind its gate: one round trip on a single Redis or
+        Sentinel; on a Cluster the gate first, in the account slot, then the script with the
+        agent's values in place of the placeholders."""
+        if self.cluster and not gate.empty:
+            passed = self.pass_gate(gate, now_ms)
+            if passed.status != "ok":
+                return passed
+            bound = dict(zip((AGENT, AGENT_NAME, AGENT_SESSION), passed.who[1:3] + passed.who[5:6],
+                             strict=False)) if passed.who else {}
+            args = [bound.get(a, a) if isinstance(a, str) else a for a in args]
+            args[-9:-3] = self._gate_args(NO_GATE)
+            _, out = self._unwrap(self._eval_raw(name, keys, args), defer=True)
+            who = passed.who
+        else:
+            who, out = self._unwrap(self._eval_raw(name, keys, args), defer=self.cluster)
+        result = self._result(out)
+        result.who = who
+        return result
+
+    @staticmethod
+    def _credential_key(kind: str, digest: str) -> str:
+        """The record of an agent token or helpdesk key ("token"), or of a web session."""
+        return f"{ACCT}{'sess' if kind == 'session' else 'tok'}:{digest}"
+
+    def _gate_args(self, gate: Gate) -> list[Any]:
+        key = self._credential_key(gate.auth, gate.digest) if gate.auth else ""
+        return [key, gate.auth, gate.idle_ms, gate.max_ms, gate.identity, gate.limits]
+
+    def pass_gate(self, gate: Gate, now_ms: int) -> ScriptResult:
+        """The gate alone, in the account slot: 'ok' (with `who` when it authenticated someone)
+        or its refusal. Like flask-limiter's counters, a rate limit's is not worth a WAIT for
+        replicas; a web session's last-seen time is (as in `authenticate`)."""
+        raw = self._eval("GATE", [ACCT + "agents"], [PREFIX, now_ms, *self._gate_args(gate)],
+                         write=gate.auth == "session")
+        status = _s(raw[0])
+        if status == "ok":
+            return ScriptResult("ok", [], [_s(v) for v in raw[1] or []])
+        return ScriptResult(status, list(raw[1:]))
 
     def _run(self, sha: str, keys: Sequence[str], args: Sequence[Any], *, write: bool,
              source: str | None) -> tuple[list[Any], int | None]:
@@ -223,19 +353,27 @@ class Store:
         node = self.client.get_node_from_key(key)
         return self.client.get_redis_connection(node)
 
-    def _ticket_args(self, tag: str, now_ms: int, actor: str, *extra: Any) -> list[Any]:
+    def _ticket_args(self, tag: str, now_ms: int, actor: str, *extra: Any,
+                     gate: Gate = NO_GATE) -> list[Any]:
         return [PREFIX, tag, now_ms, self.ticket_audit_maxlen, self.audit_maxlen,
                 self.audit_ttl_ms, "" if self.cluster else self.audit_key(), actor, *extra,
-                "" if self.cluster else MINE, self.index_ttl_ms, self.index_cap]
+                *self._gate_args(gate), "" if self.cluster else MINE, self.index_ttl_ms,
+                self.index_cap]
 
     def _result(self, raw: list[Any]) -> ScriptResult:
         if not raw:
             return ScriptResult("notfound")
         return ScriptResult(_s(raw[0]), list(raw[1:]))
 
+    def _caught_up(self) -> None:
+        """Before reading the global stream or an agent's index on a Cluster: this process's
+        queued follow-ups are sent first (it reads its own writes)."""
+        if self.cluster:
+            self.follow_ups.flush()
+
     def _replay(self, later: Sequence[Any]) -> None:
-        """On a Cluster: the writes a ticket script left for other slots (the global audit
-        stream, the agents' ticket index), in its order, in one pipeline.
+        """On a Cluster: the writes ticket scripts left for other slots (the global audit
+        stream, the agents' ticket index), in their order, in one pipeline.
 
         The domain step is done and acknowledged by then, so a failure here never fails it
         (a reveal must not lose its envelope over an index): it is logged, with the events.
@@ -310,33 +448,37 @@ class Store:
 
     def create_secret(self, *, ticket: str, id_: str, kind: str, envelope: bytes, now_ms: int,
                       expires_ms: int, meta_ttl_ms: int, manage_digest: str, max_waiting: int,
-                      actor: str) -> ScriptResult:
-        return self._result(self._eval("CREATE_SECRET", [self.ticket_key(ticket)],
-                                       self._ticket_args(
+                      actor: str, gate: Gate = NO_GATE) -> ScriptResult:
+        return self._step("CREATE_SECRET", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, id_, kind, envelope, expires_ms,
-            expires_ms - now_ms, meta_ttl_ms, manage_digest, max_waiting)))
+            expires_ms - now_ms, meta_ttl_ms, manage_digest, max_waiting, gate=gate),
+            gate, now_ms)
 
     def create_request(self, *, ticket: str, id_: str, now_ms: int, expires_ms: int,
-                       meta_ttl_ms: int, note: str, agent: str, tombstone_ms: int) -> ScriptResult:
-        return self._result(self._eval("CREATE_REQUEST", [self.ticket_key(ticket)],
-                                       self._ticket_args(
+                       meta_ttl_ms: int, note: str, agent: str, tombstone_ms: int,
+                       gate: Gate = NO_GATE) -> ScriptResult:
+        """`agent` may be AGENT behind a gate that authenticates."""
+        return self._step("CREATE_REQUEST", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, agent, ticket, id_, expires_ms, meta_ttl_ms, note,
-            tombstone_ms)))
+            tombstone_ms, gate=gate), gate, now_ms)
 
     def fill_request(self, *, request_id: str, secret_id: str, kind: str, envelope: bytes,
                      now_ms: int, expires_ms: int, meta_ttl_ms: int, manage_digest: str,
-                     envelope_digest: str, max_waiting: int, actor: str) -> ScriptResult:
-        return self._result(self._eval("FILL_REQUEST", [self.request_key(request_id)],
-                                       self._ticket_args(
+                     envelope_digest: str, max_waiting: int, actor: str,
+                     gate: Gate = NO_GATE) -> ScriptResult:
+        return self._step("FILL_REQUEST", [self.request_key(request_id)], self._ticket_args(
             tag_of(request_id), now_ms, actor, secret_id, kind, envelope, expires_ms,
-            expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, max_waiting)))
+            expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, max_waiting,
+            gate=gate), gate, now_ms)
 
     def reveal(self, *, secret_id: str, agent: str, agent_name: str, session: str, now_ms: int,
-               grace_ms: int, policy: str) -> ScriptResult:
-        return self._result(self._eval(
+               grace_ms: int, policy: str, gate: Gate = NO_GATE) -> ScriptResult:
+        """`agent`, `agent_name` and `session` may be the placeholders (AGENT, ...) behind a
+        gate that authenticates."""
+        return self._step(
             "REVEAL", [self.secret_key(secret_id), self.envelope_key(secret_id)],
             self._ticket_args(tag_of(secret_id), now_ms, agent, agent, agent_name, session,
-                              grace_ms, policy)))
+                              grace_ms, policy, gate=gate), gate, now_ms)
 
     def ack(self, *, secret_id: str, session: str, now_ms: int, actor: str) -> ScriptResult:
         return self._result(self._eval(
@@ -403,6 +545,7 @@ class Store:
 
     def agent_ticket_names(self, email: str, limit: int) -> list[tuple[str, int]]:
         """(ticket, last activity ms) from the agent's index, most recent first."""
+        self._caught_up()
         with self._guard():
             rows = self.client.zrevrange(self.mine_key(email), 0, limit - 1, withscores=True)
         return [(_s(name), int(score)) for name, score in rows]
@@ -488,6 +631,7 @@ class Store:
     def audit_tail(self, count: int = 100, *, after: str | None = None,
                    block_ms: int | None = None) -> list[AuditEvent]:
         """The last `count` events, oldest first; or those after `after` (waiting `block_ms`)."""
+        self._caught_up()
         with self._guard():
             if after is None:
                 entries = list(reversed(self.client.xrevrange(self.audit_key(), count=count)))
@@ -501,6 +645,8 @@ class Store:
         """Up to `count` events older than stream id `before` (the newest if None), newest
         first: the global stream, or `ticket`'s own. Paging backwards through the log."""
         key = self.audit_key() if ticket is None else self._k(slot_tag(ticket), "log", ticket)
+        if ticket is None:
+            self._caught_up()
         with self._guard():
             entries = self.client.xrevrange(key, "+" if before is None else "(" + before, "-",
                                             count=count)
@@ -587,7 +733,7 @@ class Store:
 
     def authenticate(self, *, kind: str, digest: str, now_ms: int, idle_ms: int,
                      max_ms: int) -> list[str] | None:
-        key = f"{ACCT}{'sess' if kind == 'session' else 'tok'}:{digest}"
+        key = self._credential_key(kind, digest)
         raw = self._eval("AUTHENTICATE", [key], [PREFIX, now_ms, kind, idle_ms, max_ms],
                          write=kind == "session")
         return [_s(v) for v in raw] if raw else None

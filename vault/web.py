@@ -16,7 +16,10 @@ from typing import Any
 from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
+from vault.crypto.tokens import AGENT_TOKEN, SESSION, is_token, token_digest
 from vault.errors import (
+    LOG_IN,
+    TOKEN_INVALID,
     BadRequest,
     Forbidden,
     RateLimited,
@@ -27,12 +30,14 @@ from vault.errors import (
 )
 from vault.extension import ext
 from vault.service import Principal
+from vault.storage import NO_GATE, Gate
 
 log = logging.getLogger("vault.http")
 SESSION_COOKIE = "__Host-vault_session"
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 20
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})  # no CSRF token needed
 
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
             "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
@@ -47,9 +52,7 @@ COMMON_HEADERS = {
 
 
 def is_api() -> bool:
-    path = request.path
-    return path.startswith(("/api/", "/integrations/")) or path in {"/healthz", "/readyz",
-                                                                    "/metrics"}
+    return _api_path(request.path)
 
 
 # -- request bodies ---------------------------------------------------------------------------
@@ -116,18 +119,64 @@ def principal(*, required: bool = True) -> Principal | None:
                 raise Unauthenticated("Use Authorization: Bearer <token>.")
             found = accounts.authenticate_bearer(token.strip())
             if found is None:
-                raise Unauthenticated("This token is not valid (revoked, expired or mistyped).")
+                raise Unauthenticated(TOKEN_INVALID)
         else:
             cookie = request.cookies.get(SESSION_COOKIE)
             if cookie:
                 found = accounts.authenticate_session(cookie)
-                if found is not None and request.method not in {"GET", "HEAD", "OPTIONS"} \
+                if found is not None and request.method not in SAFE_METHODS \
                         and not accounts.csrf_ok(found, request.headers.get("X-CSRF-Token")):
                     raise Forbidden("Missing or wrong CSRF token (X-CSRF-Token).", reason="csrf")
         g.principal = found
     if found is None and required:
-        raise Unauthenticated("Log in or send Authorization: Bearer <token>.")
+        raise Unauthenticated(LOG_IN)
     return found
+
+
+def gate(limit: str = "", identity: str = "", *, agent: bool = False) -> Principal | Gate:
+    """What the request's step checks first, in its own round trip (vault.storage.Gate): with
+    `agent`, the caller's agent token or web session (its CSRF token checked here, without
+    Redis); and the named rate limit, counted for `identity` ("" with `agent`: the agent's
+    e-mail).
+
+    A caller whose credential cannot be checked that way (none, a helpdesk key, something that
+    is no token, a cookie without its CSRF token) is checked here first, by `principal` and the
+    limit's own round trip, so it gets the answer it always got: then the agent, if any."""
+    e = ext()
+    limits = e.limits[limit] if limit else ""
+    if not agent:
+        return Gate(limits=limits, identity=identity)
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        if scheme.lower() == "bearer" and is_token(token, AGENT_TOKEN):
+            return Gate(auth="token", digest=token_digest(token), limits=limits,
+                        identity=identity)
+    else:
+        cookie = request.cookies.get(SESSION_COOKIE, "")
+        if is_token(cookie, SESSION) and (request.method in SAFE_METHODS or e.accounts.csrf_ok_for(
+                cookie, request.headers.get("X-CSRF-Token"))):
+            return e.accounts.session_gate(cookie, limits=limits, identity=identity)
+    who = require_agent()
+    if limit:
+        e.check_limit(limit, identity or who.email)
+    return who
+
+
+def gated(who: Principal | Gate) -> Gate:
+    """The gate left for the step (none when `gate` checked everything already)."""
+    return who if isinstance(who, Gate) else NO_GATE
+
+
+def gated_json(who: Principal | Gate, *, optional: bool = False) -> dict[str, Any]:
+    """`json_body`, its errors coming after the gate's own (Vault.check_gate)."""
+    try:
+        return json_body(optional=optional)
+    except VaultError:
+        if isinstance(who, Gate):
+            ext().vault.check_gate(who)
+        raise
 
 
 def require_agent() -> Principal:
@@ -209,39 +258,102 @@ def _from_http(exc: HTTPException) -> VaultError:
     return err
 
 
-def install(app: Flask) -> None:
-    """Hooks and handlers for every blueprint."""
+class Plumbing:
+    """The WSGI layer around the app: every response's header set, its request id, its metrics.
 
-    @app.before_request
-    def _start() -> None:
-        g.started = time.perf_counter()
-        offered = request.headers.get("X-Request-Id", "")
+    It works on the plain header list that goes to the server, with the headers precomputed
+    once: what used to be an after_request hook of a dozen header lookups and two metric label
+    lookups is now one pass over the two or three headers a view set, and cached metric
+    children. The rules are PRODUCT.md's ("Exact formats", headers): a header a view set itself
+    is kept (its CSP, say), except `Cache-Control`, which is `no-store` on everything but a
+    static file served fine; a 204 carries no `Content-Type`; every response carries the
+    `X-Request-Id` that the logs name (a proxy's own id is kept when it is a plain token).
+    """
+
+    def __init__(self, app: Any, *, production: bool, metrics: Any) -> None:
+        self.app = app
+        self.metrics = metrics
+        common = list(COMMON_HEADERS.items())
+        if production:
+            common.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
+        # (name, lower-case name, value) of each default, for a page and for anything else.
+        self.defaults = {
+            is_page: [(n, n.lower(), v) for n, v in
+                      [*common, ("Content-Security-Policy", PAGE_CSP if is_page else DATA_CSP)]]
+            for is_page in (True, False)}
+        self._requests: dict[tuple[str, str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        started = time.perf_counter()
+        offered = environ.get("HTTP_X_REQUEST_ID", "")
         # A proxy's id is kept only when it is a plain token: it goes into logs and headers.
-        g.request_id = offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(8)
+        request_id = offered if offered and _REQUEST_ID.fullmatch(offered) \
+            else secrets.token_hex(8)
+        environ["vault.request_id"] = request_id
 
-    @app.after_request
-    def _headers(resp: Response) -> Response:
-        headers = resp.headers
-        for name, value in COMMON_HEADERS.items():
-            headers.setdefault(name, value)
-        if ext().config.production:
-            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
-        is_page = not is_api() and (resp.mimetype or "").startswith("text/html")
-        headers.setdefault("Content-Security-Policy", PAGE_CSP if is_page else DATA_CSP)
-        if resp.status_code == 204:
-            headers.pop("Content-Type", None)
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            self._finish(environ, status, headers, request_id, started)
+            return start_response(status, headers, exc_info)
+
+        return self.app(environ, start)
+
+    def _finish(self, environ: dict[str, Any], status: str, headers: list[tuple[str, str]],
+                request_id: str, started: float) -> None:
+        code = int(status[:3])
+        path = "/" + environ.get("PATH_INFO", "").lstrip("/")
+        present, content_type = set(), ""
+        for name, value in headers:
+            low = name.lower()
+            present.add(low)
+            if low == "content-type":
+                content_type = value
+        is_page = not _api_path(path) and content_type.startswith("text/html")
+        if code == 204 and content_type:
+            headers[:] = [h for h in headers if h[0].lower() != "content-type"]
         # Static files are cacheable (versioned by content hash); everything else, a static
         # path's error page included, is not kept anywhere.
-        if not request.path.startswith("/static/") or resp.status_code >= 400:
-            headers["Cache-Control"] = "no-store"
-            headers.setdefault("Pragma", "no-cache")
-        headers["X-Request-Id"] = g.get("request_id", "")
-        route = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics = ext().metrics
-        metrics.requests.labels(route, request.method, str(resp.status_code)).inc()
-        metrics.latency.labels(route).observe(time.perf_counter() - g.get("started",
-                                                                          time.perf_counter()))
-        return resp
+        if not path.startswith("/static/") or code >= 400:
+            if "cache-control" in present:
+                headers[:] = [h for h in headers if h[0].lower() != "cache-control"]
+            headers.append(("Cache-Control", "no-store"))
+            if "pragma" not in present:
+                headers.append(("Pragma", "no-cache"))
+        for name, low, value in self.defaults[is_page]:
+            if low not in present:
+                headers.append((name, value))
+        if "x-request-id" in present:
+            headers[:] = [h for h in headers if h[0].lower() != "x-request-id"]
+        headers.append(("X-Request-Id", request_id))
+        flask_request = environ.get("werkzeug.request")
+        rule = getattr(flask_request, "url_rule", None)
+        route = rule.rule if rule is not None else "unmatched"
+        key = (route, environ.get("REQUEST_METHOD", ""), status[:3])
+        counter = self._requests.get(key)
+        if counter is None:
+            counter = self._requests[key] = self.metrics.requests.labels(*key)
+        counter.inc()
+        latency = self._latency.get(route)
+        if latency is None:
+            latency = self._latency[route] = self.metrics.latency.labels(route)
+        latency.observe(time.perf_counter() - started)
+
+
+def _api_path(path: str) -> bool:
+    return path.startswith(("/api/", "/integrations/")) or path in {"/healthz", "/readyz",
+                                                                    "/metrics"}
+
+
+def request_id() -> str:
+    """The id of the request being handled (the one its response and logs carry)."""
+    return str(request.environ.get("vault.request_id", ""))
+
+
+def install(app: Flask) -> None:
+    """The WSGI plumbing and the error handlers for every blueprint."""
+    e = app.extensions["vault"]
+    app.wsgi_app = Plumbing(app.wsgi_app, production=e.config.production,  # type: ignore[method-assign]
+                            metrics=e.metrics)
 
     @app.errorhandler(VaultError)
     def _vault_error(error: VaultError) -> Response:
@@ -262,10 +374,10 @@ def install(app: Flask) -> None:
         import redis.exceptions as rexc
         if isinstance(exc, rexc.ConnectionError | rexc.TimeoutError | rexc.BusyLoadingError
                       | rexc.ReadOnlyError | rexc.ClusterDownError):
-            # flask-limiter's own Redis client: same meaning as a store fault, fail closed.
+            # A Redis fault that escaped the store's translation: a store fault, fail closed.
             ext().metrics.redis_errors.inc()
             return render_error(Unavailable())
         log.error("unhandled error", exc_info=exc,
-                  extra={"request_id": g.get("request_id", ""), "path": request.path})
+                  extra={"request_id": request_id(), "path": request.path})
         err = VaultError("Something went wrong on our side. It was logged.")
         return render_error(err)

@@ -13,6 +13,9 @@ from vault.service import Principal, check_ticket
 from vault.web import (
     SESSION_COOKIE,
     client_address,
+    gate,
+    gated,
+    gated_json,
     json_body,
     principal,
     require_admin_or_helpdesk,
@@ -32,8 +35,8 @@ def no_content() -> tuple[str, int]:
 
 @bp.post("/api/v1/requests")
 def create_request() -> tuple[Response, int]:
-    who = require_agent()
-    body = json_body()
+    who = gate(agent=True)
+    body = gated_json(who)
     return created(ext().vault.create_request(who, body.get("ticket"), body.get("note")))
 
 
@@ -44,24 +47,23 @@ def request_state(request_id: str) -> Response:
 
 @bp.post("/api/v1/requests/<request_id>/secret")
 def fill_request(request_id: str) -> tuple[Response, int]:
-    e = ext()
     address = client_address()
-    e.check_limit("submit", address)
-    body = json_body()
-    return created(e.vault.fill_request(request_id, body.get("kind"), body.get("envelope"),
-                                       address=address))
+    limit = gate("submit", address)
+    body = gated_json(limit)
+    return created(ext().vault.fill_request(request_id, body.get("kind"), body.get("envelope"),
+                                            address=address, gate=gated(limit)))
 
 
 # -- secrets --------------------------------------------------------------------------------------
 
 @bp.post("/api/v1/secrets")
 def create_secret() -> tuple[Response, int]:
-    e = ext()
     address = client_address()
-    e.check_limit("submit", address)
-    body = json_body()
-    return created(e.vault.create_secret(body.get("ticket"), body.get("kind"),
-                                         body.get("envelope"), body.get("ttl"), address=address))
+    limit = gate("submit", address)
+    body = gated_json(limit)
+    return created(ext().vault.create_secret(body.get("ticket"), body.get("kind"),
+                                             body.get("envelope"), body.get("ttl"),
+                                             address=address, gate=gated(limit)))
 
 
 @bp.get("/api/v1/secrets/<secret_id>")
@@ -77,11 +79,9 @@ def delete_secret(secret_id: str) -> tuple[str, int]:
 
 @bp.post("/api/v1/secrets/<secret_id>/reveal")
 def reveal(secret_id: str) -> Response:
-    e = ext()
-    who = require_agent()
-    e.check_limit("reveal", who.email)
-    json_body(optional=True)
-    return jsonify(e.vault.reveal(who, secret_id))
+    who = gate("reveal", agent=True)
+    gated_json(who, optional=True)
+    return jsonify(ext().vault.reveal(who, secret_id))
 
 
 @bp.post("/api/v1/secrets/<secret_id>/ack")

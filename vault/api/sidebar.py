@@ -64,10 +64,8 @@ def helpscout_sidebar() -> Response:
         return jsonify({"html": NEUTRAL})
     user = body.get("user")
     hs_user = str(user.get("id")) if isinstance(user, dict) and user.get("id") is not None else ""
-    limits = [(item.amount, item.get_expiry()) for item in e.limits["webhook"]] \
-        if e.config.ratelimit_enabled else []
     view = e.vault.sidebar_view(str(number), hs_user if _HELPSCOUT_ID.fullmatch(hs_user) else "",
-                                limits=limits)
+                                limits=e.webhook_windows)
     return jsonify({"html": render(view, e.config.base_url)})
 
 

@@ -86,7 +86,7 @@ def _counted(source: str, handle: Callable[[], Response]) -> Response:
         elif isinstance(exc, HTTPException):
             status = exc.code or 500
         elif isinstance(exc, redis.exceptions.RedisError):
-            status = 503  # the limiter's own Redis client: answered 503 by the error handler
+            status = 503  # a Redis fault outside the store: answered 503 by the error handler
         else:
             status = 500
         ext().metrics.webhook(source, _REFUSED.get(status, "invalid" if status < 500
