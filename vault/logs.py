@@ -6,10 +6,10 @@ only reach a log if code formats it into a message, and no code in vault does (t
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import logging
 import sys
+import time
 from typing import Any
 
 _ALLOWED_EXTRA = ("audit", "request_id", "method", "path", "status", "bytes", "duration_ms",
@@ -19,8 +19,7 @@ _ALLOWED_EXTRA = ("audit", "request_id", "method", "path", "status", "bytes", "d
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, tz=dt.UTC).isoformat(
-                timespec="milliseconds"),
+            "ts": _timestamp(record.created),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -33,7 +32,23 @@ class JsonFormatter(logging.Formatter):
             out["exception"] = record.exc_info[0].__name__
             out["traceback"] = self.formatStack(
                 "".join(_frames(record.exc_info[2])))
-        return json.dumps(out, default=str, sort_keys=True)
+        return _encode(out)
+
+
+# One encoder for every line (json.dumps with options builds a new one per call).
+_encode = json.JSONEncoder(default=str, sort_keys=True).encode
+_second: tuple[int, str] = (-1, "")
+
+
+def _timestamp(created: float) -> str:
+    """RFC 3339 UTC with milliseconds, as datetime.isoformat(timespec="milliseconds") writes
+    it; the part up to the second is formatted once per second."""
+    global _second
+    whole = int(created)
+    cached = _second
+    if cached[0] != whole:
+        cached = _second = (whole, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(whole)))
+    return f"{cached[1]}.{int((created - whole) * 1000):03d}+00:00"
 
 
 def _frames(tb: Any) -> list[str]:
@@ -55,6 +70,11 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
 
 def setup(level: str) -> None:
     """Route the `vault` loggers to stderr as JSON lines (idempotent)."""
+    # No record asks where it was logged from or by which thread (the JSON lines name neither):
+    # the logging module's own speed-ups, documented in its HOWTO ("Optimization").
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logMultiprocessing = False
     root = logging.getLogger("vault")
     root.setLevel(level)
     if not any(getattr(h, "_vault", False) for h in root.handlers):

@@ -171,6 +171,7 @@ class JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no ty
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
+        self._access_enabled = self._access_on()  # decided once, not per request
         for log in (self.error_log, self.access_log):
             for handler in log.handlers:
                 if getattr(handler, "_gunicorn", False):
@@ -186,7 +187,7 @@ class JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no ty
 
     def access(self, resp: Any, req: Any, environ: Mapping[str, Any],
                request_time: dt.timedelta) -> None:
-        if not self._access_on():
+        if not getattr(self, "_access_enabled", False):
             return
         status = resp.status
         if isinstance(status, str):
