@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import pstats
 import sys
 import time
@@ -83,7 +84,7 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
     print(f"{label:<8} {us:7.1f} us CPU per request ({len(envs)} requests, {bad} not 2xx)")
     if prof:
         out = io.StringIO()
-        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(40)
+        pstats.Stats(prof, stream=out).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "40")))
         print(out.getvalue())
     return us
 

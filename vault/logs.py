@@ -51,6 +51,49 @@ def _timestamp(created: float) -> str:
     return f"{cached[1]}.{int((created - whole) * 1000):03d}+00:00"
 
 
+def line(logger: logging.Logger, message: str, **extra: Any) -> None:
+    """`logger.info(message, extra=extra)`, written straight to the stream when every handler
+    that would write it is a plain stream handler of JsonFormatter and nothing filters it: the
+    same bytes, without a LogRecord and the logging module's dispatch (two lines a request, the
+    access log and the audit, made that a measurable share of a request's CPU). Any other set-up
+    (a file or syslog handler, a filter, a test's recorder) takes the logging module's path."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    handlers = _direct_handlers(logger)
+    if handlers is None:
+        logger.info(message, extra=extra)
+        return
+    out: dict[str, Any] = {"ts": _timestamp(time.time()), "level": "INFO", "logger": logger.name,
+                           "message": message}
+    for name in _ALLOWED_EXTRA:
+        if name in extra:
+            out[name] = extra[name]
+    text = _encode(out)
+    for handler in handlers:
+        handler.acquire()
+        try:
+            stream = handler.stream
+            stream.write(text + handler.terminator)
+            stream.flush()
+        finally:
+            handler.release()
+
+
+def _direct_handlers(logger: logging.Logger) -> list[logging.StreamHandler] | None:  # type: ignore[type-arg]
+    found: list[logging.StreamHandler] = []  # type: ignore[type-arg]
+    current: logging.Logger | None = logger
+    while current is not None:
+        if current.filters:
+            return None
+        for handler in current.handlers:
+            if type(handler) not in _PLAIN_STREAMS or type(handler.formatter) is not JsonFormatter \
+                    or handler.filters or handler.level > logging.INFO:
+                return None
+            found.append(handler)  # type: ignore[arg-type]
+        current = current.parent if current.propagate else None
+    return found or None
+
+
 def _frames(tb: Any) -> list[str]:
     import traceback
     return traceback.format_list(traceback.extract_tb(tb))
@@ -66,6 +109,10 @@ class _Stderr(logging.StreamHandler):  # type: ignore[type-arg]
     @stream.setter
     def stream(self, _: Any) -> None:
         pass
+
+
+# Handlers `line` may write to directly: vault's own and gunicorn's (a plain StreamHandler).
+_PLAIN_STREAMS = {_Stderr, logging.StreamHandler}
 
 
 def setup(level: str) -> None:

@@ -34,6 +34,7 @@ from flask import Flask
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
+from vault import logs as vault_logs
 from vault.errors import ConfigError, Unavailable, VaultError
 from vault.logs import JsonFormatter
 from vault.metrics import MULTIPROC_ENV
@@ -192,9 +193,11 @@ class JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no ty
         status = resp.status
         if isinstance(status, str):
             status = status.split(None, 1)[0]
-        headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
-        request_id = next((value for name, value in headers
-                           if name.lower() == "x-request-id"), None)
+        request_id = environ.get("vault.request_id")  # vault's answer carries the same id
+        if request_id is None:
+            headers = resp.headers.items() if hasattr(resp.headers, "items") else resp.headers
+            request_id = next((value for name, value in headers
+                               if name.lower() == "x-request-id"), None)
         sent = getattr(resp, "sent", None)
         fields = {
             "method": environ.get("REQUEST_METHOD", ""),
@@ -205,7 +208,7 @@ class JsonLogger(glogging.Logger):  # type: ignore[misc]  # gunicorn ships no ty
             "request_id": request_id or None,
         }
         try:
-            self.access_log.info("request", extra=fields)
+            vault_logs.line(self.access_log, "request", **fields)
         except Exception:
             self.error("could not write an access log line")
 

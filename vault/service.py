@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from vault import ids
+from vault import ids, logs
 from vault.config import Config
 from vault.crypto.envelope import KINDS, EnvelopeTooLarge, InvalidEnvelope, check_shape
 from vault.crypto.keyring import InvalidWrap, KeyRing
@@ -91,7 +91,7 @@ def envelope_context(secret_id: str) -> bytes:
 
 def emit(event: str, **fields: Any) -> None:
     """One structured audit line. Callers pass ids, names and counts, never secret material."""
-    audit_log.info(event, extra={"audit": {"event": event, **fields}})
+    logs.line(audit_log, event, audit={"event": event, **fields})
 
 
 def check_ticket(ticket: Any) -> str:

@@ -77,12 +77,15 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     and free of lone surrogates (JSON escapes like \\ud800 are not UTF-8 text)."""
     try:
         value = json.loads(raw.decode("utf-8"))
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        # A lone surrogate can only come from a \u escape (UTF-8 cannot encode one).
+        if b"\\u" in raw:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except (UnicodeError, ValueError, RecursionError):
         raise BadRequest("The body is not valid UTF-8 JSON.") from None
     if not isinstance(value, dict):
         raise BadRequest("Send a JSON object.")
-    if _depth(value, MAX_DEPTH) > MAX_DEPTH:
+    # Nesting needs brackets: a body with few of them cannot be too deep.
+    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value, MAX_DEPTH) > MAX_DEPTH:
         raise BadRequest("The JSON is nested too deeply.")
     return value
 

@@ -142,9 +142,12 @@ def _language_switch() -> Any:
 
     A 303 to a URL without a fragment keeps the browser's fragment, so a link's key survives.
     """
+    # The cheap tests first: this runs before every request, the API's too.
+    if request.method not in {"GET", "HEAD"} or not request.environ.get("QUERY_STRING") \
+            or request.path.startswith(("/api/", "/static/", "/integrations/")):
+        return None
     chosen = i18n.requested_language()
-    if chosen is None or request.method not in {"GET", "HEAD"} or request.path.startswith(
-            ("/api/", "/static/", "/integrations/")):
+    if chosen is None:
         return None
     # Built from the matched route, not from the raw path: "/%09/evil.example/?lang=fr" must not
     # become a redirect to "//evil.example/". An unmatched path goes to the start page.
