@@ -36,8 +36,9 @@ AGENT = "bench@bench.example.com"
 AGENT_PASSWORD = "bench agent password, never used to log in"  # noqa: S105
 
 TARGETS = {
-    "vs_snappass": 1.5,  # vault create and reveal each at least 1.5x snappass's rate
-    "vs_ceiling": 0.6,  # ... and at least 0.6 of the ceiling's
+    "vs_snappass": 1.0,  # required (PRODUCT.md "Performance"): create and reveal each >= 1.0x
+    "vs_snappass_goal": 1.5,  # the goal beyond it
+    "vs_ceiling": 0.6,  # a goal: at least 0.6 of the ceiling's rate
     "p99_ms": 50.0,  # p99 under 50 ms at 32 connections
     "flat": 0.20,  # reveal latency within 20% from 10,000 to 1,000,000 stored secrets
     "purge_10k_s": 1.0,  # a 10,000-secret purge under 1 s
@@ -451,10 +452,12 @@ def verdicts(r: dict[str, Any]) -> list[tuple[str, str, bool]]:
     t, q = r["throughput"], r["ratios"]
     for op in ("create", "reveal"):
         v = q[f"{op}_vs_snappass"]
-        out.append((f"vault {op} >= {TARGETS['vs_snappass']}x snappass", f"{v:.2f}x",
+        out.append((f"vault {op} >= {TARGETS['vs_snappass']}x snappass (required)", f"{v:.2f}x",
                     v >= TARGETS["vs_snappass"]))
+        out.append((f"vault {op} >= {TARGETS['vs_snappass_goal']}x snappass (goal)",
+                    f"{v:.2f}x", v >= TARGETS["vs_snappass_goal"]))
         v = q[f"{op}_vs_ceiling"]
-        out.append((f"vault {op} >= {TARGETS['vs_ceiling']} of the ceiling", f"{v:.2f}",
+        out.append((f"vault {op} >= {TARGETS['vs_ceiling']} of the ceiling (goal)", f"{v:.2f}",
                     v >= TARGETS["vs_ceiling"]))
         p99 = t[f"vault_{op}"]["p99_ms"]
         out.append((f"vault {op} p99 < {TARGETS['p99_ms']:.0f} ms at "
@@ -560,9 +563,12 @@ def main() -> int:
     parser.add_argument("--purge-repeats", type=int, default=3)
     parser.add_argument("--race-rounds", type=int, default=100)
     parser.add_argument("--race-callers", type=int, default=200)
-    parser.add_argument("--workers", type=int, default=0,
-                        help="gunicorn workers for every server (default: vault's own default "
-                             "for this machine)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="gunicorn workers for every server (default 2, PRODUCT.md's "
+                             "setup: vault serve --workers 2)")
+    parser.add_argument("--no-default-run", action="store_true",
+                        help="skip the second throughput table, at vault's production default "
+                             "workers and threads for this machine")
     parser.add_argument("--threads", type=int, default=0,
                         help="gunicorn threads per worker (default: vault's own default)")
     parser.add_argument("--quick", action="store_true",
@@ -618,6 +624,28 @@ def main() -> int:
                 bench.scale(redis_server, settings, servers["vault"], ext)
                 bench.purge(ext, redis_server)
                 bench.race(redis_server, servers["snappass"], servers["vault"], ext)
+            default = harness.concurrency()
+            if not args.no_default_run and default != (bench.workers, bench.threads):
+                # The same table at what `vault serve` picks on this machine without --workers.
+                for name in ("snappass", "vault"):
+                    bench.stop(servers[name])
+                judged, results["throughput"] = results["throughput"], {}
+                bench.workers, bench.threads = default
+                bench.runs = {}
+                say(f"\nthe production default: {bench.workers} workers x {bench.threads} "
+                    f"threads for every server")
+                servers = {
+                    "ceiling": harness.start_ceiling(work, *default),
+                    "snappass": harness.start_snappass(work, redis_server.url, *default),
+                    "vault": harness.start_vault(work, settings, *default),
+                }
+                bench.procs.extend(servers.values())
+                bench.throughput(redis_server, ext, servers, token)
+                results["throughput_default"] = {
+                    "gunicorn_workers": default[0], "gunicorn_threads": default[1],
+                    **results["throughput"]}
+                results["ratios_default"] = ratios(results)
+                results["throughput"] = judged
         finally:
             bench.stop_all()
     results["machine"]["load_average_end"] = load_average()
@@ -629,6 +657,13 @@ def main() -> int:
     path.write_text(json.dumps(results, indent=2) + "\n")
     say("")
     say(table(results))
+    if "ratios_default" in results:
+        d, q = results["throughput_default"], results["ratios_default"]
+        say(f"\nAt the production default ({d['gunicorn_workers']} workers x "
+            f"{d['gunicorn_threads']} threads): vault / snappass create "
+            f"{q['create_vs_snappass']:.2f}x, reveal {q['reveal_vs_snappass']:.2f}x; vault p99 "
+            f"create {d['vault_create']['p99_ms']:.1f} ms, reveal "
+            f"{d['vault_reveal']['p99_ms']:.1f} ms")
     say("")
     rel = path.relative_to(harness.ROOT) if path.is_relative_to(harness.ROOT) else path
     say(f"results: {rel} ({results['seconds']} s in all)")

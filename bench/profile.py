@@ -63,23 +63,27 @@ def short(func: str, path: str) -> str:
 
 
 # Each sample goes to the first step whose frame is on its stack (most specific first), so the
-# shares add up to 100%: what a request spends its CPU on.
+# shares add up to 100%: what a request spends its CPU on. The budget table multiplies each share
+# by the server's CPU time per request (from /proc), so each row is microseconds per request.
+# Before the gate (vault.lua), authentication and the rate limit were round trips of their own;
+# since, they run inside the domain step's one script and count in its row.
 STEPS = [
-    ("access log line (JsonLogger.access)", ("JsonLogger.access (vault/serve.py)",)),
-    ("audit log line (service emit)", ("emit (vault/service.py)",)),
-    ("token lookup: AUTHENTICATE script round trip", ("Accounts.authenticate_bearer (",)),
-    ("rate limit hit: limits script round trip (check_limit)",
-     ("VaultExtension.check_limit (vault/extension.py)",)),
-    ("flask-limiter's own before_request hook", ("Limiter._check_request_limit (",)),
-    ("domain script round trip (Store create/reveal)",
+    ("access log line", ("JsonLogger.access (vault/serve.py)",)),
+    ("audit log line", ("emit (vault/service.py)",)),
+    ("metrics (prometheus-client)", ("prometheus_client/",)),
+    ("auth: token lookup, its own round trip", ("Accounts.authenticate_bearer (",)),
+    ("rate limit, its own round trip", ("VaultExtension.check_limit (vault/extension.py)",)),
+    ("domain script round trip (with auth and limit since the gate)",
      ("Store.create_secret (", "Store.reveal (")),
-    ("key ring wrap/unwrap (AES-GCM)", ("KeyRing.wrap (", "KeyRing.unwrap (")),
-    ("request JSON body (json_body)", ("json_body (vault/web.py)",)),
-    ("after_request: headers and metrics", ("install.<locals>._headers (vault/web.py)",)),
-    ("rest of the view and service (ids, checks, tokens, JSON response)",
+    ("wrap/unwrap (AES-GCM key ring)", ("KeyRing.wrap (", "KeyRing.unwrap (")),
+    ("JSON in (request body)", ("json_body (vault/web.py)",)),
+    ("JSON out (jsonify)", ("jsonify (flask/json/__init__.py)",)),
+    ("headers (after_request, now Plumbing)", ("install.<locals>._headers (vault/web.py)",
+                                                "Plumbing._finish (vault/web.py)")),
+    ("rest of the view and service (ids, checks, tokens)",
      ("create_secret (vault/api/routes.py)", "reveal (vault/api/routes.py)")),
-    ("rest of Flask/werkzeug request handling", ("Flask.__call__ (flask/app.py)",)),
-    ("gunicorn: HTTP parsing, writing, keep-alive, thread pool", ("gunicorn/",)),
+    ("Flask dispatch (request context, routing, hooks)", ("Flask.__call__ (flask/app.py)",)),
+    ("gunicorn + werkzeug parsing, writing, keep-alive, threads", ("gunicorn/",)),
 ]
 
 
@@ -156,6 +160,9 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--rate", type=int, default=400, help="py-spy samples per second")
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--workers", type=int, default=0, help="default: vault's own default")
+    parser.add_argument("--threads", type=int, default=0, help="default: vault's own default")
+    parser.add_argument("--label", default="", help="added to the result file names")
     parser.add_argument("--wall", action="store_true",
                         help="sample threads whatever they do (default: only while they hold the "
                              "GIL, i.e. run Python: the CPU profile)")
@@ -165,7 +172,8 @@ def main() -> int:
         print("py-spy is missing: run bench/run once (it makes bench/.venv-peer)", file=sys.stderr)
         return 2
     cores = len(os.sched_getaffinity(0))
-    workers, threads = harness.concurrency()
+    default_workers, default_threads = harness.concurrency()
+    workers, threads = args.workers or default_workers, args.threads or default_threads
     settings_wrk = harness.WrkSettings(threads=2, connections=args.connections,
                                        seconds=args.seconds)
     out_dir = harness.BENCH / "results"
@@ -198,7 +206,7 @@ def main() -> int:
                         script_args=runs["create"]["script_args"], seconds=2)
             client = redis_server.client()
             for op, run in runs.items():
-                raw = out_dir / f"{dt.date.today().isoformat()}-{cores}c-profile-{op}.txt"
+                raw = out_dir / f"{dt.date.today().isoformat()}-{cores}c-profile{args.label}-{op}.txt"
                 client.config_resetstat()
                 spy = subprocess.Popen(
                     [str(py_spy), "record", "--pid", str(vault.process.pid), "--subprocesses",
@@ -222,10 +230,23 @@ def main() -> int:
         finally:
             for p in reversed(procs):
                 p.stop()
-    path = out_dir / f"{dt.date.today().isoformat()}-{cores}c-profile.json"
+    path = out_dir / f"{dt.date.today().isoformat()}-{cores}c-profile{args.label}.json"
     path.write_text(json.dumps(report, indent=2) + "\n")
     say(f"\nprofile summary: {path.relative_to(harness.ROOT)}; collapsed stacks beside it")
     return 0
+
+
+def budget(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """{op: {step: microseconds of server CPU per request}} of a profile report."""
+    out: dict[str, dict[str, float]] = {}
+    for op in ("create", "reveal"):
+        if op not in report:
+            continue
+        cpu_us = report[op]["wrk"]["cpu_ms_per_request"]["server"] * 1000
+        out[op] = {"total": round(cpu_us)}
+        for name, share in report[op]["steps"]:
+            out[op][name] = round(cpu_us * share / 100)
+    return out
 
 
 def print_summary(op: str, s: dict[str, Any]) -> None:
