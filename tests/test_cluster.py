@@ -1,7 +1,7 @@
 """vault on a real three-master Redis Cluster (issue 4, point 1).
 
 The app is configured with `redis+cluster://` (two of the three nodes as startup nodes) and runs
-with its rate limits on, so flask-limiter talks to the Cluster too. Every ticket's keys share one
+with its rate limits on, so their counters live on the Cluster too. Every ticket's keys share one
 hash slot; tickets are spread over the nodes. The Cluster itself counts errors by kind
 (`INFO errorstats`): no test may leave a CROSSSLOT (or any other) error behind, and nothing is
 logged at ERROR.

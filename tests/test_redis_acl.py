@@ -43,7 +43,7 @@ def prod(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProductionRedis]:
 
 
 def make_app(server: ProductionRedis, clock: Clock, **overrides: Any) -> Any:
-    # Rate limits on (the default), so flask-limiter's own commands and keys run as `vault` too.
+    # Rate limits on (the default), so their counters are written as `vault` too.
     app = create_app(base_config(server.url, clock=clock, ratelimit_enabled=True, **overrides))
     app.testing = True
     return app

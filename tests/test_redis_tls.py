@@ -1,4 +1,4 @@
-"""`rediss://`: vault and its rate limiter talk to a real redis-server over TLS, verifying the
+"""`rediss://`: vault (its rate limits included) talks to a real redis-server over TLS, verifying the
 server's certificate against the CA named in the URL; a wrong CA or plain text is a 503."""
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def test_vault_runs_over_tls_and_checks_the_servers_certificate(tls_redis: dict[
         revealed = client.post(f"/api/v1/secrets/{made.get_json()['id']}/reveal",
                                headers={"Authorization": f"Bearer {token}"})
         assert revealed.status_code == 200 and revealed.get_json()["envelope"] == envelope
-        # The rate limiter's own client is on TLS too: its counter is what refuses the third.
+        # The rate limit is counted over TLS too: its counter is what refuses the third.
         second = client.post("/api/v1/secrets", json={"ticket": "tls-1", "kind": "wordpress",
                                                       "envelope": envelope})
         assert second.status_code == 201

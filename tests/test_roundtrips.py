@@ -1,8 +1,8 @@
 """Round trips to Redis, counted on the client side (PRODUCT.md, "Storage").
 
-The `counted` fixture (conftest.py) swaps each Redis connection used by the app (the store's and
-flask-limiter's) for one that counts how many times it writes to the socket: one write is one
-round trip, a pipeline included.
+The `counted` fixture (conftest.py) swaps each Redis connection used by the app (the store's:
+rate limits are counted by its scripts too) for one that counts how many times it writes to the
+socket: one write is one round trip, a pipeline included. Any one more fails.
 """
 
 from __future__ import annotations
