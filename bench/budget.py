@@ -1,12 +1,13 @@
 #!/usr/bin/env python3
-"""The CPU budget table: `bench/run --budget [BEFORE AFTER [THROUGHPUT]]`.
+"""The CPU budget table: `bench/run --budget [BEFORE_PROFILE AFTER_PROFILE BEFORE_RUN AFTER_RUN]`.
 
 Microseconds of server CPU per request (gunicorn master and workers, from /proc, under the
-benchmark's wrk load): the hello-world ceiling and snappass from a throughput run
-(bench/run --quick), and vault's create and reveal split by step from two profiles
-(bench/run --profile: each py-spy sample goes to one step, its share times the measured CPU).
-Defaults: the newest *-profile-before.json, the newest other *-profile*.json and the newest
-throughput run in bench/results. Prints Markdown.
+benchmark's wrk load, no profiler attached): the hello-world ceiling, snappass and vault from
+two throughput runs (bench/run --quick, before and after a change), and vault's create and
+reveal split by step: each step's share of the py-spy samples of a profile of the same load
+(bench/run --profile: each sample goes to one step) times that CPU. Defaults: the newest
+*-profile-before.json, the newest other *-profile*.json, the newest *-before.json run and the
+newest other run in bench/results. Prints Markdown.
 """
 
 from __future__ import annotations
@@ -28,40 +29,41 @@ def newest(pattern: str, *, without: str = "") -> Path:
     return found[-1]
 
 
-def steps(report: dict[str, Any], op: str) -> dict[str, float]:
-    cpu_us = report[op]["wrk"]["cpu_ms_per_request"]["server"] * 1000
+def steps(report: dict[str, Any], op: str, cpu_us: float) -> dict[str, float]:
     out = {"total": cpu_us}
     for name, share in report[op]["steps"]:
         out[name] = cpu_us * share / 100
     return out
 
 
-def main(argv: list[str]) -> int:
-    before_path = Path(argv[0]) if argv else newest("*-profile-before.json")
-    after_path = Path(argv[1]) if len(argv) > 1 else newest("*-profile*.json", without="before")
-    run_path = Path(argv[2]) if len(argv) > 2 else newest("*-2c*.json", without="profile")
-    before, after = json.loads(before_path.read_text()), json.loads(after_path.read_text())
-    run = json.loads(run_path.read_text())
+def server_us(run: dict[str, Any], op: str) -> float:
     t = run["throughput"]
+    return float(t[op]["cpu_ms_per_request"]["server"]) * 1000 if op in t else 0.0
 
-    def cpu(op: str) -> str:
-        return f"{t[op]['cpu_ms_per_request']['server'] * 1000:,.0f}" if op in t else "?"
 
-    print(f"Server CPU per request, µs (throughput: {run_path.name}; profiles: "
-          f"{before_path.name} → {after_path.name})\n")
-    print("| server | create | reveal |\n|---|---:|---:|")
-    print(f"| hello-world Flask (ceiling) | {cpu('ceiling')} | {cpu('ceiling')} |")
-    print(f"| snappass 1.6.2 | {cpu('snappass_create')} | {cpu('snappass_reveal')} |")
-    print(f"| vault | {cpu('vault_create')} | {cpu('vault_reveal')} |\n")
+def main(argv: list[str]) -> int:
+    paths = [Path(a) for a in argv] + [
+        newest("*-profile-before.json"), newest("*-profile*.json", without="before"),
+        newest("*-before.json", without="profile"), newest("*c.json")][len(argv):]
+    before, after, run_before, run_after = (json.loads(p.read_text()) for p in paths)
+    print(f"Server CPU per request, µs (runs: {paths[2].name} → {paths[3].name}; profiles: "
+          f"{paths[0].name} → {paths[1].name})\n")
+    print("| server | create before | reveal before | create after | reveal after |\n"
+          "|---|---:|---:|---:|---:|")
+    for label, ops in (("hello-world Flask (ceiling)", ("ceiling", "ceiling")),
+                       ("snappass 1.6.2", ("snappass_create", "snappass_reveal")),
+                       ("vault", ("vault_create", "vault_reveal"))):
+        cells = [server_us(run, op) for run in (run_before, run_after) for op in ops]
+        print(f"| {label} | " + " | ".join(f"{v:,.0f}" for v in cells) + " |")
     rows: dict[str, list[float]] = {}
-    for i, report in enumerate((before, after)):
+    for i, (report, run) in enumerate(((before, run_before), (after, run_after))):
         for j, op in enumerate(("create", "reveal")):
-            for name, us in steps(report, op).items():
+            for name, us in steps(report, op, server_us(run, f"vault_{op}")).items():
                 rows.setdefault(name, [0.0] * 4)[i * 2 + j] = us
-    print("| vault's step (µs of server CPU per request) | create before | reveal before | "
+    print("\n| vault's step (µs of server CPU per request) | create before | reveal before | "
           "create after | reveal after |\n|---|---:|---:|---:|---:|")
     total = rows.pop("total")
-    for name, values in sorted(rows.items(), key=lambda kv: -(kv[1][2] + kv[1][3])):
+    for name, values in sorted(rows.items(), key=lambda kv: -sum(kv[1])):
         print(f"| {name} | " + " | ".join(f"{v:,.0f}" if v else "–" for v in values) + " |")
     print("| **total** | " + " | ".join(f"**{v:,.0f}**" for v in total) + " |")
     return 0
