@@ -121,3 +121,14 @@ def test_flask_limiter_runs_no_per_request_hook(make_app, monkeypatch):
                                                      "password": "x"}).status_code
                 for _ in range(3)]
     assert statuses == [401, 401, 429]  # vault's own counting still limits
+
+
+def test_a_note_that_looks_like_a_placeholder_stays_what_the_agent_typed(client, agent):
+    """The gate puts the agent's e-mail in place of its placeholders only where they may stand,
+    never in a request's note."""
+    from vault.storage import AGENT
+
+    rv = client.post("/api/v1/requests", json={"ticket": "rt-8", "note": AGENT},
+                     headers=agent.headers)
+    assert rv.status_code == 201
+    assert client.get(f"/api/v1/requests/{rv.get_json()['id']}").get_json()["note"] == AGENT

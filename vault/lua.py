@@ -27,7 +27,7 @@ session's idle and absolute lifetimes (ms), the identity the limits count ('' fo
 authenticated agent's e-mail) and the limits (`over_limit`'s spec, '' for none). A refused gate
 answers {'unauthenticated'}, {'notagent'} or {'limited', seconds}; the domain step does not run.
 An accepted credential replaces the placeholders AGENT, AGENT_NAME and AGENT_SESSION (vault.
-storage) wherever they stand in ARGV, so the script acts as the agent it authenticated. On a
+storage) where they may stand, ARGV[8..11], so the script acts as the agent it authenticated. On a
 Cluster the store passes the gate in the account slot first (GATE) and the ticket script gets
 an empty gate and the agent's values themselves: two round trips.
 
@@ -113,9 +113,11 @@ local GATED = pass_gate(ARGV[1], tonumber(ARGV[3]), ARGV, #ARGV - 8)
 local WHO, REFUSED = {}, nil
 if GATED[1] == 'ok' then WHO = GATED[2] else REFUSED = GATED end
 if WHO[1] then
-  -- Act as the agent the gate authenticated (placeholders: vault.storage AGENT...).
+  -- Act as the agent the gate authenticated (placeholders: vault.storage AGENT...). They stand
+  -- only in ARGV[8..11] (the actor and the first three script arguments), never in what a
+  -- caller typed (a request's note cannot turn into an e-mail).
   local bound = {['\0@agent'] = WHO[2], ['\0@name'] = WHO[3], ['\0@session'] = WHO[6]}
-  for i = 1, #ARGV - 9 do
+  for i = 8, math.min(11, #ARGV - 9) do
     if bound[ARGV[i]] then ARGV[i] = bound[ARGV[i]] end
   end
 end

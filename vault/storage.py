@@ -285,7 +285,8 @@ class Store:
                 return passed
             bound = dict(zip((AGENT, AGENT_NAME, AGENT_SESSION), passed.who[1:3] + passed.who[5:6],
                              strict=False)) if passed.who else {}
-            args = [bound.get(a, a) if isinstance(a, str) else a for a in args]
+            # Where the placeholders may stand (vault.lua, "The gate"): ARGV[8..11].
+            args[7:11] = [bound.get(a, a) if isinstance(a, str) else a for a in args[7:11]]
             args[-9:-3] = self._gate_args(NO_GATE)
             _, out = self._unwrap(self._eval_raw(name, keys, args), defer=True)
             who = passed.who
