@@ -271,6 +271,7 @@ class Store:
             if defer:
                 self.follow_ups.put(later)
             else:
+                self.follow_ups.flush()  # the queued writes of earlier steps go first, in order
                 self._replay(later)
         return [_s(v) for v in who or []], list(out or [])
 
