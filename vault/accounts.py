@@ -249,11 +249,16 @@ class Accounts:
                                       max_ms=self.config.session_max * 1000)
         return self.principal(row, via_cookie=True, digest=digest)
 
-    def session_gate(self, cookie: str, *, limits: str = "", identity: str = "") -> Gate:
+    def session_gate(self, cookie: str, *, csrf: str | None, limits: str = "",
+                     identity: str = "") -> Gate | None:
         """A gate that authenticates the web session `cookie` (a SESSION token) in the step's
-        own round trip, with its idle and absolute lifetimes."""
-        return Gate(auth="session", digest=token_digest(cookie),
-                    idle_ms=self.config.session_idle * 1000,
+        own round trip, with its idle and absolute lifetimes; None when `csrf` (the presented
+        CSRF token, None where none is needed) is not this cookie's, compared in constant time
+        before any Redis access."""
+        digest = token_digest(cookie)
+        if csrf is not None and not (csrf and constant_time_equals(self.csrf_token(digest), csrf)):
+            return None
+        return Gate(auth="session", digest=digest, idle_ms=self.config.session_idle * 1000,
                     max_ms=self.config.session_max * 1000, limits=limits, identity=identity)
 
     def csrf_token(self, session_digest: str) -> str:
@@ -261,11 +266,6 @@ class Accounts:
         checkable before the session is looked up (so a state change stays one round trip)."""
         mac = hmac.new(self._csrf_key, session_digest.encode(), hashlib.sha256).digest()
         return b64url_encode(mac)
-
-    def csrf_ok_for(self, cookie: str, presented: str | None) -> bool:
-        """Whether `presented` is the CSRF token of the session cookie `cookie` (constant time)."""
-        return bool(presented) and constant_time_equals(
-            self.csrf_token(token_digest(cookie)), presented or "")
 
     def principal(self, row: list[str] | None, *, via_cookie: bool,
                   digest: str = "") -> Principal | None:

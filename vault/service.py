@@ -195,7 +195,7 @@ class Vault:
                 self._refused(result, gate)
 
     @contextlib.contextmanager
-    def _gate_first(self, gate: Gate) -> Iterator[None]:
+    def gate_first(self, gate: Gate) -> Iterator[None]:
         """Errors raised inside come after the gate's own (see `check_gate`)."""
         try:
             yield
@@ -222,7 +222,7 @@ class Vault:
         """A request for `ticket` by the agent `who`, or by whoever the gate `who` authenticates
         (in the same round trip)."""
         gate = who if isinstance(who, Gate) else NO_GATE
-        with self._gate_first(gate):
+        with self.gate_first(gate):
             if isinstance(who, Principal) and not who.is_agent:
                 raise Forbidden("Only agents create requests.")
             ticket = check_ticket(ticket)
@@ -265,7 +265,7 @@ class Vault:
                      address: str = "", gate: Gate = NO_GATE) -> dict[str, Any]:
         """The customer's submission for a request; `gate` (its rate limit) is passed in the
         same round trip."""
-        with self._gate_first(gate):
+        with self.gate_first(gate):
             if not ids.is_id(request_id):
                 raise NotFound("No such request.")
             kind, text = self._check_submission(kind, envelope)
@@ -300,7 +300,7 @@ class Vault:
                       address: str = "", gate: Gate = NO_GATE) -> dict[str, Any]:
         """The share flow's submission; `gate` (its rate limit) is passed in the same round
         trip."""
-        with self._gate_first(gate):
+        with self.gate_first(gate):
             problems = []
             if not ids.is_ticket(ticket):
                 problems.append({"name": "ticket",
@@ -373,7 +373,7 @@ class Vault:
         """Hand the envelope to the assignee's session: the agent `who`, or whoever the gate
         `who` authenticates (in the same round trip, with its rate limit)."""
         gate = who if isinstance(who, Gate) else NO_GATE
-        with self._gate_first(gate):
+        with self.gate_first(gate):
             if not ids.is_id(secret_id):
                 raise NotFound("No such secret.")
             if isinstance(who, Principal) and not who.is_agent:

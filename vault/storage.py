@@ -284,8 +284,9 @@ class Store:
             passed = self.pass_gate(gate, now_ms)
             if passed.status != "ok":
                 return passed
-            bound = dict(zip((AGENT, AGENT_NAME, AGENT_SESSION), passed.who[1:3] + passed.who[5:6],
-                             strict=False)) if passed.who else {}
+            # who: ['agent', e-mail, name, role, id, session] (the gate authenticated), or []
+            bound = {AGENT: passed.who[1], AGENT_NAME: passed.who[2],
+                     AGENT_SESSION: passed.who[5]} if passed.who else {}
             # Where the placeholders may stand (vault.lua, "The gate"): ARGV[8..11].
             args[7:11] = [bound.get(a, a) if isinstance(a, str) else a for a in args[7:11]]
             args[-9:-3] = self._gate_args(NO_GATE)

@@ -115,16 +115,15 @@ def principal(*, required: bool = True) -> Principal | None:
     else:
         found = None
         accounts = ext().accounts
-        header = request.headers.get("Authorization", "")
-        if header:
-            scheme, _, token = header.partition(" ")
-            if scheme.lower() != "bearer" or not token.strip():
-                raise Unauthenticated("Use Authorization: Bearer <token>.")
-            found = accounts.authenticate_bearer(token.strip())
+        kind, value = _credential()
+        if kind == "malformed":
+            raise Unauthenticated("Use Authorization: Bearer <token>.")
+        if kind == "bearer":
+            found = accounts.authenticate_bearer(value)
             if found is None:
                 raise Unauthenticated(TOKEN_INVALID)
         else:
-            cookie = request.cookies.get(SESSION_COOKIE)
+            cookie = value
             if cookie:
                 found = accounts.authenticate_session(cookie)
                 if found is not None and request.method not in SAFE_METHODS \
@@ -134,6 +133,17 @@ def principal(*, required: bool = True) -> Principal | None:
     if found is None and required:
         raise Unauthenticated(LOG_IN)
     return found
+
+
+def _credential() -> tuple[str, str]:
+    """What the request presents: ("bearer", token), ("malformed", "") for an Authorization
+    header that is not `Bearer <token>`, or ("cookie", the session cookie or "")."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        token = token.strip()
+        return ("bearer", token) if scheme.lower() == "bearer" and token else ("malformed", "")
+    return "cookie", request.cookies.get(SESSION_COOKIE, "")
 
 
 def gate(limit: str = "", identity: str = "", *, agent: bool = False) -> Principal | Gate:
@@ -149,18 +159,14 @@ def gate(limit: str = "", identity: str = "", *, agent: bool = False) -> Princip
     limits = e.limits[limit] if limit else ""
     if not agent:
         return Gate(limits=limits, identity=identity)
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if scheme.lower() == "bearer" and is_token(token, AGENT_TOKEN):
-            return Gate(auth="token", digest=token_digest(token), limits=limits,
-                        identity=identity)
-    else:
-        cookie = request.cookies.get(SESSION_COOKIE, "")
-        if is_token(cookie, SESSION) and (request.method in SAFE_METHODS or e.accounts.csrf_ok_for(
-                cookie, request.headers.get("X-CSRF-Token"))):
-            return e.accounts.session_gate(cookie, limits=limits, identity=identity)
+    kind, value = _credential()
+    if kind == "bearer" and is_token(value, AGENT_TOKEN):
+        return Gate(auth="token", digest=token_digest(value), limits=limits, identity=identity)
+    if kind == "cookie" and is_token(value, SESSION):
+        csrf = None if request.method in SAFE_METHODS else request.headers.get("X-CSRF-Token", "")
+        session = e.accounts.session_gate(value, csrf=csrf, limits=limits, identity=identity)
+        if session is not None:
+            return session
     who = require_agent()
     if limit:
         e.check_limit(limit, identity or who.email)
@@ -173,13 +179,9 @@ def gated(who: Principal | Gate) -> Gate:
 
 
 def gated_json(who: Principal | Gate, *, optional: bool = False) -> dict[str, Any]:
-    """`json_body`, its errors coming after the gate's own (Vault.check_gate)."""
-    try:
+    """`json_body`, its errors coming after the gate's own (Vault.gate_first)."""
+    with ext().vault.gate_first(gated(who)):
         return json_body(optional=optional)
-    except VaultError:
-        if isinstance(who, Gate):
-            ext().vault.check_gate(who)
-        raise
 
 
 def require_agent() -> Principal:
