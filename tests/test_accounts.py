@@ -123,6 +123,47 @@ def test_disabling_removing_or_a_new_password_ends_every_session_and_token(clien
         assert login(client, agent.email).status_code == 200
 
 
+@pytest.mark.parametrize("action", ["revoke", "disable", "passwd", "remove", "role"])
+def test_a_reveal_is_refused_at_once_after_a_revocation(client, agent, ext, action):
+    """The reveal's own script authenticates (one round trip): nothing in the process still
+    believes in the token or the session once the agent's epoch moved or the token went."""
+    client.post("/api/v1/requests", json={"ticket": "rv-1"}, headers=agent.headers)
+    s = share(client, "rv-1")
+    token, token_id = ext.accounts.create_token(agent.email)
+    bearer = {"Authorization": f"Bearer {token}"}
+    rv = login(client, agent.email)
+    session = with_cookie(cookie_of(rv), rv.get_json()["csrf_token"])
+    # Both credentials work up to the change (an unknown id: 404, past authentication).
+    missing = "/api/v1/secrets/" + "A" * 28 + "/reveal"
+    assert client.post(missing, headers=bearer).status_code == 404
+    assert client.post(missing, headers=session).status_code == 404
+    if action == "revoke":
+        ext.accounts.revoke_token(token_id)
+    elif action == "disable":
+        ext.accounts.set_disabled(agent.email, True)
+    elif action == "passwd":
+        ext.accounts.set_password(agent.email, "a brand new password")
+    elif action == "remove":
+        ext.accounts.remove_agent(agent.email)
+    else:
+        ext.accounts.edit_agent(agent.email, admin=True)
+    assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=bearer).status_code == 401
+    if action != "revoke":  # revoking one token leaves the web session alone
+        assert client.post(f"/api/v1/secrets/{s['id']}/reveal",
+                           headers=session).status_code == 401
+    assert client.get(f"/api/v1/secrets/{s['id']}").get_json()["state"] == "waiting"
+
+
+def test_an_idle_session_cannot_reveal(client, agent, ext, clock):
+    client.post("/api/v1/requests", json={"ticket": "rv-2"}, headers=agent.headers)
+    s = share(client, "rv-2")
+    rv = login(client, agent.email)
+    session = with_cookie(cookie_of(rv), rv.get_json()["csrf_token"])
+    clock.advance(ext.config.session_idle + 1)
+    assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=session).status_code == 401
+    assert client.get(f"/api/v1/secrets/{s['id']}").get_json()["state"] == "waiting"
+
+
 def test_revoked_tokens_and_keys_stop_working(client, agent, ext):
     token, token_id = ext.accounts.create_token(agent.email)
     assert client.get("/api/v1/session", headers={"Authorization": f"Bearer {token}"}

@@ -22,6 +22,14 @@ def warm(client: Any, agent: Any) -> None:
     client.post(f"/api/v1/secrets/{sid}/reveal", headers=agent.headers)
 
 
+def waiting_secret(client: Any, agent: Any, ticket: str) -> str:
+    """A secret waiting on `ticket`, which `agent` is assigned to (by creating a request)."""
+    client.post("/api/v1/requests", json={"ticket": ticket}, headers=agent.headers)
+    envelope, _ = sealed(ticket)
+    return str(client.post("/api/v1/secrets", json={"ticket": ticket, "kind": "wordpress",
+                                                    "envelope": envelope}).get_json()["id"])
+
+
 def test_a_create_is_one_round_trip_with_its_rate_limit(client, agent, counted):
     warm(client, agent)
     envelope, _ = sealed("rt-1")
@@ -33,10 +41,7 @@ def test_a_create_is_one_round_trip_with_its_rate_limit(client, agent, counted):
 
 def test_a_reveal_is_one_round_trip_with_auth_epoch_and_rate_limit(client, agent, counted):
     warm(client, agent)
-    client.post("/api/v1/requests", json={"ticket": "rt-2"}, headers=agent.headers)
-    envelope, _ = sealed("rt-2")
-    sid = client.post("/api/v1/secrets", json={"ticket": "rt-2", "kind": "wordpress",
-                                               "envelope": envelope}).get_json()["id"]
+    sid = waiting_secret(client, agent, "rt-2")
     rv, trips = counted.measure(lambda: client.post(f"/api/v1/secrets/{sid}/reveal",
                                                     headers=agent.headers))
     assert rv.status_code == 200
@@ -45,10 +50,7 @@ def test_a_reveal_is_one_round_trip_with_auth_epoch_and_rate_limit(client, agent
 
 def test_a_reveal_by_a_web_session_is_one_round_trip_too(client, agent, counted):
     warm(client, agent)
-    client.post("/api/v1/requests", json={"ticket": "rt-5"}, headers=agent.headers)
-    envelope, _ = sealed("rt-5")
-    sid = client.post("/api/v1/secrets", json={"ticket": "rt-5", "kind": "wordpress",
-                                               "envelope": envelope}).get_json()["id"]
+    sid = waiting_secret(client, agent, "rt-5")
     login = client.post("/api/v1/session", json={"email": agent.email,
                                                  "password": agent.password})
     csrf = login.get_json()["csrf_token"]  # the test client keeps the session cookie
@@ -80,9 +82,7 @@ def test_creating_a_request_is_one_round_trip_with_auth(client, agent, counted):
 def test_a_refused_credential_costs_one_round_trip_and_reveals_nothing(client, agent, ext,
                                                                          counted):
     warm(client, agent)
-    envelope, _ = sealed("rt-7")
-    sid = client.post("/api/v1/secrets", json={"ticket": "rt-7", "kind": "wordpress",
-                                               "envelope": envelope}).get_json()["id"]
+    sid = waiting_secret(client, agent, "rt-7")
     ext.accounts.set_disabled(agent.email, True)
     rv, trips = counted.measure(lambda: client.post(f"/api/v1/secrets/{sid}/reveal",
                                                     headers=agent.headers))
