@@ -137,6 +137,7 @@ def test_metrics_count_what_was_sent_summed_over_four_workers(
         resp = call("POST", url + "/api/v1/secrets",
                     json={"ticket": ticket, "kind": "wordpress", "envelope": envelope})
         assert resp.status_code == 201, resp.text
+        assert "Server" not in resp.headers  # no banner from gunicorn (deploy/gunicorn.conf.py)
         shares.append(resp.json())
     for shared in shares[:3]:  # the first reveal claims the unassigned ticket for alice
         resp = call("POST", f"{url}/api/v1/secrets/{shared['id']}/reveal", headers=alice.headers)
@@ -303,7 +304,9 @@ def test_vault_serve_shares_metrics_between_its_workers_in_a_folder_it_removes(
         follow_output(proc, b"Booting worker", what="vault serve", log_path=server.log_path)
         [folder] = tmp_path.glob("vault-metrics-*")
         for _ in range(12):
-            assert call("GET", server.url + "/healthz").status_code == 200
+            resp = call("GET", server.url + "/healthz")
+            assert resp.status_code == 200
+            assert "Server" not in resp.headers  # no banner from gunicorn (vault serve)
         assert value(scrape(server.url), "vault_http_requests_total", route="/healthz",
                      method="GET", status="200") == 12
         assert list(folder.glob("counter_*.db"))
