@@ -1,11 +1,12 @@
-"""The optional secret.submitted notification: signed, nothing secret in it."""
+"""The optional notifications (VAULT_NOTIFY_URL, issue 12 point 6): sent after the submission is
+stored, signed as Standard Webhooks and verified by the reference library, nothing secret in
+them, never slowing or failing the customer, failures logged without the URL's query."""
 
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
+import logging
 import queue
 import threading
 from collections.abc import Iterator
@@ -13,47 +14,169 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from helpers import share
+from conftest import free_port
+from helpers import sealed, share
+from standardwebhooks import Webhook
+from standardwebhooks.webhooks import WebhookVerificationError
 
 SECRET_BYTES = b"notify-secret-bytes-32-long-okay"
 SECRET = "whsec_" + base64.b64encode(SECRET_BYTES).decode()
 
 
+class Receiver:
+    """A helpdesk's endpoint: verifies each delivery with the Standard Webhooks reference
+    library (`standardwebhooks` on PyPI), as a receiver built on it would, and keeps what it
+    got. `hold` makes it wait before answering, to show that vault does not wait for it."""
+
+    def __init__(self) -> None:
+        self.got: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.hold = threading.Event()
+        self.hold.set()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                try:
+                    event = Webhook(SECRET).verify(body, dict(self.headers.items()))
+                except WebhookVerificationError as exc:
+                    event = {"unverified": str(exc)}
+                receiver.got.put((self.path, event))
+                receiver.hold.wait(30)
+                self.send_response(401 if "unverified" in event else 204)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.origin = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def next(self) -> tuple[str, dict[str, Any]]:
+        return self.got.get(timeout=10)
+
+    def close(self) -> None:
+        self.hold.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
 @pytest.fixture
-def receiver() -> Iterator[tuple[str, queue.Queue[tuple[dict[str, str], bytes]]]]:
-    got: queue.Queue[tuple[dict[str, str], bytes]] = queue.Queue()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            got.put(({k.lower(): v for k, v in self.headers.items()}, body))
-            self.send_response(204)
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/hook", got
-    server.shutdown()
-    server.server_close()
+def receiver() -> Iterator[Receiver]:
+    found = Receiver()
+    yield found
+    found.close()
 
 
-def test_a_submission_sends_a_signed_event_without_secrets(make_app, receiver):
-    url, got = receiver
-    app = make_app(notify_url=url, notify_secret=SECRET)
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+        self.seen = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+        self.seen.set()
+
+    def text(self) -> str:
+        return "\n".join(f"{r.getMessage()} {r.__dict__}" for r in self.records)
+
+
+@pytest.fixture
+def notify_logs() -> Iterator[Records]:
+    handler = Records()
+    logger = logging.getLogger("vault.notify")
+    logger.addHandler(handler)
+    yield handler
+    logger.removeHandler(handler)
+
+
+def test_a_share_sends_secret_submitted_to_a_url_with_a_path_and_a_query(make_app, receiver):
+    """Issue 12, point 6: the receiver verifies it with the reference library; the URL's path
+    and its query both arrive (the query used to be dropped whenever there was a path)."""
+    app = make_app(notify_url=receiver.origin + "/hooks/vault?token=rcv-token-123&x=1",
+                   notify_secret=SECRET)
     s = share(app.test_client(), "n-1")
-    headers, body = got.get(timeout=10)
-    event = json.loads(body)
+    path, event = receiver.next()
+    assert path == "/hooks/vault?token=rcv-token-123&x=1"
     assert event["type"] == "secret.submitted"
     assert event["data"] == {"ticket": "n-1", "id": s["id"], "kind": "wordpress"}
-    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
-    expected = base64.b64encode(hmac.new(SECRET_BYTES, signed, hashlib.sha256).digest()).decode()
-    assert headers["webhook-signature"] == "v1," + expected
+    assert event["timestamp"].endswith("Z")
+    raw = json.dumps(event)
     for value in (s["envelope"], s["key"], s["manage_token"]):
-        assert value.encode() not in body
+        assert value not in raw
+
+
+def test_a_filled_request_sends_secret_submitted_then_request_filled(make_app, receiver, agent):
+    app = make_app(notify_url=receiver.origin + "/hook", notify_secret=SECRET)
+    client = app.test_client()
+    made = client.post("/api/v1/requests", json={"ticket": "n-2"}, headers=agent.headers)
+    assert made.status_code == 201
+    envelope, _ = sealed("n-2")
+    filled = client.post(f"/api/v1/requests/{made.get_json()['id']}/secret",
+                         json={"kind": "wordpress", "envelope": envelope})
+    assert filled.status_code == 201, filled.get_json()
+    request_id, secret_id = made.get_json()["id"], filled.get_json()["secret_id"]
+    assert receiver.next() == ("/hook", {
+        "type": "secret.submitted", "timestamp": AnyTime(),
+        "data": {"ticket": "n-2", "id": secret_id, "kind": "wordpress", "request": request_id}})
+    _, second = receiver.next()
+    assert second["type"] == "request.filled"
+    assert second["data"] == {"ticket": "n-2", "id": request_id, "secret_id": secret_id,
+                              "kind": "wordpress"}
+    # A retried fill (the same envelope, answered from the first) tells nobody twice.
+    again = client.post(f"/api/v1/requests/{request_id}/secret",
+                        json={"kind": "wordpress", "envelope": envelope})
+    assert again.status_code == 201
+    share(client, "n-2b")  # the next event is this one's, not a repeat of the fill
+    assert receiver.next()[1]["data"]["ticket"] == "n-2b"
+
+
+class AnyTime:
+    """Equal to any RFC 3339 UTC time: compares the rest of an event exactly."""
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, str) and other.endswith("Z") and "T" in other
+
+
+def test_a_slow_receiver_never_slows_the_customer(make_app, receiver):
+    receiver.hold.clear()  # the receiver takes the delivery and does not answer yet
+    app = make_app(notify_url=receiver.origin + "/hook", notify_secret=SECRET)
+    client = app.test_client()
+    first = share(client, "n-3")
+    assert receiver.next()[1]["data"]["id"] == first["id"]  # held by the receiver now
+    second = share(client, "n-3")  # stored and answered while the receiver still holds
+    assert second["id"] != first["id"]
+    receiver.hold.set()
+    assert receiver.next()[1]["data"]["id"] == second["id"]
+
+
+def test_an_unreachable_or_refusing_receiver_is_logged_without_its_query(make_app, notify_logs):
+    url = f"http://127.0.0.1:{free_port()}/hooks/vault?token=query-canary-77"
+    app = make_app(notify_url=url, notify_secret=SECRET)
+    s = share(app.test_client(), "n-4")  # the customer's request succeeds all the same
+    assert s["id"]
+    assert notify_logs.seen.wait(10)
+    text = notify_logs.text()
+    assert "notification not delivered" in text
+    assert f"http://127.0.0.1:{url.split(':')[2].split('/')[0]}/hooks/vault" in text
+    assert "query-canary-77" not in text and "token" not in text
+    assert s["manage_token"] not in text and s["envelope"] not in text
+
+
+def test_a_refusing_receiver_is_logged_with_its_status(make_app, notify_logs, receiver):
+    other = "whsec_" + base64.b64encode(b"another key, not the receiver's").decode()
+    app = make_app(notify_url=receiver.origin + "/hook?token=query-canary-88",
+                   notify_secret=other)
+    assert share(app.test_client(), "n-5")["id"]
+    assert "No matching signature" in receiver.next()[1]["unverified"]  # the library refuses
+    assert notify_logs.seen.wait(10)
+    [record] = notify_logs.records
+    assert record.getMessage() == "notification refused"
+    assert record.__dict__["status"] == 401 and record.__dict__["target"] == receiver.origin + "/hook"
+    assert "query-canary-88" not in notify_logs.text()
 
 
 def test_a_malformed_notify_secret_refuses_to_start(make_app):

@@ -1,9 +1,12 @@
-"""Optional outgoing notification: a Standard-Webhooks-signed `secret.submitted` event.
+"""Optional outgoing notifications (VAULT_NOTIFY_URL), signed as Standard Webhooks.
 
-It tells the helpdesk (or a chat bridge) that a customer submitted something for a ticket, so the
-agent knows to look. It carries the ticket, the id, the kind and the time: nothing secret. It is
-sent from a small background pool, after the submission is stored, so it never slows or fails a
-customer's request; failures are logged and dropped.
+They tell the helpdesk (or a chat bridge) that a customer submitted something for a ticket, so
+the agent knows to look: `secret.submitted` for every submission (`data`: ticket, id, kind, and
+`request` when it answered a request), then `request.filled` for an answered request (`data`:
+ticket, id of the request, secret_id, kind). The ticket, ids, kind and time: nothing secret.
+They are sent from a small background pool, after the submission is stored, so they never slow
+or fail a customer's request; a failure is logged (the target without its query, which may
+hold a token) and dropped.
 """
 
 from __future__ import annotations
@@ -41,11 +44,29 @@ class Notifier:
         self.url, self.secret, self.timeout = url, secret, timeout
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-notify")
 
-    def secret_submitted(self, *, ticket: str, secret_id: str, kind: str, at: str | None
-                         ) -> Future[None]:
-        body = {"type": "secret.submitted", "timestamp": at,
-                "data": {"ticket": ticket, "id": secret_id, "kind": kind}}
-        return self._pool.submit(self._send, body)
+    @property
+    def target(self) -> str:
+        """The URL as logs may name it: no user, password or query."""
+        parts = urllib.parse.urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
+
+    def secret_submitted(self, *, ticket: str, secret_id: str, kind: str, at: str | None,
+                         request_id: str | None = None) -> Future[None]:
+        """Queue the notifications of one stored submission; never raises, never waits."""
+        data: dict[str, Any] = {"ticket": ticket, "id": secret_id, "kind": kind}
+        bodies = [{"type": "secret.submitted", "timestamp": at,
+                   "data": {**data, "request": request_id} if request_id else data}]
+        if request_id:
+            bodies.append({"type": "request.filled", "timestamp": at,
+                           "data": {"ticket": ticket, "id": request_id, "secret_id": secret_id,
+                                    "kind": kind}})
+        return self._pool.submit(self._send_all, bodies)
+
+    def _send_all(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:  # in order: the secret first, then the request it answered
+            self._send(body)
 
     def _send(self, body: dict[str, Any]) -> None:
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -56,20 +77,28 @@ class Notifier:
         parts = urllib.parse.urlsplit(self.url)
         factory = (http.client.HTTPSConnection if parts.scheme == "https"
                    else http.client.HTTPConnection)
-        conn = factory(parts.netloc, timeout=self.timeout)
+        # The path and the query both: a receiver's URL may carry its own token in the query.
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            conn.request("POST", parts.path or "/" + (f"?{parts.query}" if parts.query else ""),
-                         body=payload, headers=headers)
+            conn = factory(parts.hostname or "", parts.port, timeout=self.timeout)
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            log.warning("notification not delivered",
+                        extra={"event": type(exc).__name__, "target": self.target})
+            return
+        try:
+            conn.request("POST", path, body=payload, headers=headers)
             response = conn.getresponse()
             response.read()
             status = response.status
-        except (OSError, http.client.HTTPException) as exc:
-            log.warning("notification not delivered", extra={"event": type(exc).__name__})
+        except (OSError, ValueError, http.client.HTTPException) as exc:
+            log.warning("notification not delivered",
+                        extra={"event": type(exc).__name__, "target": self.target})
             return
         finally:
             conn.close()
         if status >= 300:
-            log.warning("notification refused", extra={"status": status})
+            log.warning("notification refused", extra={"status": status, "target": self.target,
+                                                       "type": body["type"]})
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
