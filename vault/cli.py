@@ -9,9 +9,6 @@ one line, `Error: ...`, never a traceback and never a secret: exit 2 for configu
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
 import re
@@ -30,6 +27,7 @@ import redis.exceptions
 
 from vault.crypto.envelope import InvalidEnvelope, generate_key, open_envelope
 from vault.crypto.keyring import generate_key_spec
+from vault.crypto.signatures import helpscout_sign
 from vault.crypto.tokens import AGENT_TOKEN, is_token
 from vault.errors import ConfigError, Unavailable, VaultError
 
@@ -761,7 +759,7 @@ def helpscout_replay(ctx: click.Context, file: IO[bytes]) -> None:
     if not secrets_:
         fail("set VAULT_HELPSCOUT_SECRET to the Help Scout webhook secret that vault "
              "accepts (the first one of its list signs the replayed deliveries)", 2)
-    key = secrets_[0].encode()
+    key = secrets_[0]
     deliveries = [d for number, data in enumerate(file, 1)
                   if (d := _delivery(number, data)) is not None]
     if not deliveries:
@@ -775,8 +773,7 @@ def helpscout_replay(ctx: click.Context, file: IO[bytes]) -> None:
         req.add_header("Accept", "application/json")
         req.add_header("Content-Type", "application/json")
         req.add_header("X-HelpScout-Event", delivery.event)
-        req.add_header("X-HelpScout-Signature", base64.b64encode(
-            hmac.new(key, delivery.raw, hashlib.sha1).digest()).decode())
+        req.add_header("X-HelpScout-Signature", helpscout_sign(key, delivery.raw))
         try:
             status, headers, raw = _exchange(req, origin)
         except CliError as exc:

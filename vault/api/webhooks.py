@@ -26,6 +26,7 @@ from werkzeug.exceptions import HTTPException
 
 from vault.accounts import normalise_email
 from vault.api import bp
+from vault.crypto.signatures import BadSignature, helpscout_body_signed
 from vault.errors import BadRequest, Unauthenticated, Unavailable, ValidationFailed, VaultError
 from vault.extension import VaultExtension, ext
 from vault.ids import is_ticket
@@ -115,14 +116,10 @@ def _assign(e: VaultExtension, ticket: str, email: str, actor: str, **helpdesk: 
 def _helpscout_verify(raw: bytes, secrets_: tuple[str, ...], header: str | None) -> None:
     if not secrets_:
         raise Unauthenticated("Help Scout webhooks are not configured on this server.")
-    if not header:
-        raise Unauthenticated("Missing X-HelpScout-Signature.")
-    presented = header.strip().encode()
-    for secret in secrets_:
-        expected = base64.b64encode(hmac.new(secret.encode(), raw, hashlib.sha1).digest())
-        if hmac.compare_digest(expected, presented):
-            return
-    raise Unauthenticated("The X-HelpScout-Signature does not match.")
+    try:
+        helpscout_body_signed(raw, secrets_, header)
+    except BadSignature as exc:
+        raise Unauthenticated(str(exc)) from None
 
 
 def _ms(value: Any) -> int | None:
