@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import threading
 from typing import Any
 
@@ -28,6 +32,14 @@ def share(client: Any, ticket: str = "1001", kind: str = "wordpress", **extra: A
                                              "envelope": envelope, **extra})
     assert rv.status_code == 201, rv.get_json()
     return {**rv.get_json(), "key": key, "envelope": envelope, "ticket": ticket, "kind": kind}
+
+
+def helpscout_js_signature(secret: str, params: dict[str, str]) -> str:
+    """The `X-HelpScout-Signature` Help Scout's App Developer Platform puts in the app's URL:
+    base64 HMAC-SHA1 of `JSON.stringify(params)` (tests/test_helpscout_app.py checks this copy
+    against node's own JSON.stringify)."""
+    data = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode()
+    return base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha1).digest()).decode()
 
 
 def fire(n: int, call: Any) -> list[Any]:

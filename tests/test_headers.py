@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import base_config, free_port
-from helpers import sealed, share
+from helpers import helpscout_js_signature, sealed, share
 
 from vault import create_app
 
@@ -82,13 +82,24 @@ PAGE_CSP_EXACT = ("default-src 'none'; script-src 'self'; style-src 'self'; img-
                   "base-uri 'none'")
 
 
+APP_PATH = "/integrations/helpscout/app"  # Help Scout's framed app: the one frameable route
+APP_CSP_EXACT = PAGE_CSP_EXACT.replace("frame-ancestors 'none'",
+                                       "frame-ancestors https://secure.helpscout.net")
+
+
 def check_any(rv: Any, what: str) -> None:
     """The header set of PRODUCT.md on one response, whatever its route and status."""
     for name, value in COMMON.items():
         assert rv.headers.get(name) == value, f"{what}: {name}"
-    is_static = what.split()[1].startswith("/static/")
-    page = rv.mimetype == "text/html" and not what.split()[1].startswith("/api/")
-    assert rv.headers["Content-Security-Policy"] == (PAGE_CSP_EXACT if page else DATA_CSP), what
+    path = what.split()[1]
+    is_static = path.startswith("/static/")
+    page = rv.mimetype == "text/html" and not path.startswith("/api/")
+    # The app's own pages (200, 401, 429, 503) may be framed; a 405 from Flask is JSON.
+    expected = (APP_CSP_EXACT if path.split("?")[0] == APP_PATH else PAGE_CSP_EXACT) \
+        if page else DATA_CSP
+    assert rv.headers["Content-Security-Policy"] == expected, what
+    assert "X-Frame-Options" not in rv.headers, what  # frame-ancestors says it all
+    assert "Set-Cookie" not in rv.headers or path.startswith(("/api/v1/session", "/login")), what
     if is_static and rv.status_code == 200:
         # Cacheable: revalidated without the content-hash version, a year with it (below).
         assert "no-store" not in rv.headers.get("Cache-Control", ""), what
@@ -160,6 +171,11 @@ def test_every_route_for_every_status_carries_the_header_set(app, client, agent,
             "X-HelpScout-Event": event})
         assert rv.status_code == 200, (path, rv.get_json())
         check_any(rv, f"POST {path} (signed) -> 200")
+    params = {"conversation-id": "1", "conversation-number": "77", "user-id": "1"}
+    params["X-HelpScout-Signature"] = helpscout_js_signature("hs-app-secret", params)
+    rv = client.get(APP_PATH, query_string=params)
+    assert rv.status_code == 200 and "vault · ticket 77" in rv.get_data(as_text=True)
+    check_any(rv, f"GET {APP_PATH}?(signed) -> 200")
     # States the walk does not reach with empty bodies.
     envelope, _ = sealed("hdr-2")
     created = client.post("/api/v1/secrets", json={"ticket": "hdr-2", "kind": "wordpress",
@@ -191,3 +207,49 @@ def test_429_and_503_carry_the_header_set_too(make_app):
         assert rv.status_code == 503, (path, rv.status_code)
         check_any(rv, f"{method} {path} -> 503")
     down_app.extensions["vault"].close()
+
+
+def frame_ancestors(rv: Any) -> str:
+    [directive] = [d.strip() for d in rv.headers["Content-Security-Policy"].split(";")
+                   if d.strip().startswith("frame-ancestors")]
+    return directive
+
+
+def test_only_the_helpscout_app_may_be_framed_and_only_by_help_scout(app, client, agent,
+                                                                     make_app):
+    """Per route (issue 12, point 2): every page vault serves says frame-ancestors 'none',
+    the Help Scout app alone says VAULT_HELPSCOUT_FRAME_ANCESTORS (Help Scout by default), on
+    its 200 and on its 401 alike."""
+    s = share(client, "fa-1")
+    req = client.post("/api/v1/requests", json={"ticket": "fa-1"}, headers=agent.headers)
+    login = client.post("/api/v1/session", json={"email": agent.email,
+                                                  "password": agent.password})
+    cookie = {"Cookie": login.headers["Set-Cookie"].split(";")[0]}
+    values = {"request_id": req.get_json()["id"], "secret_id": s["id"], "ticket": "fa-1",
+              "filename": "vault.css"}
+    framed: dict[str, str] = {}
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods:
+            continue
+        path = rule.rule
+        for name, value in values.items():
+            path = re.sub(rf"<(?:[a-z]+:)?{name}>", value, path)
+        for headers in ({}, cookie):
+            rv = client.get(path, headers=headers)
+            rv.close()
+            framed[f"{path} {bool(headers)}"] = frame_ancestors(rv)
+    expected = {what: "frame-ancestors 'none'" for what in framed}
+    expected[f"{APP_PATH} False"] = expected[f"{APP_PATH} True"] = \
+        "frame-ancestors https://secure.helpscout.net"  # unsigned: the 401 page, frameable
+    assert framed == expected
+    assert len(framed) > 30  # the walk saw every page, the agent's and the admin's included
+    params = {"conversation-number": "fa-1", "user-id": "1"}
+    params["X-HelpScout-Signature"] = helpscout_js_signature("hs-app-secret", params)
+    assert frame_ancestors(client.get(APP_PATH, query_string=params)) == \
+        "frame-ancestors https://secure.helpscout.net"
+    other = make_app(helpscout_frame_ancestors="https://secure.helpscout.net "
+                                               "https://*.hsenv.io").test_client()
+    rv = other.get(APP_PATH, query_string=params)
+    assert rv.status_code == 200
+    assert frame_ancestors(rv) == "frame-ancestors https://secure.helpscout.net https://*.hsenv.io"
+    assert frame_ancestors(other.get("/login")) == "frame-ancestors 'none'"

@@ -1,5 +1,6 @@
-"""The Help Scout sidebar app (issue 6, point 2 and 3): signed, escaped, states only, one round
-trip."""
+"""The legacy Help Scout sidebar app (issue 6, points 2 and 3; issue 12, points 4 and 5): signed,
+escaped, states only, agents by name, two round trips. The App Developer Platform page renders
+the same template: tests/test_helpscout_app.py."""
 
 from __future__ import annotations
 
@@ -67,11 +68,12 @@ def test_waiting_revealed_and_open_request_each_show_with_state_and_links(client
         "WordPress admin: revealed by Alice at <time>",
         "sFTP / SSH: waiting to be read since <time>"]
     assert re.search(r'<time datetime="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ">', html)
-    assert "Assignee: alice@example.com" in html
+    assert "Assignee: Alice</p>" in html  # vault's display name, not the e-mail
     new_link = '<a href="https://vault.test/requests/new?ticket=5001" target="_blank" ' \
-               'rel="noopener">Ask for credentials</a>'
+               'rel="noopener noreferrer">Ask for credentials</a>'
     assert new_link in html
-    assert '<a href="https://vault.test/tickets/5001" target="_blank"' in html
+    assert '<a href="https://vault.test/tickets/5001" target="_blank" ' \
+           'rel="noopener noreferrer">Open in vault</a>' in html
     assert "\n" not in html and "  " not in html  # compact
 
 
@@ -168,7 +170,8 @@ def test_a_wrong_or_missing_signature_is_401_and_touches_no_redis(client, counte
     assert trips == 0
 
 
-def test_the_sidebar_of_a_ticket_with_100_secrets_is_one_round_trip(client, agent, ext, counted):
+def test_the_sidebar_of_a_ticket_with_100_secrets_is_two_round_trips(client, agent, ext,
+                                                                    counted):
     ext.accounts.edit_agent(agent.email, helpscout_id="4711")
     for _ in range(100):
         envelope, _ = sealed("5008")
@@ -176,11 +179,52 @@ def test_the_sidebar_of_a_ticket_with_100_secrets_is_one_round_trip(client, agen
     sidebar(client, context(5008))  # warm: connection open, script cached, as in a server
     rv, trips = counted.measure(lambda: sidebar(client, context(5008)))
     assert len(items(html_of(rv))) == 100
-    assert trips == 1
-    # The same from a cold script cache: NOSCRIPT, load, retry (the only time it costs more).
-    ext.store.client.script_flush()
+    assert trips == 2  # the script with the user lookup, then the names of who it mentions
+    # Nobody to name (no assignee, no reveal, an unknown Help Scout user): one.
     rv, trips = counted.measure(lambda: sidebar(client, context(5008, user_id=999)))
-    assert len(items(html_of(rv))) == 100 and trips == 3
+    assert len(items(html_of(rv))) == 100 and trips == 1
+    # From a cold script cache: NOSCRIPT, load, retry (the only time it costs more).
+    ext.store.client.script_flush()
+    rv, trips = counted.measure(lambda: sidebar(client, context(5008)))
+    assert len(items(html_of(rv))) == 100 and trips == 4
+
+
+def test_agents_are_named_by_their_display_name_of_today(client, make_agent, ext):
+    ann = make_agent("ann@example.com", name="Ann Rocketeer")
+    bob = make_agent("bob@example.com", name="Bob")
+    ext.accounts.edit_agent(ann.email, helpscout_id="4711")
+    first, second = share(client, "5014"), share(client, "5014", "sftp")
+    assert client.post(f"/api/v1/secrets/{first['id']}/reveal", headers=ann.headers
+                       ).status_code == 200  # claims the ticket
+    html = html_of(sidebar(client, context(5014)))
+    assert "Assignee: Ann Rocketeer</p>" in html and "ann@example.com" not in html
+    assert "revealed by Ann Rocketeer at" in html
+    ext.accounts.edit_agent(ann.email, name="Ann R. (support lead)")
+    html = html_of(sidebar(client, context(5014)))
+    assert "Assignee: Ann R. (support lead)</p>" in html
+    assert "revealed by Ann R. (support lead) at" in html  # today's name, not the one then
+    # Bob takes over and reads the other; then his account is removed: his name of then stays.
+    ext.vault.assign("5014", bob.email, actor="test")
+    assert client.post(f"/api/v1/secrets/{second['id']}/reveal", headers=bob.headers
+                       ).status_code == 200
+    ext.accounts.remove_agent(bob.email)
+    html = html_of(sidebar(client, context(5014)))
+    assert "sFTP / SSH</strong>: revealed by Bob at" in html
+    assert "Assignee: bob@example.com</p>" in html  # no agent of that e-mail any more
+
+
+def test_a_helpscout_user_mapped_to_a_disabled_agent_sees_states_but_cannot_ask(client, agent,
+                                                                               ext):
+    ext.accounts.edit_agent(agent.email, helpscout_id="4711")
+    share(client, "5015")
+    assert "requests/new?ticket=5015" in html_of(sidebar(client, context(5015)))
+    ext.accounts.set_disabled(agent.email, True)
+    html = html_of(sidebar(client, context(5015)))
+    assert "waiting to be read since" in html and "tickets/5015" in html
+    assert "requests/new" not in html and "Ask for credentials" not in html
+    assert "Your vault account is disabled" in html
+    ext.accounts.set_disabled(agent.email, False)
+    assert "requests/new?ticket=5015" in html_of(sidebar(client, context(5015)))
 
 
 def test_expired_requests_and_secrets_say_so(client, agent, ext, clock):

@@ -52,6 +52,20 @@ def _str(value: Any) -> str:
     return str(value)
 
 
+# A CSP source an operator may let frame the Help Scout app: an origin (a `*.` host wildcard
+# allowed), 'self', or 'none' alone. Nothing that could close the directive or add another.
+_SOURCE = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?|'self'")
+
+
+def _sources(value: Any) -> str:
+    parts = str(value).split()
+    if parts == ["'none'"]:
+        return "'none'"
+    if not parts or not all(_SOURCE.fullmatch(p) for p in parts):
+        raise ValueError("expected origins such as https://secure.helpscout.net")
+    return " ".join(parts)
+
+
 _RATE = re.compile(r"^\s*\d+\s*(/|per)\s*\w+(\s*[;,]\s*\d+\s*(/|per)\s*\w+)*\s*$")
 
 
@@ -75,7 +89,8 @@ class Config:
     keys_file: str = ""
     base_url: str = "http://127.0.0.1:8000"
     helpscout_secret: tuple[str, ...] = dataclasses.field(default=(), repr=False)
-    helpscout_app_secret: str = dataclasses.field(default="", repr=False)
+    helpscout_app_secret: tuple[str, ...] = dataclasses.field(default=(), repr=False)
+    helpscout_frame_ancestors: str = "https://secure.helpscout.net"
     webhook_secret: tuple[str, ...] = dataclasses.field(default=(), repr=False)
     reveal_grace: int = 60
     unassigned: str = "claim"
@@ -132,7 +147,8 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "keys_file": _str,
     "base_url": lambda v: str(v).rstrip("/"),
     "helpscout_secret": _list,
-    "helpscout_app_secret": _str,
+    "helpscout_app_secret": _list,
+    "helpscout_frame_ancestors": _sources,
     "webhook_secret": _list,
     "reveal_grace": _int,
     "unassigned": _str,
@@ -168,6 +184,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
 _EXPECTED: dict[Callable[[Any], Any], str] = {
     _int: "an integer", float: "a number", _bool: "a boolean (1/0, true/false)",
     _rate: "a rate limit such as 5/minute",
+    _sources: "origins separated by spaces, such as https://secure.helpscout.net, or 'none'",
 }
 # Fields that only a mapping may set: the environment cannot weaken hashing or fake time.
 _MAPPING_ONLY = {"embedded", "cheap_passwords", "clock"}

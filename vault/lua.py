@@ -522,11 +522,12 @@ return {redis.call('HGETALL', k('t', ticket)), items_of(ticket)}
 
 # For Help Scout's sidebar: the ticket's record, one row per item as the sidebar shows it, and the
 # customer deletions since the ticket was last purged. A row is {what, state, ms, created ms,
-# who}: `what` is 'request' or the secret's kind; a request shows only while nobody filled it
-# (state open or expired; once filled, its secret's row tells the rest); a secret is waiting,
-# revealed or expired; `ms` is the time the sidebar shows (since, revealed at, expired at) and
-# `who` the revealer. Deletions come from the ticket's audit stream, newest first, at most
-# ARGV[10] of them ({id, ms}), with the count of the others. Cut down to that so that a ticket of
+# who, who's e-mail}: `what` is 'request' or the secret's kind; a request shows only while nobody
+# filled it (state open or expired; once filled, its secret's row tells the rest); a secret is
+# waiting, revealed or expired; `ms` is the time the sidebar shows (since, revealed at, expired
+# at) and `who` the revealer (the name at the time of the reveal; the e-mail finds today's).
+# Deletions come from the ticket's audit stream, newest first, at most ARGV[10] of them
+# ({id, ms}), with the count of the others. Cut down to that so that a ticket of
 # 100 secrets answers in one small reply.
 # Its only write is the call's rate limit, counted per ticket in the ticket's slot before any
 # reading (Help Scout signs without a timestamp: a captured call can be replayed, and this caps
@@ -549,21 +550,21 @@ for _, member in ipairs(redis.call('ZRANGEBYSCORE', k('ix', ticket), NOW, '+inf'
     local r = redis.call('HMGET', k('r', id), 'state', 'created_at', 'expires_at')
     if r[1] == 'open' then
       if NOW >= tonumber(r[3] or '0') then
-        table.insert(rows, {'request', 'expired', r[3] or '', r[2] or '', ''})
+        table.insert(rows, {'request', 'expired', r[3] or '', r[2] or '', '', ''})
       else
-        table.insert(rows, {'request', 'open', r[2] or '', r[2] or '', ''})
+        table.insert(rows, {'request', 'open', r[2] or '', r[2] or '', '', ''})
       end
     end
   else
     local s = redis.call('HMGET', k('s', id), 'state', 'kind', 'created_at', 'expires_at',
-                         'revealed_at', 'revealed_by')
+                         'revealed_at', 'revealed_by', 'revealed_by_email')
     if s[1] == 'revealed' then
-      table.insert(rows, {s[2] or '', 'revealed', s[5] or '', s[3] or '', s[6] or ''})
+      table.insert(rows, {s[2] or '', 'revealed', s[5] or '', s[3] or '', s[6] or '', s[7] or ''})
     elseif s[1] then
       if NOW >= tonumber(s[4] or '0') or redis.call('EXISTS', k('e', id)) == 0 then
-        table.insert(rows, {s[2] or '', 'expired', s[4] or '', s[3] or '', ''})
+        table.insert(rows, {s[2] or '', 'expired', s[4] or '', s[3] or '', '', ''})
       else
-        table.insert(rows, {s[2] or '', 'waiting', s[3] or '', s[3] or '', ''})
+        table.insert(rows, {s[2] or '', 'waiting', s[3] or '', s[3] or '', '', ''})
       end
     end
   end

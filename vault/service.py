@@ -47,6 +47,7 @@ from vault.storage import (
 )
 
 audit_log = logging.getLogger("vault.audit")
+log = logging.getLogger("vault")
 MAX_NOTE = 500
 
 
@@ -203,9 +204,16 @@ class Vault:
             self.check_gate(gate)
             raise
 
-    def _submitted(self, ticket: str, secret_id: str, kind: str, now: int) -> None:
+    def _submitted(self, ticket: str, secret_id: str, kind: str, now: int,
+                   request_id: str | None = None) -> None:
+        """Tell the notifier, once the submission is stored; its fault is never the
+        customer's."""
         if self.on_submitted is not None:
-            self.on_submitted(ticket=ticket, secret_id=secret_id, kind=kind, at=iso(now))
+            try:
+                self.on_submitted(ticket=ticket, secret_id=secret_id, kind=kind, at=iso(now),
+                                  request_id=request_id)
+            except Exception:  # a pool shut down at exit, say: the submission stands
+                log.warning("notification not queued", exc_info=False)
 
     def _gone(self, values: list[Any]) -> None:
         reason = _text(values[0])
@@ -291,7 +299,7 @@ class Vault:
              actor="customer", address=address)
         if result.status == "ok":
             self._happened("created")
-            self._submitted(ticket, secret_id, kind, now)
+            self._submitted(ticket, secret_id, kind, now, request_id)
         return {"secret_id": secret_id, "expires_at": iso(expires), "manage_token": manage}
 
     # -- secrets ------------------------------------------------------------------------------
@@ -470,30 +478,38 @@ class Vault:
 
     def sidebar_view(self, ticket: Any, helpscout_user: str = "", *,
                      limits: Sequence[tuple[int, int]] = ()) -> dict[str, Any]:
-        """What Help Scout's sidebar shows of `ticket`, from one round trip: `ticket`, `state`,
-        `assignee`, `closed_at`, `purged` (as `ticket_view`), `rows` (`{what, state, at, by}`,
-        oldest first: open or expired requests, then secrets waiting, revealed or expired),
-        `deleted` (the customer's deletions since the last purge, `{id, deleted_at}`, oldest
-        first, the newest 20), `more_deleted` (how many more) and `agent`, the vault agent of
-        the Help Scout user id `helpscout_user` (None when unknown). The call counts against
-        `limits` ((amount, seconds) per ticket): RateLimited when over."""
+        """What Help Scout's sidebar shows of `ticket`, from two round trips: `ticket`,
+        `state`, `assignee`, `closed_at`, `purged` (as `ticket_view`), `assignee_name` (vault's
+        display name, else the e-mail), `rows` (`{what, state, at, by}`, oldest first: open or
+        expired requests, then secrets waiting, revealed or expired; `by` names the revealer by
+        today's display name, else the name they had, else the e-mail), `deleted` (the
+        customer's deletions since the last purge, `{id, deleted_at}`, oldest first, the newest
+        20), `more_deleted` (how many more), `agent`, the enabled vault agent of the Help Scout
+        user id `helpscout_user` (None when unknown or disabled), and `agent_disabled`. The
+        call counts against `limits` ((amount, seconds) per ticket): RateLimited when over."""
         ticket = check_ticket(ticket)
         view = self.store.sidebar(ticket, helpscout_user, now_ms=self.now_ms(), limits=limits)
         if view.limited_ms:
             raise RateLimited(-(-view.limited_ms // 1000))
         rows = sorted(view.rows, key=lambda r: (r.what != "request", r.created_ms))
-        record = view.record
+        record, names = view.record, view.agents
+        assignee = record.get("assignee") or None
+        mapped = names.get(view.agent or "")
         return {
             "ticket": ticket,
             "state": "closed" if record.get("closed") == "1" else "open",
-            "assignee": record.get("assignee") or None,
+            "assignee": assignee,
+            "assignee_name": names[assignee][0] if assignee and assignee in names else assignee,
             "closed_at": iso(record.get("closed_at")),
             "purged": int(record.get("purged") or 0),
-            "rows": [{"what": r.what, "state": r.state, "at": iso(r.ms), "by": r.who or None}
+            "rows": [{"what": r.what, "state": r.state, "at": iso(r.ms),
+                      "by": (names[r.who_email][0] if r.who_email in names else None)
+                      or r.who or r.who_email or None}
                      for r in rows],
             "deleted": [{"id": id_, "deleted_at": iso(ms)} for id_, ms in reversed(view.deleted)],
             "more_deleted": view.more_deleted,
-            "agent": view.agent,
+            "agent": view.agent if mapped is not None and not mapped[1] else None,
+            "agent_disabled": mapped is not None and mapped[1],
         }
 
     def agent_tickets(self, email: str, limit: int = 50) -> list[dict[str, Any]]:

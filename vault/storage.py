@@ -24,8 +24,9 @@ import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
 import redis.exceptions as rexc
@@ -79,24 +80,29 @@ def _pairs(flat: Sequence[Any]) -> dict[str, str]:
 
 class SidebarRow(NamedTuple):
     """One line of Help Scout's sidebar (the SIDEBAR script): `what` is "request" or a secret's
-    kind; `ms` the time shown with `state`; `created_ms` orders the lines; `who` the revealer."""
+    kind; `ms` the time shown with `state`; `created_ms` orders the lines; `who` the revealer's
+    name when they revealed it and `who_email` their e-mail."""
 
     what: str
     state: str
     ms: int
     created_ms: int
     who: str
+    who_email: str = ""
 
 
 class SidebarView(NamedTuple):
-    """What the SIDEBAR script and the Help Scout user lookup answered (`Store.sidebar`)."""
+    """What the SIDEBAR script and the agent lookups answered (`Store.sidebar`)."""
 
     record: dict[str, str]
     rows: list[SidebarRow]
     deleted: list[tuple[str, int]]  # (secret id, ms), newest first
     more_deleted: int  # deletions beyond those listed
-    agent: str | None
+    agent: str | None  # the e-mail mapped to the Help Scout user, if any
     limited_ms: int = 0
+    # (name, disabled) of each agent the sidebar names: the assignee, the revealers, `agent`;
+    # an e-mail whose agent is gone is left out.
+    agents: Mapping[str, tuple[str, bool]] = MappingProxyType({})
 
 
 @dataclass
@@ -587,11 +593,12 @@ class Store:
     def sidebar(self, ticket: str, helpscout_user: str, *, now_ms: int,
                 limits: Sequence[tuple[int, int]] = (), shown_deletions: int = 20
                 ) -> SidebarView:
-        """Help Scout's sidebar in one round trip: the SIDEBAR script (the call counted against
-        `limits`, each (amount, seconds) per ticket; then the ticket's record, rows and recent
-        customer deletions), pipelined with the vault agent mapped to the Help Scout user id
-        `helpscout_user` (None when unknown or not given). `limited_ms` > 0: over a limit, for
-        that long; nothing else was read."""
+        """Help Scout's sidebar in two round trips. First the SIDEBAR script (the call counted
+        against `limits`, each (amount, seconds) per ticket; then the ticket's record, rows and
+        recent customer deletions), pipelined with the vault agent mapped to the Help Scout user
+        id `helpscout_user` (None when unknown or not given); then, in one pipeline of the
+        account slot, the name and disabled flag of every agent the answer names. `limited_ms`
+        > 0: over a limit, for that long; nothing else was read."""
         script = self._scripts["SIDEBAR"]
         args = self._ticket_args(slot_tag(ticket), now_ms, "", ticket, shown_deletions,
                                  len(limits), *(n for limit in limits for n in limit))
@@ -608,11 +615,26 @@ class Store:
         if _s(raw[0][0]) == "limited":
             return SidebarView({}, [], [], 0, agent, limited_ms=int(raw[0][1]))
         record, rows, deleted, more = raw[0]
-        return SidebarView(
+        view = SidebarView(
             _pairs(record),
-            [SidebarRow(_s(what), _s(state), int(ms or 0), int(created or 0), _s(who))
-             for what, state, ms, created, who in rows],
+            [SidebarRow(_s(what), _s(state), int(ms or 0), int(created or 0), _s(who), _s(email))
+             for what, state, ms, created, who, email in rows],
             [(_s(id_), int(ms)) for id_, ms in deleted], int(more), agent)
+        named = {view.record.get("assignee", ""), agent or "", *(r.who_email for r in view.rows)}
+        return view._replace(agents=self.agent_names(sorted(e for e in named if e)))
+
+    def agent_names(self, emails: Sequence[str]) -> dict[str, tuple[str, bool]]:
+        """(name, disabled) of each agent of `emails` that exists, in one round trip (none for
+        no e-mail); a nameless agent is named by their e-mail."""
+        if not emails:
+            return {}
+        with self._guard():
+            pipe = self.client.pipeline(transaction=False)
+            for email in emails:
+                pipe.hmget(self._agent_key(email), "name", "disabled", "email")
+            found = pipe.execute()
+        return {email: (_s(name) or email, _s(disabled) == "1")
+                for email, (name, disabled, known) in zip(emails, found, strict=True) if known}
 
     def ticket_record(self, ticket: str) -> dict[str, str]:
         with self._guard():

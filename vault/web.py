@@ -354,6 +354,13 @@ def request_id() -> str:
     return str(request.environ.get("vault.request_id", ""))
 
 
+def note_error(error: VaultError) -> None:
+    """What every error answered counts: a fault of the store is a Redis error on /metrics.
+    For a view that renders its own error page (the Help Scout app)."""
+    if isinstance(error, Unavailable) and error.store_fault:
+        ext().metrics.redis_errors.inc()
+
+
 def install(app: Flask) -> None:
     """The WSGI plumbing and the error handlers for every blueprint."""
     e = app.extensions["vault"]
@@ -362,8 +369,7 @@ def install(app: Flask) -> None:
 
     @app.errorhandler(VaultError)
     def _vault_error(error: VaultError) -> Response:
-        if isinstance(error, Unavailable) and error.store_fault:
-            ext().metrics.redis_errors.inc()
+        note_error(error)
         return render_error(error)
 
     @app.errorhandler(HTTPException)

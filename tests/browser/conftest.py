@@ -35,6 +35,7 @@ from browser.harness import (
     CHROMIUM,
     CHROMIUM_ARGS,
     BrowserRecord,
+    FakeHelpdesk,
     LiveAgent,
     LiveServer,
     RecordedContext,
@@ -59,9 +60,20 @@ def live_redis(redis_server: RedisServer) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def live_server(live_redis: str) -> Iterator[LiveServer]:
+def helpdesk() -> Iterator[FakeHelpdesk]:
+    """The stand-in for Help Scout's pages, on a site of its own for the whole session."""
+    fake = FakeHelpdesk()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture(scope="session")
+def live_server(live_redis: str, helpdesk: FakeHelpdesk) -> Iterator[LiveServer]:
+    """The live vault; its Help Scout app may be framed by Help Scout and by the stand-in (as an
+    operator rehearsing would set VAULT_HELPSCOUT_FRAME_ANCESTORS), and nothing else by anyone."""
     tmp = Path(tempfile.mkdtemp(prefix="vault-live-"))
-    server = start_live_server(live_redis, tmp)
+    server = start_live_server(live_redis, tmp, helpscout_frame_ancestors=(
+        f"https://secure.helpscout.net {helpdesk.origin}"))
     try:
         yield server
     finally:

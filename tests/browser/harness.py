@@ -6,6 +6,8 @@ helpers from here (`from browser.harness import axe_violations, shot, ...`).
 
 from __future__ import annotations
 
+import html
+import http.server
 import json
 import subprocess
 import sys
@@ -104,6 +106,72 @@ def start_live_server(redis_url: str, tmp: Path, **overrides: Any) -> LiveServer
     server = start_gunicorn(env, tmp, workers=2, threads=4, port=port,
                             extra_args=["--access-logfile", "-"], on_line=output.add)
     return LiveServer(url=url, env=env, server=server, output=output)
+
+
+class FakeHelpdesk:
+    """A stand-in for Help Scout's conversation page, on a site of its own (http://localhost:<port>,
+    while vault is http://127.0.0.1:<port>)."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, str] = {}
+        pages = self.pages
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                body = pages.get(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", "text/html; charset=utf-8")
+                self.end_headers()
+                self.wfile.write((body or "not found").encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def origin(self) -> str:
+        return f"http://localhost:{self.port}"  # another site than vault's 127.0.0.1
+
+    def show(self, number: str, sidebar_html: str) -> str:
+        """Publish the conversation page of ticket `number` with vault's legacy sidebar HTML
+        in it, as Help Scout's dynamic apps show it; its URL."""
+        return self._publish(f"/conversation/{number}", number,
+                             f'<div class="app" id="vault-app">{sidebar_html}</div>')
+
+    def frame(self, number: str, app_url: str, name: str = "app") -> str:
+        """Publish the conversation page of ticket `number` framing `app_url`, as Help Scout's
+        App Developer Platform shows an app; its URL."""
+        src = html.escape(app_url, quote=True)
+        return self._publish(f"/conversation/{number}/{name}", number,
+                             f'<iframe id="vault-app" name="{name}" title="vault" src="{src}">'
+                             "</iframe>")
+
+    def _publish(self, path: str, number: str, app: str) -> str:
+        self.pages[path] = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>#{number} - Help Scout (rehearsal)</title><style>
+body {{ font: 14px/1.45 system-ui, sans-serif; margin: 0; display: flex; color: #1f2d3d; }}
+main {{ flex: 1; padding: 24px 32px; }} .thread {{ border: 1px solid #d6dde3;
+border-radius: 6px; padding: 12px 16px; margin: 12px 0; background: #fff; }}
+aside {{ width: 300px; background: #f1f3f5; border-left: 1px solid #d6dde3; padding: 16px; }}
+.app {{ background: #fff; border: 1px solid #d6dde3; border-radius: 6px; padding: 4px 12px; }}
+.app-title {{ font-weight: 600; font-size: 12px; text-transform: uppercase; color: #556575;
+margin: 8px 0 0; }} .muted {{ color: #556575; }} ul {{ padding-left: 18px; }}
+li {{ margin: 4px 0; }} h4 {{ margin: 8px 0; }}
+iframe {{ width: 100%; height: 360px; border: 1px solid #d6dde3; border-radius: 6px;
+background: #fff; }}
+</style></head><body><main><h1>#{number} My WordPress admin loops back to the login page</h1>
+<div class="thread"><strong>Customer</strong><p>Since this morning I cannot log in to wp-admin.
+</p></div><div class="thread"><strong>You</strong><p>(reply being written)</p></div></main>
+<aside><p class="app-title">vault</p>{app}</aside></body></html>"""
+        return self.origin + path
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 @dataclass

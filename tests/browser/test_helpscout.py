@@ -1,11 +1,16 @@
-"""Help Scout, end to end in Chromium (issue 6, point 4).
+"""Help Scout, end to end in Chromium (issue 6, point 4; issue 12, point 3).
 
-A fake Help Scout conversation page, served from another site (http://localhost:<port>, while
-vault is http://127.0.0.1:<port>), shows the sidebar HTML vault answered to a signed call, as
-Help Scout's dynamic app would. From its "Ask for credentials" link a logged-in agent lands
-logged in on the prefilled new-request page and creates the request in one click; the customer
-fills the link; the agent reveals; the sidebar follows each step. The screenshots are the ones
-docs/helpscout.md shows.
+A stand-in for Help Scout's conversation page, served from another site (http://localhost:<port>,
+while vault is http://127.0.0.1:<port>), shows vault two ways:
+
+- the App Developer Platform: it frames the signed app URL, as Help Scout does (the live server
+  lets it, through VAULT_HELPSCOUT_FRAME_ANCESTORS); a wrongly signed frame shows the 401 page,
+  and the same site framing /login or /dashboard is refused by the browser;
+- the legacy dynamic app: it shows the sidebar HTML vault answered to a signed call.
+
+From either's "Ask for credentials" link (a new tab, no referrer) a logged-in agent lands on the
+prefilled new-request page and creates the request in one click; the customer fills the link;
+the agent reveals; the sidebar follows each step. The screenshots are docs/helpscout.md's.
 """
 
 from __future__ import annotations
@@ -13,83 +18,29 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.server
 import json
 import secrets
-import threading
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote, urlencode
 
-import pytest
 import requests
-from conftest import free_port
-from playwright.sync_api import Page, expect
+from helpers import helpscout_js_signature
+from playwright.sync_api import FrameLocator, Page, expect
 
 from browser.flows import WP_FIELDS, log_in, reveal, submit_request
-from browser.harness import LiveServer, RecordedContext, run_cli, shot
+from browser.harness import (
+    FakeHelpdesk,
+    LiveServer,
+    RecordedContext,
+    assert_accessible,
+    run_cli,
+    shot,
+)
 
 NewContext = Callable[..., RecordedContext]
 APP_SECRET = "hs-app-secret"  # VAULT_HELPSCOUT_APP_SECRET of the live server (base_config)
-
-
-class FakeHelpdesk:
-    """A stand-in for Help Scout's conversation page, on a site of its own."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, str] = {}
-        pages = self.pages
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = pages.get(self.path)
-                self.send_response(200 if body is not None else 404)
-                self.send_header("Content-Type", "text/html; charset=utf-8")
-                self.end_headers()
-                self.wfile.write((body or "not found").encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.port = free_port()
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-
-    @property
-    def origin(self) -> str:
-        return f"http://localhost:{self.port}"  # another site than vault's 127.0.0.1
-
-    def show(self, number: str, sidebar_html: str) -> str:
-        """Publish the conversation page of ticket `number` with vault's sidebar; its URL."""
-        path = f"/conversation/{number}"
-        self.pages[path] = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<title>#{number} - Help Scout (rehearsal)</title><style>
-body {{ font: 14px/1.45 system-ui, sans-serif; margin: 0; display: flex; color: #1f2d3d; }}
-main {{ flex: 1; padding: 24px 32px; }} .thread {{ border: 1px solid #d6dde3;
-border-radius: 6px; padding: 12px 16px; margin: 12px 0; background: #fff; }}
-aside {{ width: 300px; background: #f1f3f5; border-left: 1px solid #d6dde3; padding: 16px; }}
-.app {{ background: #fff; border: 1px solid #d6dde3; border-radius: 6px; padding: 4px 12px; }}
-.app-title {{ font-weight: 600; font-size: 12px; text-transform: uppercase; color: #556575;
-margin: 8px 0 0; }} .muted {{ color: #556575; }} ul {{ padding-left: 18px; }}
-li {{ margin: 4px 0; }} h4 {{ margin: 8px 0; }}
-</style></head><body><main><h1>#{number} My WordPress admin loops back to the login page</h1>
-<div class="thread"><strong>Customer</strong><p>Since this morning I cannot log in to wp-admin.
-</p></div><div class="thread"><strong>You</strong><p>(reply being written)</p></div></main>
-<aside><p class="app-title">vault</p><div class="app" id="vault-app">{sidebar_html}</div>
-</aside></body></html>"""
-        return self.origin + path
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def helpdesk() -> Iterator[FakeHelpdesk]:
-    fake = FakeHelpdesk()
-    yield fake
-    fake.close()
 
 
 def sidebar_html(server: LiveServer, number: str, user_id: int) -> str:
@@ -110,8 +61,20 @@ def sidebar_html(server: LiveServer, number: str, user_id: int) -> str:
     return str(rv.json()["html"])
 
 
-def open_from_sidebar(context: Any, page: Page, link_text: str) -> Page:
-    """Click a sidebar link (target=_blank, rel=noopener) and return the tab it opened."""
+def app_url(server: LiveServer, number: str, user_id: int, *, secret: str = APP_SECRET) -> str:
+    """The URL Help Scout's App Developer Platform frames for conversation `number` opened by
+    Help Scout user `user_id`: the context, then its signature."""
+    params = {"conversation-id": str(10**9 + int(number) % 10**6),
+              "conversation-number": number, "customer-id": "77", "mailbox-id": "1",
+              "user-id": str(user_id), "installation-ids": "5", "application-id": "9",
+              "application-slug": "vault"}
+    params["X-HelpScout-Signature"] = helpscout_js_signature(secret, params)
+    return f"{server.url}/integrations/helpscout/app?{urlencode(params, quote_via=quote)}"
+
+
+def open_from_sidebar(context: Any, page: Page | FrameLocator, link_text: str) -> Page:
+    """Click a sidebar link (target=_blank, rel="noopener noreferrer") and return the tab it
+    opened."""
     with context.expect_page() as opened:
         page.get_by_role("link", name=link_text).click()
     tab = opened.value
@@ -119,7 +82,105 @@ def open_from_sidebar(context: Any, page: Page, link_text: str) -> Page:
     return tab
 
 
-def test_from_the_sidebar_a_logged_in_agent_creates_a_request_in_one_click_and_reads_it_once(
+def test_the_framed_app_shows_the_ticket_and_its_link_opens_the_request_flow(
+        live_server: LiveServer, new_context: NewContext, live_agent: Callable[..., Any],
+        helpdesk: FakeHelpdesk) -> None:
+    agent = live_agent(name="Ann Rocketeer")
+    hs_user = 1000 + secrets.randbelow(10**6)
+    run_cli(live_server, "agent", "edit", agent.email, "--helpscout-id", str(hs_user))
+    number = str(300000 + uuid.uuid4().int % 10**6)
+    context, record = new_context(also=(helpdesk.origin,))
+    page = context.new_page()
+    log_in(page, agent)
+
+    # Help Scout frames the app: it renders inside the frame, in vault's CSS, nothing stored.
+    page.goto(helpdesk.frame(number, app_url(live_server, number, hs_user)))
+    app = page.frame_locator("#vault-app")
+    expect(app.locator("main")).to_contain_text(f"vault · ticket {number}")
+    expect(app.locator("main")).to_contain_text("Nothing stored.")
+    expect(app.locator("main")).to_contain_text("Assignee: nobody yet")
+    frame = page.frame(url=lambda url: "/integrations/helpscout/app" in url)
+    assert frame is not None and frame.evaluate("document.cookie") == ""
+    assert frame.evaluate(
+        "getComputedStyle(document.body).fontFamily").startswith("system-ui")  # vault.css
+    assert record.requests_to("/static/vault.css")
+    shot(page, "helpscout-app")
+
+    tab = open_from_sidebar(context, app, "Ask for credentials")
+    assert tab.url == f"{live_server.url}/requests/new?ticket={number}"
+    assert tab.evaluate("document.referrer") == ""  # rel=noreferrer: the conversation stays
+    assert tab.evaluate("window.opener") is None  # and the frame cannot be reached from here
+    expect(tab.locator("#f-ticket")).to_have_value(number)  # logged in, prefilled
+    tab.click("#create-request")
+    expect(tab.locator("#request-done")).to_be_visible()
+    link = tab.input_value("#request-link")
+    assert link.startswith(f"{live_server.url}/r/") and "#" in link
+
+    page.reload()
+    expect(app.locator("main")).to_contain_text("Request: waiting for the customer since")
+    expect(app.locator("main")).to_contain_text("Assignee: Ann Rocketeer")
+    customer, _ = new_context()
+    submit_request(customer.new_page(), link, "wordpress", WP_FIELDS)
+    page.reload()
+    expect(app.locator("main")).to_contain_text("WordPress admin: waiting to be read since")
+    assert reveal(tab, link) == WP_FIELDS
+    page.reload()
+    expect(app.locator("main")).to_contain_text("WordPress admin: revealed by Ann Rocketeer at")
+    shot(page, "helpscout-app-revealed")
+    again = open_from_sidebar(context, app, "Open in vault")
+    assert again.url == f"{live_server.url}/tickets/{number}"
+
+    # The same conversation for an agent whose browser speaks French.
+    french, _ = new_context(locale="fr-FR", also=(helpdesk.origin,))
+    fr_page = french.new_page()
+    fr_page.goto(helpdesk.frame(number, app_url(live_server, number, hs_user), name="fr"))
+    fr_app = fr_page.frame_locator("#vault-app")
+    expect(fr_app.locator("main")).to_contain_text("consulté par Ann Rocketeer le")
+    expect(fr_app.locator("main")).to_contain_text("Demander des identifiants")
+    expect(fr_app.locator("html")).to_have_attribute("lang", "fr")
+    shot(fr_page, "helpscout-app-fr")
+    alone = french.new_page()  # the app's page itself, for axe (which cannot enter the frame)
+    alone.goto(app_url(live_server, number, hs_user))
+    assert_accessible(alone, "the Help Scout app (French)")
+
+
+def test_a_wrongly_signed_frame_shows_the_401_page(
+        live_server: LiveServer, new_context: NewContext, helpdesk: FakeHelpdesk) -> None:
+    context, _ = new_context(also=(helpdesk.origin,))
+    page = context.new_page()
+    forged = app_url(live_server, "400001", 1, secret="not-the-app-secret")
+    with page.expect_response(lambda r: "/integrations/helpscout/app" in r.url) as answered:
+        page.goto(helpdesk.frame("400001", forged, name="forged"))
+    assert answered.value.status == 401
+    app = page.frame_locator("#vault-app")
+    expect(app.locator("main")).to_contain_text("Open this from Help Scout")
+    expect(app.locator("main")).not_to_contain_text("400001")
+
+
+def test_the_same_site_framing_login_or_dashboard_is_refused_by_the_browser(
+        live_server: LiveServer, new_context: NewContext, live_agent: Callable[..., Any],
+        helpdesk: FakeHelpdesk) -> None:
+    agent = live_agent()
+    context, record = new_context(also=(helpdesk.origin,))
+    page = context.new_page()
+    log_in(page, agent)
+    for path, name in (("/login", "login"), ("/dashboard", "dashboard")):
+        with page.expect_console_message(lambda m: "frame-ancestors 'none'" in m.text
+                                         and live_server.url in m.text) as refused, \
+                page.expect_response(lambda r, path=path: r.url == live_server.url + path
+                                     ) as answered:
+            page.goto(helpdesk.frame("500001", live_server.url + path, name=name))
+        # vault answered (/dashboard: the login page, a Lax cookie stays out of a cross-site
+        # frame) with frame-ancestors 'none', and Chromium refused to show it.
+        assert "blocked" in refused.value.text, refused.value.text
+        assert "frame-ancestors 'none'" in answered.value.headers["content-security-policy"]
+        [frame] = page.main_frame.child_frames
+        assert not frame.url.startswith(live_server.url), frame.url  # an error page instead
+        assert frame.evaluate("document.querySelector('#f-email')") is None
+        record.clear()  # the refusal was the point: not a problem of this test
+
+
+def test_from_the_legacy_sidebar_a_logged_in_agent_creates_a_request_in_one_click_and_reads_it_once(
         live_server: LiveServer, new_context: NewContext, live_agent: Callable[..., Any],
         helpdesk: FakeHelpdesk) -> None:
     agent = live_agent(name="Ann Rocketeer")
@@ -140,7 +201,7 @@ def test_from_the_sidebar_a_logged_in_agent_creates_a_request_in_one_click_and_r
 
     tab = open_from_sidebar(context, page, "Ask for credentials")
     assert tab.url == f"{live_server.url}/requests/new?ticket={number}"
-    assert tab.evaluate("document.referrer").startswith(helpdesk.origin)  # came from the helpdesk
+    assert tab.evaluate("document.referrer") == ""  # rel=noreferrer: the conversation stays
     expect(tab.locator("#f-ticket")).to_have_value(number)  # logged in, prefilled
     tab.click("#create-request")  # the one click
     expect(tab.locator("#request-done")).to_be_visible()
@@ -154,7 +215,7 @@ def test_from_the_sidebar_a_logged_in_agent_creates_a_request_in_one_click_and_r
     # The sidebar shows the open request.
     page.goto(helpdesk.show(number, sidebar_html(live_server, number, hs_user)))
     expect(page.locator("#vault-app")).to_contain_text("Request: waiting for the customer since")
-    expect(page.locator("#vault-app")).to_contain_text(f"Assignee: {agent.email}")
+    expect(page.locator("#vault-app")).to_contain_text("Assignee: Ann Rocketeer")
 
     # The customer fills the link in their own browser.
     customer, _ = new_context()

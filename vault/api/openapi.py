@@ -425,13 +425,15 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Help Scout's dynamic sidebar app",
                 "description": (
                     "Signed like Help Scout's webhooks, with VAULT_HELPSCOUT_APP_SECRET. Answers "
-                    "escaped HTML describing the conversation's ticket in vault: assignee, each "
-                    "request and secret with its state and times, links to the new-request page "
-                    "(for a Help Scout user mapped to a vault agent) and to the ticket page. "
-                    "Never an envelope, key, token or customer field. A draft (`ticket: false`) "
-                    "gets a short neutral message. One Redis round trip, after the signature "
-                    "is checked; calls are counted per ticket against VAULT_RATELIMIT_WEBHOOK "
-                    "in that same round trip (429 with Retry-After when over)."),
+                    "escaped HTML (English) describing the conversation's ticket in vault: the "
+                    "assignee and who revealed each secret by their display name, each request "
+                    "and secret with its state and times, links (new tab) to the new-request "
+                    "page (for a Help Scout user mapped to an enabled vault agent) and to the "
+                    "ticket page. Never an envelope, key, token or customer field. A draft "
+                    "(`ticket: false`) gets a short neutral message. Two Redis round trips "
+                    "after the signature is checked (the ticket's script, then the agents' "
+                    "names); calls are counted per ticket against VAULT_RATELIMIT_WEBHOOK in "
+                    "the first (429 with Retry-After when over)."),
                 "security": PUBLIC,
                 "parameters": [{"$ref": "#/components/parameters/HelpScoutSignature"}],
                 "requestBody": {

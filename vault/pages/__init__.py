@@ -170,7 +170,7 @@ def _static_cache(resp: Response) -> Response:
 
 
 def register(app: Any) -> None:
-    from vault.pages import admin, agent, customer, dashboard  # noqa: F401  (routes on import)
+    from vault.pages import admin, agent, customer, dashboard, helpscout  # noqa: F401  (routes)
     app.register_blueprint(bp)
 
 
