@@ -210,10 +210,10 @@ def test_two_round_trips_for_a_ticket_one_more_when_only_the_conversation_id_is_
     ext.store.remember_conversation("912340007", "6007", 60_000)
     rv, trips = counted.measure(lambda: load(client, context(None, conversation="912340007")))
     assert "vault · ticket 6007" in page_of(rv) and trips == 3
-    # Neither known: the neutral message, after the one lookup.
+    # An id no webhook told vault about: says so (not the draft's message), after one lookup.
     rv, trips = counted.measure(lambda: load(client, context(None, conversation="912349999")))
-    assert "Save this one" in page_of(rv) and trips == 1
-    html = page_of(load(client, context("")))  # a draft: no number yet
+    assert "does not know this conversation's number yet" in page_of(rv) and trips == 1
+    html = page_of(load(client, context("", conversation="")))  # a draft: no number yet
     assert "Save this one" in html and "ticket" not in html.split("<main")[1]
 
 

@@ -5,8 +5,8 @@ the agent knows to look: `secret.submitted` for every submission (`data`: ticket
 `request` when it answered a request), then `request.filled` for an answered request (`data`:
 ticket, id of the request, secret_id, kind). The ticket, ids, kind and time: nothing secret.
 They are sent from a small background pool, after the submission is stored, so they never slow
-or fail a customer's request; a failure is logged (the target without its query, which may
-hold a token) and dropped.
+or fail a customer's request; a failure is logged (the target's scheme, host and port only:
+its path or query may hold a token) and dropped.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import http.client
 import json
 import logging
 import secrets
+import threading
 import time
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -35,22 +36,37 @@ def sign(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
 
 
 class Notifier:
+    """Sends the notifications from a pool of two threads. At most MAX_PENDING wait to be sent
+    (a receiver that hangs must not grow vault's memory): beyond, a notification is dropped and
+    logged. At exit, those still waiting are dropped (close)."""
+
+    MAX_PENDING = 1000
+
     def __init__(self, url: str, secret: str, *, timeout: float = 3.0) -> None:
-        if not url.startswith(("https://", "http://")):
-            raise ValueError("VAULT_NOTIFY_URL must be an http(s) URL")
+        parts = urllib.parse.urlsplit(url)
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("VAULT_NOTIFY_URL has a port that is not a number from 1 to "
+                             "65535") from None
+        if parts.scheme not in {"https", "http"} or not parts.hostname or " " in url:
+            raise ValueError("VAULT_NOTIFY_URL must be an http(s) URL with a host")
+        if parts.username is not None or parts.password is not None:
+            raise ValueError("VAULT_NOTIFY_URL may not hold a user or password: put a token in "
+                             "its path or query, and sign with VAULT_NOTIFY_SECRET")
         if not secret:
             raise ValueError("VAULT_NOTIFY_URL needs VAULT_NOTIFY_SECRET")
         sign(secret, "probe", 0, b"")  # a malformed secret fails at start-up, not per event
         self.url, self.secret, self.timeout = url, secret, timeout
+        self.host, self.port, self.https = parts.hostname, port, parts.scheme == "https"
+        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        # What logs may name: scheme, host and port. Chat bridges keep their token in the path
+        # (Slack, Discord), others in the query: neither is logged.
+        shown = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+        self.target = f"{parts.scheme}://{shown}{f':{port}' if port else ''}"
+        self._cond = threading.Condition()
+        self._waiting = 0
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="vault-notify")
-
-    @property
-    def target(self) -> str:
-        """The URL as logs may name it: no user, password or query."""
-        parts = urllib.parse.urlsplit(self.url)
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path or '/'}"
 
     def secret_submitted(self, *, ticket: str, secret_id: str, kind: str, at: str | None,
                          request_id: str | None = None) -> Future[None]:
@@ -62,11 +78,36 @@ class Notifier:
             bodies.append({"type": "request.filled", "timestamp": at,
                            "data": {"ticket": ticket, "id": request_id, "secret_id": secret_id,
                                     "kind": kind}})
-        return self._pool.submit(self._send_all, bodies)
+        with self._cond:
+            if self._waiting >= self.MAX_PENDING:
+                log.warning("notification dropped: too many waiting to be sent",
+                            extra={"target": self.target, "type": bodies[0]["type"]})
+                done: Future[None] = Future()
+                done.set_result(None)
+                return done
+            self._waiting += 1
+        try:
+            return self._pool.submit(self._send_all, bodies)
+        except RuntimeError:  # the pool is shut down: vault is stopping
+            self._sent()
+            raise
+
+    def _sent(self) -> None:
+        with self._cond:
+            self._waiting -= 1
+            self._cond.notify_all()
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued notification was sent (or given up); False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._waiting == 0, timeout)
 
     def _send_all(self, bodies: list[dict[str, Any]]) -> None:
-        for body in bodies:  # in order: the secret first, then the request it answered
-            self._send(body)
+        try:
+            for body in bodies:  # in order: the secret first, then the request it answered
+                self._send(body)
+        finally:
+            self._sent()
 
     def _send(self, body: dict[str, Any]) -> None:
         payload = json.dumps(body, separators=(",", ":")).encode()
@@ -74,25 +115,18 @@ class Notifier:
         headers = {"Content-Type": "application/json", "webhook-id": msg_id,
                    "webhook-timestamp": str(stamp),
                    "webhook-signature": sign(self.secret, msg_id, stamp, payload)}
-        parts = urllib.parse.urlsplit(self.url)
-        factory = (http.client.HTTPSConnection if parts.scheme == "https"
-                   else http.client.HTTPConnection)
-        # The path and the query both: a receiver's URL may carry its own token in the query.
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        factory = (http.client.HTTPSConnection if self.https else http.client.HTTPConnection)
+        conn = factory(self.host, self.port, timeout=self.timeout)
         try:
-            conn = factory(parts.hostname or "", parts.port, timeout=self.timeout)
-        except (OSError, ValueError, http.client.HTTPException) as exc:
-            log.warning("notification not delivered",
-                        extra={"event": type(exc).__name__, "target": self.target})
-            return
-        try:
-            conn.request("POST", path, body=payload, headers=headers)
+            # The path and the query both: a receiver's URL may carry its own token in either.
+            conn.request("POST", self.path, body=payload, headers=headers)
             response = conn.getresponse()
             response.read()
             status = response.status
         except (OSError, ValueError, http.client.HTTPException) as exc:
             log.warning("notification not delivered",
-                        extra={"event": type(exc).__name__, "target": self.target})
+                        extra={"event": type(exc).__name__, "target": self.target,
+                               "type": body["type"]})
             return
         finally:
             conn.close()
@@ -101,4 +135,5 @@ class Notifier:
                                                        "type": body["type"]})
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Stop: the one being sent finishes (within its timeout), those waiting are dropped."""
+        self._pool.shutdown(wait=True, cancel_futures=True)

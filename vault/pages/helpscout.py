@@ -18,6 +18,7 @@ is the legacy sidebar's HTML (vault.api.sidebar, one template for both) in vault
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Response, g, render_template, request
@@ -53,7 +54,7 @@ def _fresh(e: VaultExtension, context: dict[str, str]) -> None:
     stamp = context.get("timestamp")
     if stamp is None:
         return
-    if not stamp.isdigit() or len(stamp) > 13:
+    if not re.fullmatch(r"[0-9]{1,13}", stamp):
         raise Unauthenticated("The signed timestamp is not one vault reads.")
     seconds = int(stamp) / (1000 if len(stamp) > 11 else 1)
     if abs(e.vault.clock() - seconds) > e.config.webhook_tolerance:
@@ -67,7 +68,12 @@ def _sidebar(e: VaultExtension) -> dict[str, Any]:
     except BadSignature as exc:
         raise Unauthenticated(str(exc)) from None
     _fresh(e, context)
-    return sidebar_context(e, _ticket(e, context), context.get("user-id", ""))
+    ticket = _ticket(e, context)
+    found = sidebar_context(e, ticket, context.get("user-id", ""))
+    # A saved conversation whose number Help Scout did not give and no webhook told vault.
+    found["unknown_conversation"] = ticket is None and bool(
+        HELPSCOUT_ID.fullmatch(context.get("conversation-id", "")))
+    return found
 
 
 def _refusal(error: VaultError) -> tuple[str, str, dict[str, str]]:
