@@ -32,7 +32,16 @@ from vault.crypto.tokens import (
     new_token,
     token_digest,
 )
-from vault.errors import BadRequest, Conflict, NotFound, Unauthenticated, ValidationFailed
+from vault.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    NotFound,
+    SignInRefused,
+    Unauthenticated,
+    Unavailable,
+    ValidationFailed,
+)
 from vault.service import Principal, emit
 from vault.storage import Gate, Store
 
@@ -82,6 +91,10 @@ def _public(agent: dict[str, str], *, with_2fa_at: int | None = None) -> dict[st
         out["two_factor_pending"] = bool(agent.get("totp_pending")) and \
             with_2fa_at - started <= TOTP_PENDING_MS
     return out
+
+
+SSO_ONLY_MESSAGE = ("Agents sign in through the team's identity provider here: password login is "
+                "off (VAULT_OIDC_ONLY).")
 
 
 class Accounts:
@@ -422,6 +435,9 @@ class Accounts:
         Every failure is the same Unauthenticated, and an unknown e-mail costs a full hash, so
         neither the message nor the timing tells which e-mails have accounts.
         """
+        if self.login_form_for == "nobody":
+            emit("login.failed", address=address, reason="password login is off")
+            raise Forbidden(SSO_ONLY_MESSAGE, reason="sso-only")
         if not isinstance(password, str) or not password or len(password) > MAX_PASSWORD:
             raise BadRequest("Enter your e-mail and password.")
         try:
@@ -447,19 +463,79 @@ class Accounts:
                                  detail=f"second factor {address}".strip())
             emit("login.failed", agent=email, address=address, reason="second factor")
             raise
+        if self.login_form_for == "admins" and agent.get("role") != "admin":
+            self.store.add_audit(now_ms=self.now_ms(), event="login.failed", actor=email,
+                                 detail=f"password login is for admins only {address}".strip())
+            emit("login.failed", agent=email, address=address, reason="password login is off")
+            raise Forbidden(SSO_ONLY_MESSAGE, reason="sso-only")
         if self.passwords.needs_rehash(agent["pw"]):
             self.store.update_agent(email, {"pw": self.passwords.hash(password)})
+        return self._open_session(email, agent, method="password", address=address)
+
+    @property
+    def login_form_for(self) -> str:
+        """Who may log in with a password: "everyone"; with VAULT_OIDC_ONLY "nobody", or
+        only admins with VAULT_OIDC_ADMIN_PASSWORD (the break-glass path: "admins")."""
+        if not (self.config.oidc_only and self.config.oidc_enabled):
+            return "everyone"
+        return "admins" if self.config.oidc_admin_password else "nobody"
+
+    def _open_session(self, email: str, agent: dict[str, str], *, method: str, address: str
+                      ) -> tuple[str, Principal]:
+        """A new web session for `agent`: (cookie value, principal), audited."""
         cookie, sid = new_token(SESSION), secrets.token_hex(8)
         csrf = self.csrf_token(token_digest(cookie))
         self.store.add_session(digest=token_digest(cookie), session_id=sid, email=email,
                                epoch=agent.get("epoch", ""), now_ms=self.now_ms(),
                                idle_ms=self.config.session_idle * 1000)
+        detail = address if method == "password" else f"{method} {address}".strip()
         self.store.add_audit(now_ms=self.now_ms(), event="login.succeeded", actor=email,
-                             detail=address)
-        emit("login.succeeded", agent=email, address=address)
+                             detail=detail)
+        emit("login.succeeded", agent=email, address=address, method=method)
         return cookie, Principal(kind="agent", email=email, name=agent.get("name") or email,
                                  role=agent.get("role", "agent"), session="s:" + sid, csrf=csrf,
                                  via_cookie=True)
+
+    def sign_in_refused(self, reason: str, *, email: str = "", address: str = "") -> None:
+        """Audit an identity-provider sign-in vault refused (`login.failed`, the reason)."""
+        self.store.add_audit(now_ms=self.now_ms(), event="login.failed", actor=email,
+                             detail=f"oidc {reason} {address}".strip())
+        emit("login.failed", agent=email, address=address, method="oidc", reason=reason)
+
+    def _refused(self, reason: str, email: str, address: str) -> SignInRefused:
+        self.sign_in_refused(reason, email=email, address=address)
+        refusal = SignInRefused(reason, 403, email)
+        refusal.audited = True
+        return refusal
+
+    def sso_login(self, email: str, name: str, *, address: str = "") -> tuple[str, Principal]:
+        """Open a web session for the identity provider's verified `email`: the existing,
+        enabled agent of that e-mail, or, with VAULT_OIDC_AUTOCREATE and a domain of
+        VAULT_OIDC_ALLOWED_DOMAINS, a new non-admin one. Refused otherwise (audited)."""
+        try:
+            email = normalise_email(email)
+        except ValidationFailed:
+            raise self._refused("email-invalid", "", address) from None
+        agent = self.store.get_agent(email)
+        if agent is None:
+            if not self.config.oidc_autocreate:
+                raise self._refused("unknown-agent", email, address)
+            if email.rsplit("@", 1)[1] not in self.config.oidc_allowed_domains:
+                raise self._refused("domain-not-allowed", email, address)
+            # No password: "!" is no argon2 hash, so no password ever matches it; an admin
+            # may set one later (vault agent passwd).
+            fields = {"name": name or email, "role": "agent", "pw": "!", "disabled": "0",
+                      "created_at": str(self.now_ms())}
+            if self.store.add_agent(email, fields):
+                self.store.add_audit(now_ms=self.now_ms(), event="agent.created", actor="oidc",
+                                     detail=email)
+                emit("agent.created", agent=email, actor="oidc", via="oidc")
+            agent = self.store.get_agent(email)  # the record as stored (a racing sign-in's too)
+            if agent is None:
+                raise Unavailable()
+        if agent.get("disabled") == "1":
+            raise self._refused("agent-disabled", email, address)
+        return self._open_session(email, agent, method="oidc", address=address)
 
     def logout(self, cookie: str) -> None:
         if is_token(cookie, SESSION):

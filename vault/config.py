@@ -116,6 +116,15 @@ class Config:
     ticket_audit_maxlen: int = 1000
     max_waiting_per_ticket: int = 100
     notify_url: str = ""
+    # Sign-in through the team's identity provider (OpenID Connect): vault.sso.
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = dataclasses.field(default="", repr=False)
+    oidc_name: str = "your company account"
+    oidc_allowed_domains: tuple[str, ...] = ()
+    oidc_autocreate: bool = False
+    oidc_only: bool = False
+    oidc_admin_password: bool = False
     notify_secret: str = dataclasses.field(default="", repr=False)
     webhook_tolerance: int = 300
     webhook_dedupe_ttl: int = DAY
@@ -129,6 +138,11 @@ class Config:
     @property
     def production(self) -> bool:
         return self.env == "production"
+
+    @property
+    def oidc_enabled(self) -> bool:
+        """Agents may sign in through the identity provider (all three settings given)."""
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
 
     @property
     def grace_seconds(self) -> int:
@@ -174,6 +188,14 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "ticket_audit_maxlen": _int,
     "max_waiting_per_ticket": _int,
     "notify_url": _str,
+    "oidc_issuer": lambda v: str(v).strip(),
+    "oidc_client_id": lambda v: str(v).strip(),
+    "oidc_client_secret": _str,
+    "oidc_name": lambda v: str(v).strip() or "your company account",
+    "oidc_allowed_domains": lambda v: tuple(d.lower().lstrip("@") for d in _list(v)),
+    "oidc_autocreate": _bool,
+    "oidc_only": _bool,
+    "oidc_admin_password": _bool,
     "notify_secret": _str,
     "webhook_tolerance": _int,
     "webhook_dedupe_ttl": _int,
@@ -260,6 +282,7 @@ def _validate(c: Config) -> None:
                                     c.redis_url):
         raise ConfigError("VAULT_REDIS_URL must start with redis://, rediss://, unix://, "
                           "redis+sentinel:// or redis+cluster://")
+    _validate_oidc(c)
     if not 0 < c.default_ttl <= c.max_ttl:
         raise ConfigError("VAULT_DEFAULT_TTL must be positive and at most VAULT_MAX_TTL")
     if c.max_ttl > 30 * DAY:
@@ -289,3 +312,35 @@ def _validate(c: Config) -> None:
                               "(ten years)")
     if c.log_level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
         raise ConfigError("VAULT_LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR")
+
+
+_OIDC_NEEDED = (("oidc_issuer", "VAULT_OIDC_ISSUER"), ("oidc_client_id", "VAULT_OIDC_CLIENT_ID"),
+                ("oidc_client_secret", "VAULT_OIDC_CLIENT_SECRET"))
+_LOOPBACK_ISSUER = re.compile(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/|$)")
+
+
+def _validate_oidc(c: Config) -> None:
+    """SSO is on with all three of issuer, client id and secret, off with none; anything in
+    between is a mistake that production refuses to start with, naming what is missing."""
+    given = [var for name, var in _OIDC_NEEDED if getattr(c, name)]
+    options = [var for name, var in (("oidc_only", "VAULT_OIDC_ONLY"),
+                                     ("oidc_autocreate", "VAULT_OIDC_AUTOCREATE"),
+                                     ("oidc_admin_password", "VAULT_OIDC_ADMIN_PASSWORD"),
+                                     ("oidc_allowed_domains", "VAULT_OIDC_ALLOWED_DOMAINS"))
+               if getattr(c, name)]
+    missing = [var for name, var in _OIDC_NEEDED if not getattr(c, name)]
+    if (given or options) and missing and c.production:
+        raise ConfigError(f"{', '.join(given or options)} set, but sign-in through the identity "
+                          f"provider also needs {', '.join(missing)}")
+    if not c.oidc_enabled:
+        return
+    if not (c.oidc_issuer.startswith("https://") or _LOOPBACK_ISSUER.match(c.oidc_issuer)):
+        raise ConfigError("VAULT_OIDC_ISSUER must be an https:// URL (the issuer of the "
+                          "provider's discovery document)")
+    if c.oidc_autocreate and not c.oidc_allowed_domains:
+        raise ConfigError("VAULT_OIDC_AUTOCREATE needs VAULT_OIDC_ALLOWED_DOMAINS: the e-mail "
+                          "domains whose people may get an agent account at first sign-in")
+    for domain in c.oidc_allowed_domains:
+        if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)+", domain):
+            raise ConfigError("VAULT_OIDC_ALLOWED_DOMAINS: expected domains such as example.com, "
+                              "separated by commas")

@@ -107,5 +107,19 @@ class Unavailable(VaultError):
         self.store_fault = store_fault
 
 
+class SignInRefused(VaultError):
+    """A sign-in through the identity provider that vault refuses (vault.sso): `reason` is
+    short and fixed, safe to audit and to show; nobody is logged in."""
+
+    status = 403
+    title = "Sign-in refused"
+
+    def __init__(self, reason: str, status: int = 403, email: str = "") -> None:
+        super().__init__("The sign-in through the identity provider was refused.",
+                         reason=reason)
+        self.reason, self.status, self.email = reason, status, email
+        self.audited = False  # set by whoever wrote its login.failed entry
+
+
 class ConfigError(Exception):
     """The configuration cannot run: the message names what is missing or wrong, never a value."""

@@ -22,6 +22,7 @@ from vault.metrics import Metrics
 from vault.notify import Notifier
 from vault.redis_client import connect
 from vault.service import Vault
+from vault.sso import IdentityProvider
 from vault.storage import Gate, Store
 
 log = logging.getLogger("vault")
@@ -73,6 +74,8 @@ class VaultExtension:
     webhook_windows: list[tuple[int, int]]
 
     notifier: Notifier | None = None
+    # The team's identity provider (VAULT_OIDC_*), when agents may sign in through it.
+    sso: IdentityProvider | None = None
 
     def close(self) -> None:
         """Release connections and threads (tests build many apps in one process)."""
@@ -119,6 +122,10 @@ def build(app: Flask, config: Config) -> VaultExtension:
         except (ValueError, TypeError) as exc:
             raise ConfigError(str(exc) if isinstance(exc, ValueError) and "VAULT_" in str(exc)
                               else "VAULT_NOTIFY_SECRET must be whsec_<base64>") from None
+    if not config.oidc_enabled and (config.oidc_issuer or config.oidc_client_id
+                                    or config.oidc_client_secret):
+        log.warning("sign-in through the identity provider is off: it needs all three of "
+                    "VAULT_OIDC_ISSUER, VAULT_OIDC_CLIENT_ID and VAULT_OIDC_CLIENT_SECRET")
     metrics = Metrics()
     ext = VaultExtension(
         config=config, store=store, keyring=keyring,
@@ -127,6 +134,7 @@ def build(app: Flask, config: Config) -> VaultExtension:
                     on_event=metrics.secret_event),
         accounts=Accounts(store, passwords, config, config.clock, keyring),
         metrics=metrics, limits=limits, notifier=notifier,
+        sso=IdentityProvider(config, config.clock) if config.oidc_enabled else None,
         webhook_windows=ratelimit.windows(config.ratelimit_webhook)
         if config.ratelimit_enabled else [])
     app.extensions["vault"] = ext

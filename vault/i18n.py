@@ -65,6 +65,8 @@ SCRIPT_MESSAGES = {
     "login_code_invalid": _("That code is not valid. Try the next one."),
     "login_2fa_required": _("Admins need two-factor authentication: ask whoever runs vault to "
                             "set it up for you (vault agent enrol-2fa)."),
+    "login_sso_only": _("Password login is only for admins here: use the sign-in button "
+                        "above."),
     "session_over": _("Your session has ended. Log in again."),
     "csrf": _("This page is out of date. Reload it and try again."),
     "not_assignee": _("Only the agent assigned to this ticket can reveal it. Nothing was "

@@ -906,6 +906,17 @@ class Store:
         key = f"{ACCT}sess:{digest}"
         self._write([key], ["DEL", key])
 
+    def put_sign_in(self, digest: str, record: str, ttl_ms: int) -> None:
+        """An identity-provider sign-in in progress, under the digest of its `state`."""
+        key = f"{ACCT}sso:{digest}"
+        self._write([key], ["SET", key, record, "PX", ttl_ms])
+
+    def take_sign_in(self, digest: str) -> str | None:
+        """The sign-in of that `state` digest, read and deleted in one step: a state is good
+        once, so a replayed callback finds nothing."""
+        key = f"{ACCT}sso:{digest}"
+        return _s(self._write([key], ["GET", key], ["DEL", key])[0]) or None
+
     # -- maintenance ----------------------------------------------------------------------------
 
     def keys_of_ticket(self, ticket: str) -> list[str]:

@@ -96,10 +96,12 @@ class LiveServer:
         stop_server(self.server)
 
 
-def start_live_server(redis_url: str, tmp: Path, **overrides: Any) -> LiveServer:
+def start_live_server(redis_url: str, tmp: Path, *, port: int | None = None,
+                      **overrides: Any) -> LiveServer:
     """Start gunicorn (2 workers, 4 threads) with the access log on stdout; `overrides` are
-    settings as in base_config (they win over GENEROUS_LIMITS)."""
-    port = free_port()
+    settings as in base_config (they win over GENEROUS_LIMITS). `port`: one chosen before (a
+    provider must know the callback URL first)."""
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     env = gunicorn_env(redis_url, **{"base_url": url, **GENEROUS_LIMITS, **overrides})
     output = OutputLines()

@@ -346,7 +346,10 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Log in: sets the session cookie, answers the CSRF token",
                 "description": (
                     "Every failure is the same 401, so the answer does not tell which e-mails "
-                    "have accounts. Rate limited per account and per address."),
+                    "have accounts. Rate limited per account and per address. With "
+                    "VAULT_OIDC_ONLY, 403 `sso-only`: agents sign in through the identity "
+                    "provider (`GET /login/oidc`); with VAULT_OIDC_ADMIN_PASSWORD, admins "
+                    "still may here."),
                 "security": PUBLIC,
                 "requestBody": {
                     "required": True,
@@ -362,7 +365,7 @@ DOCUMENT: dict[str, Any] = {
                             "schema": {"type": "string", "pattern": "^__Host-vault_session="}}},
                         "content": {JSON: {"schema": {"$ref": "#/components/schemas/Session"}}},
                     },
-                    **problems(400, 401, 413, 429, 503),
+                    **problems(400, 401, 403, 413, 429, 503),
                 },
             },
             "get": {
@@ -1113,6 +1116,17 @@ DOCUMENT: dict[str, Any] = {
                         "required": ["redis", "keyring"],
                         "properties": {"redis": {"enum": ["ok", "unavailable"]},
                                        "keyring": {"enum": ["ok", "unusable"]}},
+                        "additionalProperties": False,
+                    },
+                    "identity_provider": {
+                        "description": "With VAULT_OIDC_* set: whether the issuer answers. "
+                                       "Named, never counted in `status`: an identity "
+                                       "provider's outage leaves password login and reveals "
+                                       "working.",
+                        "type": "object",
+                        "required": ["issuer", "status"],
+                        "properties": {"issuer": {"type": "string"},
+                                       "status": {"enum": ["ok", "unreachable"]}},
                         "additionalProperties": False,
                     },
                 },

@@ -223,7 +223,12 @@ def readyz() -> tuple[Response, int]:
     except Exception:
         checks["keyring"] = "unusable"
     ok = all(v == "ok" for v in checks.values())
-    resp = jsonify({"status": "ok" if ok else "unavailable", "checks": checks})
+    body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks}
+    if e.sso is not None:
+        # Named, never counted: an identity provider's outage must not take vault out of its
+        # load balancer (password login and every reveal keep working).
+        body["identity_provider"] = {"issuer": e.config.oidc_issuer, "status": e.sso.status()}
+    resp = jsonify(body)
     if not ok:
         resp.headers["Retry-After"] = "2"
     return resp, 200 if ok else 503

@@ -69,6 +69,9 @@ def safe_next(value: str | None, default: str = "/dashboard") -> str:
 def page_url(**changes: str | None) -> str:
     """This page's own URL (path from the matched route, never the raw request path) with
     query parameters changed; `None` removes one. Falls back to the start page."""
+    if "page_url_endpoint" in g:  # a page whose own URL must not be repeated (the callback)
+        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
+        return url_for(g.page_url_endpoint, **kept)
     args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in changes}
     args.update({k: v for k, v in changes.items() if v is not None})
     if request.endpoint is None or request.url_rule is None:
@@ -170,7 +173,7 @@ def _static_cache(resp: Response) -> Response:
 
 
 def register(app: Any) -> None:
-    from vault.pages import admin, agent, customer, dashboard, helpscout  # noqa: F401  (routes)
+    from vault.pages import admin, agent, customer, dashboard, helpscout, sso  # noqa: F401  (routes)
     app.register_blueprint(bp)
 
 

@@ -17,7 +17,10 @@ def login() -> Response:
     target = safe_next(request.args.get("next"))
     if viewer() is not None:
         return redirect(target, 303)  # type: ignore[return-value]
-    return render("agent/login.html", page="login", next_url=target)
+    e = ext()
+    return render("agent/login.html", page="login", next_url=target,
+                  sso_name=e.config.oidc_name if e.sso is not None else "",
+                  password_form=e.accounts.login_form_for)
 
 
 @bp.post("/logout")

@@ -362,6 +362,7 @@ function setupManage() {
 
 function setupLogin() {
   const form = $("#login-form");
+  if (!form) return;  // VAULT_OIDC_ONLY: only the identity provider's button
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
@@ -388,6 +389,7 @@ function setupLogin() {
     if (res.status === 401 && reason === "totp-invalid") return showErrors(form, [[totp, M.login_code_invalid]]);
     let text = res.status === 401 || res.status === 400 ? M.login_failed : problemText(res);
     if (res.status === 401 && reason === "2fa-required") text = M.login_2fa_required;
+    if (res.status === 403 && reason === "sso-only") text = M.login_sso_only;
     say($("#form-error", form), text, "error");
     password.focus();  // the alert is read out; the next attempt starts at the password
   });

@@ -1,0 +1,90 @@
+// A real OpenID Provider for vault's tests: panva's oidc-provider (OpenID Certified), installed
+// from the npm registry by scripts/test into .cache/oidc, run by node on a loopback port.
+//
+//   node tests/oidc/provider.mjs CONFIG.json
+//
+// CONFIG: {"issuer", "port", "clients": [...], "accounts": {login: claims}, "jwks": {keys}}.
+// Sign-in uses the provider's development interactions (a login form that takes any password,
+// then a consent button); the account is the login typed, its claims come from "accounts".
+//
+// One addition for the refusal tests, and only for them: POST /__test__/tamper {"mode": ...}
+// makes the *next* token response's ID token one that vault must refuse, re-signed with the
+// provider's own key or another one, standing in for a token forged or replayed on the way:
+//   "other-key"   the same claims, signed by a key the provider does not publish (same kid)
+//   "unknown-kid" the same, under a kid the provider does not publish
+//   "wrong-nonce" signed by the provider's key, with another nonce
+//   "expired"     signed by the provider's key, expired an hour ago
+// and POST /__test__/jwks-requests answers how often the JWKS was fetched.
+import fs from 'node:fs';
+import Provider from 'oidc-provider';
+import * as jose from 'jose';
+
+const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
+const accounts = config.accounts;
+let tamper = null;
+let jwksRequests = 0;
+
+const provider = new Provider(config.issuer, {
+  clients: config.clients,
+  jwks: config.jwks,
+  findAccount: async (ctx, id) => ({
+    accountId: id,
+    async claims() {
+      return { sub: id, ...(accounts[id] || { email: id, email_verified: true }) };
+    },
+  }),
+  claims: { openid: ['sub'], email: ['email', 'email_verified', 'xms_edov'], profile: ['name'] },
+  // The scope's claims go into the ID token, as Google, Entra ID, Okta and Keycloak put them.
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  ttl: {
+    AccessToken: 600, AuthorizationCode: 60, IdToken: 600, Interaction: 600, Session: 3600,
+    Grant: 3600,
+  },
+  features: { devInteractions: { enabled: true } },
+  cookies: { keys: ['vault-tests-only-cookie-key'] },
+});
+provider.proxy = false;
+
+async function tampered(idToken) {
+  const claims = jose.decodeJwt(idToken);
+  const header = jose.decodeProtectedHeader(idToken);
+  const own = await jose.importJWK(config.jwks.keys[0], header.alg);
+  const now = Math.floor(Date.now() / 1000);
+  let key = own;
+  let kid = header.kid;
+  if (tamper === 'other-key' || tamper === 'unknown-kid') {
+    key = (await jose.generateKeyPair(header.alg)).privateKey;
+    if (tamper === 'unknown-kid') kid = 'not-published';
+  } else if (tamper === 'wrong-nonce') {
+    claims.nonce = 'a-nonce-vault-never-sent';
+  } else if (tamper === 'expired') {
+    claims.iat = now - 7200;
+    claims.exp = now - 3600;
+  }
+  return new jose.SignJWT(claims).setProtectedHeader({ alg: header.alg, kid }).sign(key);
+}
+
+provider.use(async (ctx, next) => {
+  if (ctx.path === '/__test__/tamper' && ctx.method === 'POST') {
+    let body = '';
+    for await (const chunk of ctx.req) body += chunk;
+    tamper = JSON.parse(body).mode || null;
+    ctx.status = 204;
+    return;
+  }
+  if (ctx.path === '/__test__/jwks-requests') {
+    ctx.body = { count: jwksRequests };
+    return;
+  }
+  if (ctx.path === '/jwks') jwksRequests += 1;
+  await next();
+  if (ctx.path === '/token' && tamper && ctx.body && ctx.body.id_token) {
+    ctx.body = { ...ctx.body, id_token: await tampered(ctx.body.id_token) };
+    tamper = null;
+  }
+});
+
+provider.listen(config.port, '127.0.0.1', () => {
+  process.stdout.write(`oidc-provider listening on ${config.issuer}\n`);
+});

@@ -1,0 +1,338 @@
+"""Sign-in through the team's identity provider (issue 13): against a real OpenID Provider.
+
+The provider is panva's oidc-provider under node (tests/oidc_provider.py), signing in through
+its own login and consent pages; vault runs in-process (Flask's test client over
+https://vault.test, so its Secure cookies flow). Each refusal: a page, a 4xx, no session,
+`login.failed` with the reason in the audit, and no code, token or state in any log line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from conftest import free_port
+from helpers import share
+from oidc_provider import CLIENT_ID, OidcProvider, sign_in
+
+BASE = "https://vault.test"
+CALLBACK = BASE + "/login/oidc/callback"
+
+
+@pytest.fixture(scope="module")
+def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    found = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK])
+    yield found
+    found.stop()
+
+
+@pytest.fixture
+def sso_app(make_app: Callable[..., Any], provider: OidcProvider) -> Callable[..., Any]:
+    """make_app with SSO set up for the provider (more settings as keyword arguments)."""
+    def factory(**overrides: Any) -> Any:
+        return make_app(**{**provider.settings(), **overrides})
+    return factory
+
+
+class Browser:
+    """One browser's visit to vault: its cookies (Flask's test client), and what it was told."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+        self.client = app.test_client()
+
+    def get(self, url: str, **kwargs: Any) -> Any:
+        parts = urlsplit(url)
+        path = parts.path + (f"?{parts.query}" if parts.query else "")
+        return self.client.get(path, base_url=BASE, **kwargs)
+
+    def start(self, next_path: str = "/dashboard") -> str:
+        rv = self.get(f"/login/oidc?next={next_path}")
+        assert rv.status_code == 303, rv.get_data(as_text=True)
+        return str(rv.headers["Location"])
+
+    def sign_in(self, login: str, **kwargs: Any) -> Any:
+        """The whole flow: the button, the provider's pages, the callback; the callback's
+        answer."""
+        return self.get(sign_in(self.start(), login, **kwargs))
+
+    def session(self) -> Any:
+        return self.client.get("/api/v1/session", base_url=BASE)
+
+
+def cookies_set(rv: Any) -> dict[str, str]:
+    return {h.split("=", 1)[0]: h for h in rv.headers.getlist("Set-Cookie")}
+
+
+def audit(app: Any) -> list[Any]:
+    return app.extensions["vault"].store.audit_tail(50)
+
+
+def test_the_button_goes_to_the_provider_with_pkce_state_nonce_and_the_scopes(sso_app,
+                                                                              provider):
+    app = sso_app()
+    browser = Browser(app)
+    page = browser.get("/login").get_data(as_text=True)
+    assert 'id="sso-button"' in page and "Sign in with your company account" in page
+    assert 'id="login-form"' in page  # and the password form next to it
+    rv = browser.get("/login/oidc?next=/tickets/7")
+    assert rv.status_code == 303
+    target = urlsplit(rv.headers["Location"])
+    assert f"{target.scheme}://{target.netloc}{target.path}" == provider.issuer + "/auth"
+    query = {k: v[0] for k, v in parse_qs(target.query).items()}
+    assert query["response_type"] == "code" and query["client_id"] == CLIENT_ID
+    assert query["redirect_uri"] == CALLBACK and query["scope"] == "openid email profile"
+    assert query["code_challenge_method"] == "S256"
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", query["code_challenge"])
+    assert len(query["state"]) >= 32 and len(query["nonce"]) >= 32
+    assert query["state"] != query["nonce"]
+    cookie = cookies_set(rv)["__Host-vault_sso"]
+    for flag in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/", "Max-Age=600"):
+        assert flag in cookie, cookie
+    assert "__Host-vault_session" not in cookies_set(rv)
+    # The sign-in waits in Redis for ten minutes at most; the state itself is not a key.
+    store = app.extensions["vault"].store
+    [key] = list(store.client.scan_iter(match="vault:{acct}:sso:*"))
+    assert 0 < store.client.pttl(key) <= 600_000
+    assert query["state"] not in key.decode()
+
+
+def test_an_existing_agent_signs_in_as_a_web_session_and_a_reveal_works(sso_app, make_agent,
+                                                                       capfd):
+    app = sso_app()
+    make_agent("alice@example.com", name="Alice")
+    browser = Browser(app)
+    secret = share(app.test_client(), "sso-1")
+    rv = browser.get(sign_in(browser.start("/tickets/sso-1"), "alice@example.com"))
+    assert rv.status_code == 303 and rv.headers["Location"] == "/tickets/sso-1"
+    session_cookie = cookies_set(rv)["__Host-vault_session"]
+    for flag in ("HttpOnly", "Secure", "SameSite=Lax", "Path=/"):
+        assert flag in session_cookie
+    assert "__Host-vault_sso=;" in cookies_set(rv)["__Host-vault_sso"]  # the binding is spent
+    me = browser.session()
+    assert me.status_code == 200 and me.get_json()["agent"]["email"] == "alice@example.com"
+    csrf = me.get_json()["csrf_token"]
+    reveal = browser.client.post(f"/api/v1/secrets/{secret['id']}/reveal", base_url=BASE,
+                                 headers={"X-CSRF-Token": csrf})
+    assert reveal.status_code == 200 and reveal.get_json()["envelope"] == secret["envelope"]
+    [event] = [e for e in audit(app) if e.event == "login.succeeded"]
+    assert event.actor == "alice@example.com" and event.detail.startswith("oidc")
+    logged = capfd.readouterr()
+    assert '"method": "oidc"' in logged.err
+    code = parse_qs(urlsplit(rv.request.url).query)  # what the callback carried
+    for value in [*code.get("code", []), *code.get("state", []), session_cookie.split(";")[0]]:
+        assert value not in logged.out + logged.err
+
+
+def test_entra_ids_domain_owner_claim_stands_in_for_a_missing_email_verified(sso_app,
+                                                                            make_agent):
+    app = sso_app()
+    make_agent("entra@example.com")
+    assert Browser(app).sign_in("entra@example.com").status_code == 303
+
+
+def test_next_is_honoured_for_same_site_paths_only(sso_app, make_agent):
+    app = sso_app()
+    make_agent("alice@example.com")
+    for asked, landed in (("/requests/new?ticket=5", "/requests/new?ticket=5"),
+                          ("https://evil.example/x", "/dashboard"), ("//evil.example", "/dashboard")):
+        browser = Browser(app)
+        rv = browser.get(sign_in(browser.start(asked.replace("?", "%3F").replace("&", "%26")),
+                                 "alice@example.com"))
+        assert rv.status_code == 303 and rv.headers["Location"] == landed, asked
+
+
+REFUSALS = {
+    # login at the provider, vault settings, status, reason
+    "unknown e-mail": ("stranger@example.com", {}, 403, "unknown-agent"),
+    "email_verified false": ("unverified@example.com", {}, 403, "email-unverified"),
+    "no e-mail at all": ("no-email", {}, 403, "email-missing"),
+    "verification not stated": ("silent@example.com", {}, 403, "email-unverified"),
+    "domain not allowed": ("outsider@elsewhere.test",
+                           {"oidc_autocreate": True, "oidc_allowed_domains": "example.com"},
+                           403, "domain-not-allowed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_a_refused_sign_in_is_a_clear_page_nobody_logged_in_and_audited(sso_app, case, capfd):
+    login, settings, status, reason = REFUSALS[case]
+    app = sso_app(**settings)
+    browser = Browser(app)
+    rv = browser.sign_in(login)
+    assert_refused(app, browser, rv, status, reason, capfd)
+    with pytest.raises(Exception, match="No such agent"):
+        app.extensions["vault"].accounts.get_agent(login if "@" in login else "x@example.com")
+
+
+def assert_refused(app: Any, browser: Browser, rv: Any, status: int, reason: str,
+                   capfd: Any) -> None:
+    page = rv.get_data(as_text=True)
+    assert rv.status_code == status, page
+    assert rv.mimetype == "text/html" and f'data-reason="{reason}"' in page
+    assert "__Host-vault_session" not in cookies_set(rv)
+    assert browser.session().status_code == 401  # nobody is logged in
+    [event] = [e for e in audit(app) if e.event == "login.failed"]
+    assert reason in event.detail
+    logged = capfd.readouterr()
+    query = parse_qs(urlsplit(rv.request.url).query)
+    for value in [*query.get("code", []), *query.get("state", [])]:
+        assert value not in logged.out + logged.err
+        assert value not in page  # not even in the language switcher's links
+
+
+def test_a_disabled_agent_is_refused(sso_app, make_agent, capfd):
+    app = sso_app()
+    make_agent("alice@example.com")
+    app.extensions["vault"].accounts.set_disabled("alice@example.com", True)
+    browser = Browser(app)
+    assert_refused(app, browser, browser.sign_in("alice@example.com"), 403, "agent-disabled",
+                   capfd)
+
+
+def test_a_replayed_forged_missing_or_foreign_state_is_refused(sso_app, make_agent, capfd):
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    assert browser.get(callback).status_code == 303  # the first use signs in
+    browser.client.delete_cookie("__Host-vault_session", domain="vault.test")
+    capfd.readouterr()
+    assert_refused(app, browser, browser.get(callback), 400, "state-unknown", capfd)  # replay
+    parts = urlsplit(callback)
+    code = parse_qs(parts.query)["code"][0]
+    for query, reason in ((f"code={code}&state=forged-{'x' * 40}", "state-unknown"),
+                          (f"code={code}", "state-missing")):
+        app.extensions["vault"].store.client.delete("vault:audit")
+        assert_refused(app, browser, browser.get(f"/login/oidc/callback?{query}"), 400, reason,
+                       capfd)
+    # Started in one browser, finished in another (a link someone else was sent): refused, and
+    # the state is spent, so the one who started cannot be logged in by it either.
+    started, other = Browser(app), Browser(app)
+    callback = sign_in(started.start(), "alice@example.com")
+    app.extensions["vault"].store.client.delete("vault:audit")
+    assert_refused(app, other, other.get(callback), 400, "state-other-browser", capfd)
+    assert started.get(callback).status_code == 400
+
+
+@pytest.mark.parametrize("mode,reason", [("wrong-nonce", "id-token-nonce"),
+                                         ("other-key", "id-token-signature"),
+                                         ("expired", "id-token-expired")])
+def test_an_id_token_with_a_wrong_nonce_another_key_or_expired_is_refused(
+        sso_app, make_agent, provider, mode, reason, capfd):
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    provider.tamper(mode)  # the provider's next token answer carries that ID token
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    assert_refused(app, browser, rv, 400, reason, capfd)
+
+
+def test_the_provider_answering_access_denied_is_refused(sso_app, make_agent, capfd):
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    rv = browser.sign_in("alice@example.com", abort=True)
+    assert "error=access_denied" in rv.request.url
+    assert_refused(app, browser, rv, 403, "provider-access_denied", capfd)
+
+
+def test_autocreate_makes_a_non_admin_agent_for_an_allowed_domain_only(sso_app, capfd):
+    app = sso_app(oidc_autocreate=True, oidc_allowed_domains="example.com, example.org")
+    accounts = app.extensions["vault"].accounts
+    browser = Browser(app)
+    rv = browser.sign_in("Newcomer@Example.org")
+    assert rv.status_code == 303
+    agent = accounts.get_agent("newcomer@example.org")
+    assert agent["role"] == "agent" and not agent["disabled"]
+    [created] = [e for e in audit(app) if e.event == "agent.created"]
+    assert created.actor == "oidc" and created.detail == "newcomer@example.org"
+    assert '"via": "oidc"' in capfd.readouterr().err
+    assert browser.session().get_json()["agent"]["role"] == "agent"
+    # It has no password: the password form cannot open it.
+    login = app.test_client().post("/api/v1/session", json={"email": "newcomer@example.org",
+                                                            "password": "!"})
+    assert login.status_code == 401
+    # Without autocreate, nobody is created (test_a_refused_sign_in...: unknown e-mail).
+
+
+def test_oidc_only_removes_the_password_form_and_refuses_passwords_but_tokens_work(
+        sso_app, make_agent):
+    app = sso_app(oidc_only=True)
+    alice = make_agent("alice@example.com")
+    boss = make_agent("boss@example.com", admin=True)
+    page = Browser(app).get("/login").get_data(as_text=True)
+    assert 'id="sso-button"' in page and 'id="login-form"' not in page
+    client = app.test_client()
+    for who in (alice, boss):
+        rv = client.post("/api/v1/session", json={"email": who.email, "password": who.password})
+        assert rv.status_code == 403 and rv.get_json()["reason"] == "sso-only", who.email
+    secret = share(client, "sso-only-1")
+    assert client.post(f"/api/v1/secrets/{secret['id']}/reveal", headers=alice.headers
+                       ).status_code == 200  # API tokens keep working
+    # Break-glass: admins keep their password (and its second factor), agents do not.
+    glass = sso_app(oidc_only=True, oidc_admin_password=True)
+    client = glass.test_client()
+    assert client.post("/api/v1/session", json={"email": boss.email, "password": boss.password}
+                       ).status_code == 200
+    rv = client.post("/api/v1/session", json={"email": alice.email, "password": alice.password})
+    assert rv.status_code == 403 and rv.get_json()["reason"] == "sso-only"
+    page = Browser(glass).get("/login").get_data(as_text=True)
+    assert 'id="break-glass"' in page and 'id="login-form"' in page
+
+
+def test_an_unreachable_issuer_never_blocks_start_up_and_password_login_still_works(
+        make_app, make_agent):
+    app = make_app(oidc_issuer=f"http://127.0.0.1:{free_port()}", oidc_client_id="x",
+                   oidc_client_secret="y")
+    alice = make_agent("alice@example.com")
+    client = app.test_client()
+    ready = client.get("/readyz")
+    assert ready.status_code == 200 and ready.get_json()["status"] == "ok"
+    assert ready.get_json()["identity_provider"]["status"] == "unreachable"
+    rv = Browser(app).get("/login/oidc")
+    assert rv.status_code == 503 and "did not answer" in rv.get_data(as_text=True)
+    assert int(rv.headers["Retry-After"]) > 0
+    assert client.post("/api/v1/session", json={"email": alice.email, "password": alice.password}
+                       ).status_code == 200
+
+
+def test_discovery_and_keys_are_cached_and_an_unknown_kid_fetches_the_keys_again(
+        sso_app, make_agent, provider, capfd, clock):
+    app = sso_app()
+    make_agent("alice@example.com")
+    before = provider.jwks_requests()
+    for _ in range(2):
+        assert Browser(app).sign_in("alice@example.com").status_code == 303
+    assert provider.jwks_requests() == before + 1  # fetched once for both
+    assert app.extensions["vault"].sso.status() == "ok"
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    clock.advance(31)  # unknown kids fetch the keys again at most every 30 s
+    provider.tamper("unknown-kid")  # as after a key rotation: a kid vault does not hold
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    assert provider.jwks_requests() == before + 2  # fetched again, once
+    assert_refused(app, browser, rv, 400, "id-token-signature", capfd)
+
+
+def test_half_set_sso_refuses_to_start_in_production_naming_what_is_missing(make_app):
+    from vault.errors import ConfigError
+    with pytest.raises(ConfigError, match=r"needs VAULT_OIDC_CLIENT_ID, VAULT_OIDC_CLIENT_SECRET"):
+        make_app(oidc_issuer="https://idp.example")
+    with pytest.raises(ConfigError, match=r"VAULT_OIDC_ONLY set, but .* needs VAULT_OIDC_ISSUER"):
+        make_app(oidc_only=True)
+    with pytest.raises(ConfigError, match="VAULT_OIDC_AUTOCREATE needs VAULT_OIDC_ALLOWED_DOMAINS"):
+        make_app(oidc_issuer="https://idp.example", oidc_client_id="a", oidc_client_secret="b",
+                 oidc_autocreate=True)
+    with pytest.raises(ConfigError, match="https"):
+        make_app(oidc_issuer="http://idp.example", oidc_client_id="a", oidc_client_secret="b")

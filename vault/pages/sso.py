@@ -1,0 +1,128 @@
+"""Sign-in through the team's identity provider: the two browser steps (vault.sso does the
+protocol, Accounts the session).
+
+`GET /login/oidc` keeps the sign-in's `nonce`, PKCE verifier and `next` in Redis under the
+digest of a fresh `state` (ten minutes, good once), sets a short cookie that binds it to this
+browser, and sends the browser (303) to the provider. `GET /login/oidc/callback` takes that
+record back (deleted as it is read, so a replayed callback finds nothing), checks that the same
+browser came back, and only then looks at the provider's answer: an error, or a code that
+vault exchanges for an ID token. A refusal is a page with a 4xx, nobody logged in, and a
+`login.failed` audit entry with the reason. The access log never holds a query string, so the
+code and the state never reach a log.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+from typing import Any
+
+from flask import Response, g, redirect, request
+
+from vault.errors import NotFound, SignInRefused
+from vault.extension import VaultExtension, ext
+from vault.pages import bp, render, safe_next
+from vault.sso import CALLBACK_PATH, ProviderUnavailable
+from vault.web import SESSION_COOKIE, client_address
+
+log = logging.getLogger("vault.sso")
+BROWSER_COOKIE = "__Host-vault_sso"
+SIGN_IN_TTL = 600  # seconds from the button to the callback
+_PROVIDER_ERROR = re.compile(r"[a-z_]{1,40}")
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _provider(e: VaultExtension) -> Any:
+    if e.sso is None:
+        raise NotFound("Sign-in through an identity provider is not set up here.")
+    return e.sso
+
+
+def _unavailable(e: VaultExtension, exc: ProviderUnavailable) -> Response:
+    log.warning("identity provider unavailable", extra={"error": exc.why})
+    resp = render("agent/sso_refused.html", page="sso", status=503, reason="unavailable",
+                  password_form=e.accounts.login_form_for)
+    resp.headers["Retry-After"] = str(exc.retry_after)
+    return resp
+
+
+@bp.get("/login/oidc")
+def sso_start() -> Response:
+    e = ext()
+    provider = _provider(e)
+    e.check_limit("login-address", client_address())
+    state, nonce = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    verifier, browser = secrets.token_urlsafe(48), secrets.token_urlsafe(32)
+    try:
+        url = provider.authorization_url(state=state, nonce=nonce, verifier=verifier)
+    except ProviderUnavailable as exc:
+        return _unavailable(e, exc)
+    record = {"browser": _digest(browser), "nonce": nonce, "verifier": verifier,
+              "next": safe_next(request.args.get("next"))}
+    e.store.put_sign_in(_digest(state), json.dumps(record), SIGN_IN_TTL * 1000)
+    resp = redirect(url, 303)
+    # Lax: the provider sends the browser back with a top-level GET, which carries it.
+    resp.set_cookie(BROWSER_COOKIE, browser, max_age=SIGN_IN_TTL, secure=True, httponly=True,
+                    samesite="Lax", path="/")
+    return resp  # type: ignore[return-value]
+
+
+def _signed_in(e: VaultExtension, address: str) -> Response:
+    """The callback's checks in order; SignInRefused (not audited yet) or a redirect."""
+    provider = _provider(e)
+    state = request.args.get("state", "")
+    if not state:
+        raise SignInRefused("state-missing", 400)
+    raw = e.store.take_sign_in(_digest(state))
+    if raw is None:
+        raise SignInRefused("state-unknown", 400)  # forged, replayed or older than 10 minutes
+    record = json.loads(raw)
+    browser = request.cookies.get(BROWSER_COOKIE, "")
+    if not hmac.compare_digest(_digest(browser), record["browser"]):
+        raise SignInRefused("state-other-browser", 400)  # a sign-in started elsewhere
+    error = request.args.get("error")
+    if error is not None:
+        raise SignInRefused("provider-" + (error if _PROVIDER_ERROR.fullmatch(error)
+                                           else "error"), 403)
+    code = request.args.get("code", "")
+    if not code:
+        raise SignInRefused("code-missing", 400)
+    identity = provider.identity(code=code, verifier=record["verifier"], nonce=record["nonce"],
+                                 iss=request.args.get("iss"))
+    cookie, _ = e.accounts.sso_login(identity.email, identity.name, address=address)
+    resp = redirect(record["next"], 303)
+    resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax",
+                    path="/", max_age=e.config.session_max)
+    return resp  # type: ignore[return-value]
+
+
+@bp.get(CALLBACK_PATH)
+def sso_callback() -> Response:
+    e = ext()
+    _provider(e)
+    # Its query holds the code and the state: no link on the page may repeat it (the
+    # language switch goes to the login page instead).
+    g.page_url_endpoint = "pages.login"
+    address = client_address()
+    e.check_limit("login-address", address)
+    try:
+        resp = _signed_in(e, address)
+    except SignInRefused as exc:
+        if not exc.audited:
+            e.accounts.sign_in_refused(exc.reason, email=exc.email, address=address)
+        resp = render("agent/sso_refused.html", page="sso", status=exc.status,
+                      reason=exc.reason, password_form=e.accounts.login_form_for)
+    except ProviderUnavailable as exc:
+        resp = _unavailable(e, exc)
+    resp.delete_cookie(BROWSER_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    return resp
+
+
+__all__ = ["BROWSER_COOKIE", "sso_callback", "sso_start"]

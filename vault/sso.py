@@ -1,0 +1,214 @@
+"""Agents sign in with the team's identity provider: OpenID Connect, authorization code + PKCE.
+
+The protocol is Authlib's (`OAuth2Session` builds the authorization URL with the S256 code
+challenge and exchanges the code) and the ID token is checked by joserfc and Authlib's
+`CodeIDToken` (signature by the issuer's JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`,
+`at_hash`): no JOSE of vault's own. What vault adds is policy: `email_verified` must be true,
+and the callback must come back to the browser that started the sign-in (`vault.pages.sso`).
+
+The discovery document (`<issuer>/.well-known/openid-configuration`, whose `issuer` must be the
+configured one exactly) and the JWKS are fetched on first use, kept for an hour, and the JWKS is
+fetched again when a token names a key id it does not hold (a provider's key rotation), at most
+every 30 seconds. An unreachable provider never stops vault from starting: the first sign-in
+that needs it gets ProviderUnavailable (a 503 page), and password login keeps working.
+
+Nothing here logs a code, a token, a nonce or a verifier.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc6749.errors import OAuth2Error
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+from joserfc.jws import JWSRegistry
+
+from vault.config import Config
+from vault.errors import SignInRefused as Refused
+from vault.errors import Unavailable
+
+__all__ = ["CALLBACK_PATH", "Identity", "IdentityProvider", "ProviderUnavailable"]
+
+CALLBACK_PATH = "/login/oidc/callback"
+SCOPE = "openid email profile"
+METADATA_TTL = 3600.0
+JWKS_REFRESH_EVERY = 30.0
+HTTP_TIMEOUT = 5.0
+RETRY_AFTER_FAILURE = 10.0
+LEEWAY = 60  # seconds of clock difference tolerated between vault and the provider
+
+
+class ProviderUnavailable(Unavailable):
+    """The identity provider did not answer, or answered something unusable."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__("The identity provider is unreachable. Try again in a moment, or log "
+                         "in with your password.", store_fault=False)
+        self.why = why  # for logs and /readyz: what failed, never a secret
+
+
+@dataclass(frozen=True)
+class Identity:
+    email: str
+    name: str
+
+
+class IdentityProvider:
+    """The configured issuer: its metadata and keys, cached per process, and the two steps of
+    a sign-in. Thread-safe; one per app."""
+
+    def __init__(self, config: Config, clock: Callable[[], float] | None = None) -> None:
+        self.config = config
+        self.clock = clock or time.time
+        self.redirect_uri = config.base_url + CALLBACK_PATH
+        self._lock = threading.Lock()
+        self._metadata: dict[str, Any] | None = None
+        self._metadata_at = 0.0
+        self._jwks: dict[str, Any] | None = None
+        self._jwks_at = 0.0
+        self._failed_at: float | None = None
+        self.last_error = ""
+
+    # -- what the provider publishes -------------------------------------------------------------
+
+    def _get_json(self, url: str, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
+        try:
+            resp = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            resp.raise_for_status()
+            body = resp.json()
+        except (requests.RequestException, ValueError) as exc:
+            raise ProviderUnavailable(f"{url}: {type(exc).__name__}") from None
+        if not isinstance(body, dict):
+            raise ProviderUnavailable(f"{url}: not a JSON object")
+        return body
+
+    def metadata(self, *, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
+        """The discovery document, fetched at most once an hour; after a failure, not asked
+        again for RETRY_AFTER_FAILURE seconds (a failed refresh keeps the last good one)."""
+        with self._lock:
+            now = self.clock()
+            if self._metadata is not None and now - self._metadata_at < METADATA_TTL:
+                return self._metadata
+            if self._failed_at is not None and now - self._failed_at < RETRY_AFTER_FAILURE:
+                if self._metadata is not None:
+                    return self._metadata
+                raise ProviderUnavailable(self.last_error)
+            issuer = self.config.oidc_issuer
+            try:
+                found = self._get_json(issuer.rstrip("/") + "/.well-known/openid-configuration",
+                                       timeout)
+                if found.get("issuer") != issuer:
+                    raise ProviderUnavailable("the discovery document names another issuer")
+                for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+                    if not isinstance(found.get(name), str) or not found[name]:
+                        raise ProviderUnavailable(f"the discovery document has no {name}")
+            except ProviderUnavailable as exc:
+                self.last_error, self._failed_at = exc.why, now
+                if self._metadata is not None:
+                    return self._metadata
+                raise
+            self._metadata, self._metadata_at = found, now
+            self.last_error, self._failed_at = "", None
+            return found
+
+    def _keys(self, *, refresh: bool = False) -> KeySet:
+        with self._lock:
+            now = self.clock()
+            stale = self._jwks is None or now - self._jwks_at >= METADATA_TTL
+            if refresh and self._jwks is not None and now - self._jwks_at < JWKS_REFRESH_EVERY:
+                refresh = False  # a burst of unknown key ids costs the provider one fetch
+            if stale or refresh:
+                uri = (self._metadata or {}).get("jwks_uri", "")
+                self._jwks, self._jwks_at = self._get_json(uri), now
+            return KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
+
+    def status(self) -> str:
+        """For /readyz: "ok" or "unreachable", never waiting more than a second (a load
+        balancer's probe must not hang on the identity provider)."""
+        try:
+            self.metadata(timeout=1.0)
+        except ProviderUnavailable:
+            return "unreachable"
+        return "unreachable" if self.last_error else "ok"
+
+    # -- the two steps -------------------------------------------------------------------------
+
+    def _session(self, meta: dict[str, Any]) -> OAuth2Session:
+        methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
+        method = "client_secret_basic" if "client_secret_basic" in methods \
+            else "client_secret_post"
+        return OAuth2Session(self.config.oidc_client_id, self.config.oidc_client_secret,
+                             scope=SCOPE, redirect_uri=self.redirect_uri,
+                             code_challenge_method="S256", token_endpoint_auth_method=method)
+
+    def authorization_url(self, *, state: str, nonce: str, verifier: str) -> str:
+        """Where to send the browser: the provider's authorization endpoint, code flow."""
+        meta = self.metadata()
+        with self._session(meta) as session:
+            url, _ = session.create_authorization_url(
+                meta["authorization_endpoint"], state=state, nonce=nonce, code_verifier=verifier)
+        return str(url)
+
+    def identity(self, *, code: str, verifier: str, nonce: str, iss: str | None) -> Identity:
+        """Exchange the code and check the ID token: who signed in. Refused or
+        ProviderUnavailable."""
+        meta = self.metadata()
+        if iss is not None and iss != self.config.oidc_issuer:
+            raise Refused("issuer-mismatch", 400)  # RFC 9207: the answer came from another issuer
+        try:
+            with self._session(meta) as session:
+                token = session.fetch_token(meta["token_endpoint"], code=code,
+                                            code_verifier=verifier, timeout=HTTP_TIMEOUT)
+        except OAuth2Error:
+            raise Refused("code-refused", 400) from None  # invalid_grant: used, expired or forged
+        except (requests.RequestException, ValueError):
+            raise ProviderUnavailable("the token endpoint did not answer") from None
+        raw = token.get("id_token")
+        if not isinstance(raw, str) or not raw:
+            raise Refused("id-token-missing", 400)
+        algorithms = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
+        registry = JWSRegistry(algorithms=[a for a in algorithms if a != "none"])
+        try:
+            try:
+                decoded = jwt.decode(raw, self._keys(), registry=registry)
+            except InvalidKeyIdError:  # the provider rotated its keys: fetch them again, once
+                decoded = jwt.decode(raw, self._keys(refresh=True), registry=registry)
+        except JoseError:
+            raise Refused("id-token-signature", 400) from None
+        except ValueError:
+            raise Refused("id-token-malformed", 400) from None
+        claims = CodeIDToken(
+            decoded.claims, decoded.header,
+            {"iss": {"essential": True, "value": self.config.oidc_issuer},
+             "aud": {"essential": True, "value": self.config.oidc_client_id}},
+            {"nonce": nonce, "client_id": self.config.oidc_client_id,
+             "access_token": token.get("access_token")})
+        try:
+            claims.validate(now=int(self.clock()), leeway=LEEWAY)
+        except ExpiredTokenError:
+            raise Refused("id-token-expired", 400) from None
+        except JoseError as exc:
+            claim = getattr(exc, "claim", "") or ""
+            raise Refused("id-token-nonce" if claim == "nonce" else "id-token-claims",
+                          400) from None
+        email = claims.get("email")
+        if not isinstance(email, str) or "@" not in email:
+            raise Refused("email-missing", 403)
+        # Microsoft Entra ID sends no email_verified for work accounts; its optional claim
+        # xms_edov ("email domain owner verified") says the tenant owns the address's domain.
+        # It counts only where email_verified is absent, never over a false.
+        verified = claims.get("email_verified")
+        if verified is not True and not (verified is None and claims.get("xms_edov") is True):
+            raise Refused("email-unverified", 403, email.strip().lower())
+        name = claims.get("name")
+        return Identity(email=email.strip().lower(),
+                        name=name.strip()[:200] if isinstance(name, str) else "")
