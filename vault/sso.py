@@ -44,6 +44,8 @@ METADATA_TTL = 3600.0
 JWKS_REFRESH_EVERY = 30.0
 HTTP_TIMEOUT = 5.0
 RETRY_AFTER_FAILURE = 10.0
+SIGNING_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
+                                "ES384", "ES512", "EdDSA", "Ed25519"})
 LEEWAY = 60  # seconds of clock difference tolerated between vault and the provider
 
 
@@ -175,8 +177,11 @@ class IdentityProvider:
         raw = token.get("id_token")
         if not isinstance(raw, str) or not raw:
             raise Refused("id-token-missing", 400)
-        algorithms = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
-        registry = JWSRegistry(algorithms=[a for a in algorithms if a != "none"])
+        # Asymmetric algorithms only: "none" never, and no HS256 (keyed by the client secret,
+        # which is not the provider's signature).
+        offered = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
+        registry = JWSRegistry(algorithms=[a for a in offered if isinstance(a, str)
+                                           and a in SIGNING_ALGORITHMS] or ["RS256"])
         try:
             try:
                 decoded = jwt.decode(raw, self._keys(), registry=registry)
