@@ -36,6 +36,9 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
     # As Microsoft Entra ID signs a work account in: no email_verified, the tenant's xms_edov.
     "entra@example.com": {"email": "entra@example.com", "xms_edov": True, "name": "Entra User"},
     "silent@example.com": {"email": "silent@example.com"},  # says nothing of verification
+    "entra-false@example.com": {"email": "entra-false@example.com", "email_verified": False,
+                                "xms_edov": True},
+    "entra-string@example.com": {"email": "entra-string@example.com", "xms_edov": "true"},
 }
 
 
@@ -77,9 +80,10 @@ class OidcProvider:
         rv = requests.post(self.issuer + "/__test__/tamper", json={"mode": mode}, timeout=10)
         assert rv.status_code == 204
 
-    def jwks_requests(self) -> int:
-        return int(requests.get(self.issuer + "/__test__/jwks-requests", timeout=10
-                                ).json()["count"])
+    def fetched(self) -> dict[str, int]:
+        """How often vault (or anyone) fetched the JWKS and the discovery document."""
+        answer = requests.get(self.issuer + "/__test__/requests", timeout=10).json()
+        return {"jwks": int(answer["jwks"]), "discovery": int(answer["discovery"])}
 
     def stop(self) -> None:
         self.proc.terminate()

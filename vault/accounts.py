@@ -464,10 +464,12 @@ class Accounts:
             emit("login.failed", agent=email, address=address, reason="second factor")
             raise
         if self.login_form_for == "admins" and agent.get("role") != "admin":
+            # The same answer as a wrong password: the break-glass form must not tell anyone
+            # that a guessed agent password is right.
             self.store.add_audit(now_ms=self.now_ms(), event="login.failed", actor=email,
                                  detail=f"password login is for admins only {address}".strip())
             emit("login.failed", agent=email, address=address, reason="password login is off")
-            raise Forbidden(SSO_ONLY_MESSAGE, reason="sso-only")
+            raise Unauthenticated("Wrong e-mail or password.")
         if self.passwords.needs_rehash(agent["pw"]):
             self.store.update_agent(email, {"pw": self.passwords.hash(password)})
         return self._open_session(email, agent, method="password", address=address)

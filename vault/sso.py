@@ -77,6 +77,7 @@ class IdentityProvider:
         self._metadata_at = 0.0
         self._jwks: dict[str, Any] | None = None
         self._jwks_at = 0.0
+        self._jwks_keys: KeySet = KeySet([])
         self._failed_at: float | None = None
         self.last_error = ""
 
@@ -113,6 +114,10 @@ class IdentityProvider:
                 for name in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
                     if not isinstance(found.get(name), str) or not found[name]:
                         raise ProviderUnavailable(f"the discovery document has no {name}")
+                for name in ("token_endpoint_auth_methods_supported",
+                             "id_token_signing_alg_values_supported"):
+                    if not isinstance(found.get(name, []), list):
+                        raise ProviderUnavailable(f"the discovery document's {name} is no list")
             except ProviderUnavailable as exc:
                 self.last_error, self._failed_at = exc.why, now
                 if self._metadata is not None:
@@ -130,12 +135,24 @@ class IdentityProvider:
                 refresh = False  # a burst of unknown key ids costs the provider one fetch
             if stale or refresh:
                 uri = (self._metadata or {}).get("jwks_uri", "")
-                self._jwks, self._jwks_at = self._get_json(uri), now
-            return KeySet.import_key_set(self._jwks)  # type: ignore[arg-type]
+                found = self._get_json(uri)
+                try:
+                    keys = KeySet.import_key_set(found)  # type: ignore[arg-type]
+                except Exception:  # {} from a proxy's error page, a key joserfc cannot read
+                    raise ProviderUnavailable("the JWKS holds no key vault can use") from None
+                if not keys.keys:
+                    raise ProviderUnavailable("the JWKS is empty")
+                self._jwks, self._jwks_keys, self._jwks_at = found, keys, now
+            return self._jwks_keys
 
     def status(self) -> str:
-        """For /readyz: "ok" or "unreachable", never waiting more than a second (a load
-        balancer's probe must not hang on the identity provider)."""
+        """For /readyz: "ok" or "unreachable". It never waits on another thread's fetch (it
+        answers from the last one instead) and fetches with a one-second timeout itself, so a
+        load balancer's probe does not hang on the identity provider. "ok" means the last
+        discovery fetch succeeded (it is kept for an hour)."""
+        if not self._lock.acquire(blocking=False):
+            return "unreachable" if self.last_error or self._metadata is None else "ok"
+        self._lock.release()
         try:
             self.metadata(timeout=1.0)
         except ProviderUnavailable:
@@ -164,8 +181,20 @@ class IdentityProvider:
         """Exchange the code and check the ID token: who signed in. Refused or
         ProviderUnavailable."""
         meta = self.metadata()
-        if iss is not None and iss != self.config.oidc_issuer:
-            raise Refused("issuer-mismatch", 400)  # RFC 9207: the answer came from another issuer
+        # RFC 9207: the answer names its issuer; where the provider says it does, it must.
+        if (iss is None and meta.get("authorization_response_iss_parameter_supported") is True) \
+                or (iss is not None and iss != self.config.oidc_issuer):
+            raise Refused("issuer-mismatch", 400)
+        try:
+            return self._identity(meta, code=code, verifier=verifier, nonce=nonce)
+        except (Refused, ProviderUnavailable):
+            raise
+        except Exception as exc:  # a provider answering what no library expects: not a 500
+            raise ProviderUnavailable(f"the provider's answer was unusable "
+                                      f"({type(exc).__name__})") from None
+
+    def _identity(self, meta: dict[str, Any], *, code: str, verifier: str, nonce: str
+                  ) -> Identity:
         try:
             with self._session(meta) as session:
                 token = session.fetch_token(meta["token_endpoint"], code=code,

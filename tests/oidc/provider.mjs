@@ -14,7 +14,7 @@
 //   "unknown-kid" the same, under a kid the provider does not publish
 //   "wrong-nonce" signed by the provider's key, with another nonce
 //   "expired"     signed by the provider's key, expired an hour ago
-// and POST /__test__/jwks-requests answers how often the JWKS was fetched.
+// and GET /__test__/requests answers how often the JWKS and the discovery document were fetched.
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
 import * as jose from 'jose';
@@ -23,6 +23,7 @@ const config = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'));
 const accounts = config.accounts;
 let tamper = null;
 let jwksRequests = 0;
+let discoveryRequests = 0;
 
 const provider = new Provider(config.issuer, {
   clients: config.clients,
@@ -73,11 +74,12 @@ provider.use(async (ctx, next) => {
     ctx.status = 204;
     return;
   }
-  if (ctx.path === '/__test__/jwks-requests') {
-    ctx.body = { count: jwksRequests };
+  if (ctx.path === '/__test__/requests') {
+    ctx.body = { jwks: jwksRequests, discovery: discoveryRequests };
     return;
   }
   if (ctx.path === '/jwks') jwksRequests += 1;
+  if (ctx.path === '/.well-known/openid-configuration') discoveryRequests += 1;
   await next();
   if (ctx.path === '/token' && tamper && ctx.body && ctx.body.id_token) {
     ctx.body = { ...ctx.body, id_token: await tampered(ctx.body.id_token) };

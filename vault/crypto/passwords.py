@@ -72,9 +72,14 @@ class Passwords:
         """Whether ``password`` matches ``stored_hash``; False also for a garbled hash."""
         try:
             return self._hasher.verify(stored_hash, _password_bytes(password))
-        except (VerificationError, InvalidHashError, UnicodeEncodeError):
-            # Mismatch, a hash argon2 cannot decode, or one that is not even ASCII: all "no".
+        except InvalidHashError:
+            # A hash argon2 cannot decode (an agent made by a sign-in has none: "!"): "no",
+            # after a full hash all the same, so the time does not tell which agents those are.
+            if stored_hash is not self._dummy_hash:
+                self.dummy_verify(password)
             return False
+        except (VerificationError, UnicodeEncodeError):
+            return False  # a mismatch, or a hash that is not even ASCII
 
     def needs_rehash(self, stored_hash: str) -> bool:
         """Whether ``stored_hash`` was made with other parameters (True for a garbled hash)."""

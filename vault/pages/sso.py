@@ -83,9 +83,14 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
     raw = e.store.take_sign_in(_digest(state))
     if raw is None:
         raise SignInRefused("state-unknown", 400)  # forged, replayed or older than 10 minutes
-    record = json.loads(raw)
+    try:
+        record = json.loads(raw)
+        bound, nonce, verifier, target = (record["browser"], record["nonce"],
+                                          record["verifier"], record["next"])
+    except (ValueError, KeyError, TypeError):
+        raise SignInRefused("state-unknown", 400) from None  # a record vault did not write
     browser = request.cookies.get(BROWSER_COOKIE, "")
-    if not hmac.compare_digest(_digest(browser), record["browser"]):
+    if not hmac.compare_digest(_digest(browser), str(bound)):
         raise SignInRefused("state-other-browser", 400)  # a sign-in started elsewhere
     error = request.args.get("error")
     if error is not None:
@@ -94,10 +99,10 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
     code = request.args.get("code", "")
     if not code:
         raise SignInRefused("code-missing", 400)
-    identity = provider.identity(code=code, verifier=record["verifier"], nonce=record["nonce"],
+    identity = provider.identity(code=code, verifier=str(verifier), nonce=str(nonce),
                                  iss=request.args.get("iss"))
     cookie, _ = e.accounts.sso_login(identity.email, identity.name, address=address)
-    resp = redirect(record["next"], 303)
+    resp = redirect(safe_next(str(target)), 303)
     resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax",
                     path="/", max_age=e.config.session_max)
     return resp  # type: ignore[return-value]
