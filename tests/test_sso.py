@@ -355,3 +355,68 @@ def test_half_set_sso_refuses_to_start_in_production_naming_what_is_missing(make
                  oidc_autocreate=True)
     with pytest.raises(ConfigError, match="https"):
         make_app(oidc_issuer="http://idp.example", oidc_client_id="a", oidc_client_secret="b")
+
+
+class GarbageIssuer:
+    """Not a provider: an issuer URL whose answers are broken the way proxies and misconfigured
+    providers break them, to show vault answers its 503 page and never a 500. (Every test of
+    the protocol itself runs against the real provider above.)"""
+
+    def __init__(self, jwks: Any, token: Any) -> None:
+        import json
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        port = free_port()
+        self.issuer = f"http://127.0.0.1:{port}"
+        doc = {"issuer": self.issuer, "authorization_endpoint": self.issuer + "/auth",
+               "token_endpoint": self.issuer + "/token", "jwks_uri": self.issuer + "/jwks"}
+        answers = {"/.well-known/openid-configuration": doc, "/jwks": jwks, "/token": token}
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                if "Content-Length" in self.headers:
+                    self.rfile.read(int(self.headers["Content-Length"]))
+                body = json.dumps(answers.get(self.path.split("?")[0], {})).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+A_JWT = ("eyJhbGciOiJSUzI1NiIsImtpZCI6ImsxIn0.eyJpc3MiOiJ4In0."
+         "c2lnbmF0dXJlLW9mLW5vYm9keQ")
+
+
+@pytest.mark.parametrize("jwks,token", [
+    ({}, {"access_token": "a", "token_type": "Bearer", "id_token": A_JWT}),  # a proxy's {}
+    ({"keys": []}, {"access_token": "a", "token_type": "Bearer", "id_token": A_JWT}),
+    ({"keys": []}, {"access_token": "a", "token_type": "Bearer", "expires_in": [1]}),
+    ({"keys": []}, ["not", "an", "object"]),
+])
+def test_a_provider_answering_garbage_gets_the_503_page_not_a_500(make_app, jwks, token):
+    garbage = GarbageIssuer(jwks, token)
+    try:
+        app = make_app(oidc_issuer=garbage.issuer, oidc_client_id="c", oidc_client_secret="s")
+        browser = Browser(app)
+        target = browser.start()
+        state = parse_qs(urlsplit(target).query)["state"][0]
+        rv = browser.get(f"/login/oidc/callback?code=anything&state={state}")
+        assert rv.status_code == 503, rv.get_data(as_text=True)[:300]
+        assert "did not answer" in rv.get_data(as_text=True)
+        assert browser.session().status_code == 401
+    finally:
+        garbage.close()
