@@ -420,3 +420,33 @@ def test_a_provider_answering_garbage_gets_the_503_page_not_a_500(make_app, jwks
         assert browser.session().status_code == 401
     finally:
         garbage.close()
+
+
+def test_an_issuer_that_never_answers_holds_readyz_a_second_at_most(make_app, make_agent):
+    """A listening socket that never replies (a provider hung, or a firewall swallowing the
+    answer): /readyz gives up after its one-second timeout and stays 200; the button then gets
+    the 503 page at once (the failure is remembered for ten seconds), and passwords work."""
+    import socket
+    import time
+
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing is ever read or answered
+    try:
+        app = make_app(oidc_issuer=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                       oidc_client_id="x", oidc_client_secret="y")
+        alice = make_agent("alice@example.com")
+        client = app.test_client()
+        started = time.monotonic()
+        ready = client.get("/readyz")
+        waited = time.monotonic() - started
+        assert ready.status_code == 200
+        assert ready.get_json()["identity_provider"]["status"] == "unreachable"
+        assert waited < 5, waited  # the probe's own timeout (1 s), far under a 5 s fetch
+        rv = Browser(app).get("/login/oidc")
+        assert rv.status_code == 503 and "did not answer" in rv.get_data(as_text=True)
+        assert client.post("/api/v1/session", json={"email": alice.email,
+                                                    "password": alice.password}
+                           ).status_code == 200
+    finally:
+        silent.close()
