@@ -136,6 +136,21 @@ def test_entra_ids_domain_owner_claim_stands_in_for_a_missing_email_verified(sso
     assert Browser(app).sign_in("entra@example.com").status_code == 303
 
 
+def test_a_signed_in_session_has_the_password_sessions_idle_and_absolute_timeouts(
+        sso_app, make_agent, clock):
+    app = sso_app(session_idle=600, session_max=1800)
+    make_agent("alice@example.com")
+    idle, busy = Browser(app), Browser(app)
+    for browser in (idle, busy):
+        assert browser.sign_in("alice@example.com").status_code == 303
+    for _ in range(3):  # the busy one keeps using its session; the idle one does not
+        clock.advance(500)
+        assert busy.session().status_code == 200
+    assert idle.session().status_code == 401  # idle for 1500 s, over VAULT_SESSION_IDLE
+    clock.advance(400)  # 1900 s after the sign-in: over VAULT_SESSION_MAX however busy
+    assert busy.session().status_code == 401
+
+
 def test_next_is_honoured_for_same_site_paths_only(sso_app, make_agent):
     app = sso_app()
     make_agent("alice@example.com")

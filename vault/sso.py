@@ -75,9 +75,8 @@ class IdentityProvider:
         self._lock = threading.Lock()
         self._metadata: dict[str, Any] | None = None
         self._metadata_at = 0.0
-        self._jwks: dict[str, Any] | None = None
-        self._jwks_at = 0.0
-        self._jwks_keys: KeySet = KeySet([])
+        self._keyset: KeySet | None = None
+        self._keyset_at = 0.0
         self._failed_at: float | None = None
         self.last_error = ""
 
@@ -130,20 +129,19 @@ class IdentityProvider:
     def _keys(self, *, refresh: bool = False) -> KeySet:
         with self._lock:
             now = self.clock()
-            stale = self._jwks is None or now - self._jwks_at >= METADATA_TTL
-            if refresh and self._jwks is not None and now - self._jwks_at < JWKS_REFRESH_EVERY:
-                refresh = False  # a burst of unknown key ids costs the provider one fetch
-            if stale or refresh:
-                uri = (self._metadata or {}).get("jwks_uri", "")
-                found = self._get_json(uri)
-                try:
-                    keys = KeySet.import_key_set(found)  # type: ignore[arg-type]
-                except Exception:  # {} from a proxy's error page, a key joserfc cannot read
-                    raise ProviderUnavailable("the JWKS holds no key vault can use") from None
-                if not keys.keys:
-                    raise ProviderUnavailable("the JWKS is empty")
-                self._jwks, self._jwks_keys, self._jwks_at = found, keys, now
-            return self._jwks_keys
+            kept = self._keyset
+            if kept is not None and now - self._keyset_at < METADATA_TTL and (
+                    not refresh or now - self._keyset_at < JWKS_REFRESH_EVERY):
+                return kept  # a burst of unknown key ids costs the provider one fetch
+            found = self._get_json((self._metadata or {}).get("jwks_uri", ""))
+            try:
+                keys = KeySet.import_key_set(found)  # type: ignore[arg-type]
+            except Exception:  # {} from a proxy's error page, a key joserfc cannot read
+                raise ProviderUnavailable("the JWKS holds no key vault can use") from None
+            if not keys.keys:
+                raise ProviderUnavailable("the JWKS is empty")
+            self._keyset, self._keyset_at = keys, now
+            return keys
 
     def status(self) -> str:
         """For /readyz: "ok" or "unreachable". It never waits on another thread's fetch (it

@@ -13,8 +13,6 @@ code and the state never reach a log.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import logging
 import re
@@ -23,6 +21,7 @@ from typing import Any
 
 from flask import Response, g, redirect, request
 
+from vault.crypto.tokens import constant_time_equals, token_digest
 from vault.errors import NotFound, SignInRefused
 from vault.extension import VaultExtension, ext
 from vault.pages import bp, render, safe_next
@@ -33,10 +32,6 @@ log = logging.getLogger("vault.sso")
 BROWSER_COOKIE = "__Host-vault_sso"
 SIGN_IN_TTL = 600  # seconds from the button to the callback
 _PROVIDER_ERROR = re.compile(r"[a-z_]{1,40}")
-
-
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
 
 
 def _provider(e: VaultExtension) -> Any:
@@ -64,9 +59,9 @@ def sso_start() -> Response:
         url = provider.authorization_url(state=state, nonce=nonce, verifier=verifier)
     except ProviderUnavailable as exc:
         return _unavailable(e, exc)
-    record = {"browser": _digest(browser), "nonce": nonce, "verifier": verifier,
+    record = {"browser": token_digest(browser), "nonce": nonce, "verifier": verifier,
               "next": safe_next(request.args.get("next"))}
-    e.store.put_sign_in(_digest(state), json.dumps(record), SIGN_IN_TTL * 1000)
+    e.store.put_sign_in(token_digest(state), json.dumps(record), SIGN_IN_TTL * 1000)
     resp = redirect(url, 303)
     # Lax: the provider sends the browser back with a top-level GET, which carries it.
     resp.set_cookie(BROWSER_COOKIE, browser, max_age=SIGN_IN_TTL, secure=True, httponly=True,
@@ -80,7 +75,7 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
     state = request.args.get("state", "")
     if not state:
         raise SignInRefused("state-missing", 400)
-    raw = e.store.take_sign_in(_digest(state))
+    raw = e.store.take_sign_in(token_digest(state))
     if raw is None:
         raise SignInRefused("state-unknown", 400)  # forged, replayed or older than 10 minutes
     try:
@@ -90,7 +85,7 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
     except (ValueError, KeyError, TypeError):
         raise SignInRefused("state-unknown", 400) from None  # a record vault did not write
     browser = request.cookies.get(BROWSER_COOKIE, "")
-    if not hmac.compare_digest(_digest(browser), str(bound)):
+    if not constant_time_equals(token_digest(browser), str(bound)):
         raise SignInRefused("state-other-browser", 400)  # a sign-in started elsewhere
     error = request.args.get("error")
     if error is not None:
