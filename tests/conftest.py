@@ -289,14 +289,19 @@ def start_gunicorn(env: dict[str, str], tmp: Path, *, workers: int = 3, threads:
     return Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
 
 
-def stop_server(server: Server) -> None:
-    if server.process.poll() is None:
-        server.process.terminate()
+def stop_process(process: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """SIGTERM, `grace` seconds to exit, then SIGKILL."""
+    if process.poll() is None:
+        process.terminate()
         try:
-            server.process.wait(15)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
-            server.process.kill()
-            server.process.wait(5)
+            process.kill()
+            process.wait(5)
+
+
+def stop_server(server: Server) -> None:
+    stop_process(server.process)
 
 
 # -- Highly available Redis (tests/redis_ha.py): a real Cluster and a real Sentinel setup ---------

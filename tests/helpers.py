@@ -8,6 +8,7 @@ import hmac
 import json
 import threading
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from vault.crypto import generate_key, seal
 
@@ -40,6 +41,13 @@ def helpscout_js_signature(secret: str, params: dict[str, str]) -> str:
     against node's own JSON.stringify)."""
     data = json.dumps(params, ensure_ascii=False, separators=(",", ":")).encode()
     return base64.b64encode(hmac.new(secret.encode(), data, hashlib.sha1).digest()).decode()
+
+
+def helpscout_app_query(params: dict[str, str], secret: str) -> str:
+    """The query string Help Scout puts on the app's URL: the context, in its order, then its
+    signature (every value percent-encoded, `+` of the base64 included)."""
+    return urlencode({**params, "X-HelpScout-Signature": helpscout_js_signature(secret, params)},
+                     quote_via=quote)
 
 
 def fire(n: int, call: Any) -> list[Any]:

@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from conftest import follow_output, free_port
+from conftest import follow_output, free_port, stop_process
 from joserfc.jwk import RSAKey
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,12 +86,7 @@ class OidcProvider:
         return {"jwks": int(answer["jwks"]), "discovery": int(answer["discovery"])}
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(10)
+        stop_process(self.proc, grace=10)
 
 
 def _form_action(page: requests.Response) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from conftest import base_config, free_port
-from helpers import helpscout_js_signature, sealed, share
+from helpers import helpscout_app_query, sealed, share
 
 from vault import create_app
 
@@ -171,9 +171,9 @@ def test_every_route_for_every_status_carries_the_header_set(app, client, agent,
             "X-HelpScout-Event": event})
         assert rv.status_code == 200, (path, rv.get_json())
         check_any(rv, f"POST {path} (signed) -> 200")
-    params = {"conversation-id": "1", "conversation-number": "77", "user-id": "1"}
-    params["X-HelpScout-Signature"] = helpscout_js_signature("hs-app-secret", params)
-    rv = client.get(APP_PATH, query_string=params)
+    signed = helpscout_app_query({"conversation-id": "1", "conversation-number": "77",
+                                  "user-id": "1"}, "hs-app-secret")
+    rv = client.get(f"{APP_PATH}?{signed}")
     assert rv.status_code == 200 and "vault · ticket 77" in rv.get_data(as_text=True)
     check_any(rv, f"GET {APP_PATH}?(signed) -> 200")
     # States the walk does not reach with empty bodies.
@@ -243,13 +243,13 @@ def test_only_the_helpscout_app_may_be_framed_and_only_by_help_scout(app, client
         "frame-ancestors https://secure.helpscout.net"  # unsigned: the 401 page, frameable
     assert framed == expected
     assert len(framed) > 30  # the walk saw every page, the agent's and the admin's included
-    params = {"conversation-number": "fa-1", "user-id": "1"}
-    params["X-HelpScout-Signature"] = helpscout_js_signature("hs-app-secret", params)
-    assert frame_ancestors(client.get(APP_PATH, query_string=params)) == \
+    signed = f"{APP_PATH}?" + helpscout_app_query({"conversation-number": "fa-1",
+                                                   "user-id": "1"}, "hs-app-secret")
+    assert frame_ancestors(client.get(signed)) == \
         "frame-ancestors https://secure.helpscout.net"
     other = make_app(helpscout_frame_ancestors="https://secure.helpscout.net "
                                                "https://*.hsenv.io").test_client()
-    rv = other.get(APP_PATH, query_string=params)
+    rv = other.get(signed)
     assert rv.status_code == 200
     assert frame_ancestors(rv) == "frame-ancestors https://secure.helpscout.net https://*.hsenv.io"
     assert frame_ancestors(other.get("/login")) == "frame-ancestors 'none'"

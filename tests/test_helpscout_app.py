@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from conftest import base_config, free_port
-from helpers import helpscout_js_signature, sealed, share
+from helpers import helpscout_app_query, helpscout_js_signature, sealed, share
 
 from vault import create_app
 
@@ -47,8 +47,7 @@ def context(number: str | None = "6001", *, user: str = "4711", conversation: st
 def signed_url(params: dict[str, str], secret: str = APP_SECRET, *, own: str = "") -> str:
     """The URL Help Scout loads: the callback URL (with its own query `own`, unsigned), the
     context, then the signature."""
-    query = urlencode({**params, "X-HelpScout-Signature": helpscout_js_signature(secret, params)},
-                      quote_via=quote)
+    query = helpscout_app_query(params, secret)
     return f"{APP}?{own + '&' if own else ''}{query}"
 
 

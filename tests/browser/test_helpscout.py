@@ -23,10 +23,9 @@ import secrets
 import uuid
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import requests
-from helpers import helpscout_js_signature
+from helpers import helpscout_app_query
 from playwright.sync_api import FrameLocator, Page, expect
 
 from browser.flows import WP_FIELDS, log_in, reveal, submit_request
@@ -68,8 +67,22 @@ def app_url(server: LiveServer, number: str, user_id: int, *, secret: str = APP_
               "conversation-number": number, "customer-id": "77", "mailbox-id": "1",
               "user-id": str(user_id), "installation-ids": "5", "application-id": "9",
               "application-slug": "vault"}
-    params["X-HelpScout-Signature"] = helpscout_js_signature(secret, params)
-    return f"{server.url}/integrations/helpscout/app?{urlencode(params, quote_via=quote)}"
+    return f"{server.url}/integrations/helpscout/app?{helpscout_app_query(params, secret)}"
+
+
+def mapped_agent(server: LiveServer, live_agent: Callable[..., Any], **kwargs: Any
+                 ) -> tuple[Any, int]:
+    """A vault agent mapped to a fresh Help Scout user id (as `vault agent edit
+    --helpscout-id` does it): (agent, Help Scout user id)."""
+    agent = live_agent(**kwargs)
+    hs_user = 1000 + secrets.randbelow(10**6)
+    run_cli(server, "agent", "edit", agent.email, "--helpscout-id", str(hs_user))
+    return agent, hs_user
+
+
+def conversation(base: int) -> str:
+    """A conversation number of its own (the live server's Redis is shared by the session)."""
+    return str(base + uuid.uuid4().int % 10**6)
 
 
 def open_from_sidebar(context: Any, page: Page | FrameLocator, link_text: str) -> Page:
@@ -85,10 +98,8 @@ def open_from_sidebar(context: Any, page: Page | FrameLocator, link_text: str) -
 def test_the_framed_app_shows_the_ticket_and_its_link_opens_the_request_flow(
         live_server: LiveServer, new_context: NewContext, live_agent: Callable[..., Any],
         helpdesk: FakeHelpdesk) -> None:
-    agent = live_agent(name="Ann Rocketeer")
-    hs_user = 1000 + secrets.randbelow(10**6)
-    run_cli(live_server, "agent", "edit", agent.email, "--helpscout-id", str(hs_user))
-    number = str(300000 + uuid.uuid4().int % 10**6)
+    agent, hs_user = mapped_agent(live_server, live_agent, name="Ann Rocketeer")
+    number = conversation(300000)
     context, record = new_context(also=(helpdesk.origin,))
     page = context.new_page()
     log_in(page, agent)
@@ -185,10 +196,8 @@ def test_the_same_site_framing_login_or_dashboard_is_refused_by_the_browser(
 def test_from_the_legacy_sidebar_a_logged_in_agent_creates_a_request_in_one_click_and_reads_it_once(
         live_server: LiveServer, new_context: NewContext, live_agent: Callable[..., Any],
         helpdesk: FakeHelpdesk) -> None:
-    agent = live_agent(name="Ann Rocketeer")
-    hs_user = 1000 + secrets.randbelow(10**6)
-    run_cli(live_server, "agent", "edit", agent.email, "--helpscout-id", str(hs_user))
-    number = str(100000 + uuid.uuid4().int % 10**6)
+    agent, hs_user = mapped_agent(live_server, live_agent, name="Ann Rocketeer")
+    number = conversation(100000)
 
     context, record = new_context(also=(helpdesk.origin,))
     page = context.new_page()
@@ -240,10 +249,8 @@ def test_from_the_legacy_sidebar_a_logged_in_agent_creates_a_request_in_one_clic
 def test_a_logged_out_agent_goes_through_the_login_and_lands_on_the_prefilled_page(
         live_server: LiveServer, new_context: NewContext, live_agent: Callable[..., Any],
         helpdesk: FakeHelpdesk) -> None:
-    agent = live_agent()
-    hs_user = 1000 + secrets.randbelow(10**6)
-    run_cli(live_server, "agent", "edit", agent.email, "--helpscout-id", str(hs_user))
-    number = str(200000 + uuid.uuid4().int % 10**6)
+    agent, hs_user = mapped_agent(live_server, live_agent)
+    number = conversation(200000)
     context, _ = new_context(also=(helpdesk.origin,))
     page = context.new_page()
     page.goto(helpdesk.show(number, sidebar_html(live_server, number, hs_user)))
