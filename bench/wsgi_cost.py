@@ -6,6 +6,11 @@ WSGI app directly with the environ gunicorn would give it, for a create, a fill 
 prints the process CPU time per request (one thread, so nothing queues). `--profile OP` adds a
 cProfile of that operation, sorted by own time. A quick loop for work on the request path;
 `bench/run` and `bench/run --profile` remain what the numbers in the README come from.
+
+`--callgrind` runs the same loop under valgrind's callgrind and prints instructions per request
+instead: this process's user-space work only (not the kernel's socket work, not Redis), but
+repeatable to a fraction of a percent on a machine whose CPU time per request moves by 20%
+between two runs (a shared host's steal). The way to compare two versions of the request path.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ import io
 import json
 import os
 import pstats
+import re
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -65,12 +73,37 @@ def call(app: Any, env: dict[str, Any]) -> int:
     return int(status[0].split()[0])
 
 
+UNDER_CALLGRIND = "VAULT_BENCH_CALLGRIND_OUT"
+
+
+def callgrind(*args: str) -> None:
+    """Switch callgrind's counting in this process (it runs under valgrind: `--callgrind`)."""
+    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True,
+                   capture_output=True)
+
+
+def instructions(label: str) -> int:
+    """Instructions counted since the last dump, from the dump named `label`."""
+    out = os.environ[UNDER_CALLGRIND]
+    for path in Path(out).parent.glob(Path(out).name + "*"):
+        text = path.read_text(errors="replace")
+        if f"desc: Trigger: --dump={label}\n" in text or f"dump {label}\n" in text:
+            m = re.search(r"^summary: (\d+)", text, re.M)
+            if m:
+                return int(m.group(1))
+    raise RuntimeError(f"no callgrind dump for {label}")
+
+
 def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
             profile: bool) -> float:
     envs = [make(i) for i in range(n)]
     for env in envs[:50]:  # warm: connections, scripts
         call(app, env)
     envs = envs[50:]
+    counting = UNDER_CALLGRIND in os.environ
+    if counting:
+        callgrind("--instr=on")
+        callgrind("--zero")
     prof = cProfile.Profile() if profile else None
     started = time.process_time()
     if prof:
@@ -80,6 +113,13 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
         prof.disable()
     used = time.process_time() - started
     bad = sum(1 for c in codes if not 200 <= c < 300)
+    if counting:
+        callgrind(f"--dump={label}")
+        callgrind("--instr=off")
+        per = instructions(label) / len(envs)
+        print(f"{label:<8} {per / 1000:8.1f} k instructions per request ({len(envs)} requests, "
+              f"{bad} not 2xx)", flush=True)
+        return per
     us = used * 1e6 / len(envs)
     print(f"{label:<8} {us:7.1f} us CPU per request ({len(envs)} requests, {bad} not 2xx)")
     if prof:
@@ -93,7 +133,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=3000)
     parser.add_argument("--profile", choices=["create", "fill", "reveal"], default=None)
+    parser.add_argument("--callgrind", action="store_true",
+                        help="instructions per request under valgrind (repeatable), not CPU time")
     args = parser.parse_args()
+    if args.callgrind and UNDER_CALLGRIND not in os.environ:
+        return under_callgrind(args)
     with harness.scratch() as work:
         redis_server = harness.start_redis(work)
         try:
@@ -127,6 +171,22 @@ def main() -> int:
             sys.stderr = sys.__stderr__
             redis_server.proc.stop()
     return 0
+
+
+def under_callgrind(args: argparse.Namespace) -> int:
+    """This script again, under callgrind, counting only the measured loops."""
+    for tool in ("valgrind", "callgrind_control"):
+        if not shutil.which(tool):
+            print(f"{tool} is missing: apt-get install valgrind", file=sys.stderr)
+            return 1
+    with harness.scratch("vault-callgrind-") as work:
+        out = str(work / "callgrind.out")
+        env = dict(os.environ, **{UNDER_CALLGRIND: out})
+        # The interpreter by the path it was started by (a virtualenv's python finds its
+        # site-packages from it), counting off until the loop starts.
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={out}", sys.executable, __file__, "-n", str(args.n)]
+        return subprocess.run(cmd, env=env, stderr=subprocess.DEVNULL).returncode
 
 
 if __name__ == "__main__":

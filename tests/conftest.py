@@ -334,18 +334,22 @@ class Counting(Connection):
         super().send_packed_command(command, check_health)
 
 
-def instrument(client: Any) -> None:
-    pool = client.connection_pool
+def instrument(store: Any) -> None:
+    """Every connection the store uses from now on counts its writes: its client's pool and its
+    scripts' lane (vault.storage._Lane) drop the connections made before."""
+    pool = store.client.connection_pool
     pool.disconnect()
     pool.connection_class = Counting
     pool.reset()  # drop the idle connections made before: new ones are counting ones
+    if store.lane is not None:
+        store.lane.reset()
 
 
 @pytest.fixture
 def counted(app: Any) -> Any:
     ext = app.extensions["vault"]
     ext.store.load_scripts()
-    instrument(ext.store.client)  # the only client: rate limits are counted by the store too
+    instrument(ext.store)  # the only client: rate limits are counted by the store too
 
     class Counter:
         def measure(self, call: Any) -> tuple[Any, int]:

@@ -158,7 +158,7 @@ def test_reading_the_index_is_two_round_trips_whatever_the_number_of_tickets(cli
     for n in range(5):
         request(client, agent, f"RT-{n}")
     ext.store.load_scripts()
-    instrument(ext.store.client)
+    instrument(ext.store)
     ext.vault.agent_tickets(agent.email)  # warm: the connection is opened (and introduced)
     Counting.sends = 0
     assert len(ext.vault.agent_tickets(agent.email)) == 5

@@ -95,7 +95,7 @@ def test_without_rate_limits_a_create_is_exactly_one_round_trip(make_app, agent)
     client = app.test_client()
     ext = app.extensions["vault"]
     ext.store.load_scripts()
-    instrument(ext.store.client)
+    instrument(ext.store)
     envelope, _ = sealed("rt-4")
     client.post("/api/v1/secrets", json={"ticket": "rt-4", "kind": "wordpress",
                                          "envelope": envelope})

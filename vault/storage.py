@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeVar
 
+import hiredis
+import redis
 import redis.exceptions as rexc
 
 from vault import lua
@@ -157,6 +159,67 @@ class _Script:
         self.sha = hashlib.sha1(source.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
+class _Lane:
+    """How a script reaches a single Redis or a Sentinel's primary: its own few connections,
+    made by the client's pool (same address, timeouts, TLS, credentials and Sentinel lookup),
+    and the command packed by hiredis in one call.
+
+    Measured (`bench/run --wsgi`, README "Benchmark"): redis-py 8's `Redis.evalsha` spends about
+    90 µs of CPU around each call that a bare socket does not (argument re-packing, the pool's
+    poll of every borrowed connection for stray data, observability counters, the retry
+    wrapper), an eighth of a vault request. The lane keeps what those steps are for:
+
+    - a connection goes back to the lane only after a whole reply was read (a Redis error reply
+      is a whole reply); after anything else it is disconnected first, so no reply is ever read
+      by the wrong caller, which is what the pool's poll guards against;
+    - one retry on a connection error, as `vault.redis_client._retry` gives the client: a
+      connection that died with a restarted server or a failed-over primary is reopened (a
+      Sentinel connection asks the sentinels for the primary again), never a timeout retried;
+    - the health check of an idle connection before use (`health_check_interval`);
+    - after a fork (gunicorn's workers), a process starts with no connection of its parent's.
+    """
+
+    def __init__(self, pool: Any) -> None:
+        self.pool = pool
+        self._idle: list[Any] = []
+        self._pid = os.getpid()
+
+    def reset(self) -> None:
+        """Drop every idle connection (new ones come from the pool's connection class)."""
+        idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.disconnect()
+
+    def call(self, *args: Any) -> Any:
+        try:
+            packed = [hiredis.pack_command(args)]  # send_packed_command takes a list of chunks
+        except TypeError as exc:  # as redis-py's own packer answers a value it cannot send
+            raise rexc.DataError(str(exc)) from None
+        if self._pid != os.getpid():
+            self._idle, self._pid = [], os.getpid()
+        try:
+            conn = self._idle.pop()  # list.pop and append are atomic: no lock
+        except IndexError:
+            conn = self.pool.make_connection()
+        try:
+            try:
+                conn.send_packed_command(packed)
+                reply = conn.read_response()
+            except rexc.ConnectionError:
+                conn.disconnect()
+                conn.send_packed_command(packed)
+                reply = conn.read_response()
+        except rexc.ResponseError:
+            self._idle.append(conn)  # an error reply, read whole: the connection is clean
+            raise
+        except BaseException:
+            conn.disconnect()
+            self._idle.append(conn)  # reconnects on its next use
+            raise
+        self._idle.append(conn)
+        return reply
+
+
 class _FollowUps:
     """On a Cluster: the other-slot writes of the gated steps (a create, a fill, a reveal),
     sent by one thread per process in batches, so that the request itself makes its two round
@@ -220,6 +283,10 @@ class Store:
         self.index_ttl_ms = index_ttl_ms
         self.index_cap = index_cap
         self.follow_ups = _FollowUps(self._replay)
+        # A plain redis-py client (single Redis, Sentinel) runs its scripts through a lane; a
+        # Cluster client (which routes by slot) and the embedded store's fakeredis do not.
+        self.lane = _Lane(client.connection_pool) if type(client) is redis.Redis \
+            and not cluster else None
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
             "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY", "SIDEBAR", "SWAP_IF_SAME",
@@ -345,6 +412,8 @@ class Store:
                 raise Unavailable() from None
             return list(result or []), int(acked)
         if source is None:
+            if self.lane is not None:
+                return list(self.lane.call("EVALSHA", sha, len(keys), *keys, *args) or []), None
             return list(self.client.evalsha(sha, len(keys), *keys, *args) or []), None
         return list(self.client.eval(source, len(keys), *keys, *args) or []), None
 
