@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import re
+import string
 import traceback
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vault.crypto import (
     FIELDS,
@@ -471,3 +476,44 @@ def test_b64url_encode_writes_no_padding() -> None:
 def test_b64url_decode_rejects_non_canonical_text(text: str) -> None:
     with pytest.raises(ValueError):
         b64url_decode(text)
+
+
+def _spec_b64url_decode(text: str) -> bytes:
+    """RFC 4648 section 5 without padding, canonical, written the slow and obvious way: the
+    reference the fast decoder must agree with on every input."""
+    if not isinstance(text, str) or re.fullmatch(r"[A-Za-z0-9_-]*", text) is None \
+            or len(text) % 4 == 1:
+        raise ValueError
+    data = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_", validate=True)
+    if base64.urlsafe_b64encode(data).rstrip(b"=").decode() != text:
+        raise ValueError
+    return data
+
+
+def _outcome(decode: Any, text: str) -> tuple[str, bytes]:
+    try:
+        return "ok", decode(text)
+    except ValueError:
+        return "refused", b""
+
+
+_B64_CHARS = string.ascii_letters + string.digits + "-_" + "+/= \n\t.\x00é\U0001f600"
+
+
+@given(st.one_of(
+    st.text(alphabet=_B64_CHARS, max_size=12),
+    st.binary(max_size=40).map(lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()),
+    st.tuples(st.binary(min_size=1, max_size=40), st.integers(0, 63), st.sampled_from(_B64_CHARS))
+    .map(lambda t: (lambda s: s[:t[1] % len(s)] + t[2] + s[t[1] % len(s) + 1:])(
+        base64.urlsafe_b64encode(t[0]).rstrip(b"=").decode())),
+))
+@settings(max_examples=3000, deadline=None)
+def test_b64url_decode_agrees_with_the_plain_reading_of_the_rfc(text: str) -> None:
+    assert _outcome(b64url_decode, text) == _outcome(_spec_b64url_decode, text)
+
+
+def test_b64url_decode_refusals_never_repeat_the_input() -> None:
+    for text in ("QQ==", "Q+Q", "QR", "A", "é" * 8, "sécret1", "QQ\n"):
+        with pytest.raises(ValueError) as caught:
+            b64url_decode(text)
+        assert text not in str(caught.value) and caught.value.__cause__ is None
