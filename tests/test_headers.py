@@ -253,3 +253,27 @@ def test_only_the_helpscout_app_may_be_framed_and_only_by_help_scout(app, client
     assert rv.status_code == 200
     assert frame_ancestors(rv) == "frame-ancestors https://secure.helpscout.net https://*.hsenv.io"
     assert frame_ancestors(other.get("/login")) == "frame-ancestors 'none'"
+
+
+def test_json_answers_are_the_bytes_flask_would_write(app):
+    """vault.web.JsonProvider builds its encoder once; what it writes is Flask's own output."""
+    import datetime as dt
+    import uuid
+
+    from flask.json.provider import DefaultJSONProvider
+
+    from vault.web import JsonProvider
+
+    assert isinstance(app.json, JsonProvider)
+    flask_json = DefaultJSONProvider(app)
+    bodies: list[Any] = [
+        {"b": 1, "a": [None, True, 1.5, "é\u2028\U0001f600"], "c": {"z": "<&>", "y": ""}},
+        [1, 2], "text", {"when": dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.UTC)},
+        {"id": uuid.UUID(int=7)},
+    ]
+    with app.app_context():
+        for body in bodies:
+            ours, theirs = app.json.response(body), flask_json.response(body)
+            assert ours.get_data() == theirs.get_data()
+            assert ours.mimetype == theirs.mimetype == "application/json"
+        assert app.json.response(a=1).get_data() == flask_json.response(a=1).get_data()

@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from vault.crypto.tokens import AGENT_TOKEN, SESSION, is_token, token_digest
@@ -49,6 +50,29 @@ COMMON_HEADERS = {
     "Cross-Origin-Resource-Policy": "same-origin",
     "Permissions-Policy": "camera=(), microphone=(), geolocation=(), payment=(), usb=()",
 }
+
+
+class JsonProvider(DefaultJSONProvider):
+    """Flask's JSON (`jsonify`, `get_json`) with the same bytes out, its encoder built once.
+
+    Flask's provider builds a new JSONEncoder for every answer (its options are keyword
+    arguments to `json.dumps`) and reaches the app through context proxies; for a create, that
+    was about a twentieth of the request's instructions (`bench/run --wsgi --callgrind`). Same
+    output: sorted keys, compact separators, ASCII, Flask's `default` for dates and the like, a
+    trailing newline, `application/json`.
+    """
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self._encode = json.JSONEncoder(
+            default=self.default, ensure_ascii=self.ensure_ascii, sort_keys=self.sort_keys,
+            separators=(",", ":")).encode
+
+    def response(self, *args: Any, **kwargs: Any) -> Any:  # Flask types it as werkzeug's
+        if self.compact is False or (self.compact is None and self._app.debug):
+            return super().response(*args, **kwargs)  # indented, as Flask does when debugging
+        body = self._encode(self._prepare_response_obj(args, kwargs)) + "\n"
+        return self._app.response_class(body, mimetype=self.mimetype)
 
 
 def is_api() -> bool:
@@ -363,6 +387,7 @@ def note_error(error: VaultError) -> None:
 
 def install(app: Flask) -> None:
     """The WSGI plumbing and the error handlers for every blueprint."""
+    app.json = JsonProvider(app)
     e = app.extensions["vault"]
     app.wsgi_app = Plumbing(app.wsgi_app, production=e.config.production,  # type: ignore[method-assign]
                             metrics=e.metrics)
