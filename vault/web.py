@@ -11,6 +11,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, g, request
@@ -299,9 +300,11 @@ class Plumbing:
     `X-Request-Id` that the logs name (a proxy's own id is kept when it is a plain token).
     """
 
-    def __init__(self, app: Any, *, production: bool, metrics: Any) -> None:
+    def __init__(self, app: Any, *, production: bool, metrics: Any,
+                 static_is_current: Callable[[str, str], bool]) -> None:
         self.app = app
         self.metrics = metrics
+        self.static_is_current = static_is_current
         common = list(COMMON_HEADERS.items())
         if production:
             common.append(("Strict-Transport-Security", "max-age=63072000; includeSubDomains"))
@@ -340,21 +343,29 @@ class Plumbing:
         is_page = not _api_path(path) and content_type.startswith("text/html")
         if code == 204 and content_type:
             headers[:] = [h for h in headers if h[0].lower() != "content-type"]
-        # Static files are cacheable (versioned by content hash); everything else, a static
-        # path's error page included, is not kept anywhere.
-        if not path.startswith("/static/") or code >= 400:
+        flask_request = environ.get("werkzeug.request")
+        # Static files are cacheable for a year when the URL names their current version (a
+        # hash of their content), revalidated otherwise; everything else, a static path's error
+        # page included, is not kept anywhere.
+        static = path.startswith("/static/")
+        if not static or code >= 400 or code == 200:
             if "cache-control" in present:
                 headers[:] = [h for h in headers if h[0].lower() != "cache-control"]
-            headers.append(("Cache-Control", "no-store"))
-            if "pragma" not in present:
-                headers.append(("Pragma", "no-cache"))
+            if not static or code >= 400:
+                headers.append(("Cache-Control", "no-store"))
+                if "pragma" not in present:
+                    headers.append(("Pragma", "no-cache"))
+            else:
+                version = flask_request.args.get("v", "") if flask_request is not None else ""
+                current = self.static_is_current(path[len("/static/"):], version)
+                headers.append(("Cache-Control", "public, max-age=31536000, immutable"
+                                if current else "no-cache"))
         for name, low, value in self.defaults[is_page]:
             if low not in present:
                 headers.append((name, value))
         if "x-request-id" in present:
             headers[:] = [h for h in headers if h[0].lower() != "x-request-id"]
         headers.append(("X-Request-Id", request_id))
-        flask_request = environ.get("werkzeug.request")
         rule = getattr(flask_request, "url_rule", None)
         route = rule.rule if rule is not None else "unmatched"
         key = (route, environ.get("REQUEST_METHOD", ""), status[:3])
@@ -389,8 +400,10 @@ def install(app: Flask) -> None:
     """The WSGI plumbing and the error handlers for every blueprint."""
     app.json = JsonProvider(app)
     e = app.extensions["vault"]
+    from vault.pages import static_is_current  # the pages own their files' versions
+
     app.wsgi_app = Plumbing(app.wsgi_app, production=e.config.production,  # type: ignore[method-assign]
-                            metrics=e.metrics)
+                            metrics=e.metrics, static_is_current=static_is_current)
 
     @app.errorhandler(VaultError)
     def _vault_error(error: VaultError) -> Response:
