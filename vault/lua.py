@@ -137,9 +137,12 @@ local function mine(agent, ticket)
     return
   end
   local key = MINE .. agent
-  redis.call('ZADD', key, NOW, ticket)
-  redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - MINETTL)
-  redis.call('ZREMRANGEBYRANK', key, 0, -(MINECAP + 1))
+  -- Trimmed when a ticket joins it (the only time it grows); moving a listed ticket to the top
+  -- neither adds an entry nor makes an old one readable (readers drop expired records).
+  if redis.call('ZADD', key, NOW, ticket) == 1 then
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - MINETTL)
+    redis.call('ZREMRANGEBYRANK', key, 0, -(MINECAP + 1))
+  end
   redis.call('PEXPIRE', key, MINETTL)
 end
 local function unmine(agent, ticket)
@@ -221,11 +224,13 @@ local function helpdesk_news(t, conv, updated)
   if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
   return true
 end
+-- (refusal or nil, the ticket's assignee or ''), from one read of the ticket record.
 local function ticket_open_and_room(ticket, max_waiting)
-  if redis.call('HGET', k('t', ticket), 'closed') == '1' then return 'closed' end
+  local t = redis.call('HMGET', k('t', ticket), 'closed', 'assignee')
+  if t[1] == '1' then return 'closed', '' end
   redis.call('ZREMRANGEBYSCORE', k('w', ticket), '-inf', NOW)
-  if redis.call('ZCARD', k('w', ticket)) >= max_waiting then return 'full' end
-  return nil
+  if redis.call('ZCARD', k('w', ticket)) >= max_waiting then return 'full', '' end
+  return nil, t[2] or ''
 end
 """
 
@@ -244,11 +249,10 @@ def _writing(body: str) -> str:
 CREATE_SECRET = _writing(r"""
 local ticket, id, kind, env = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
 local expires, env_ttl, meta_ttl = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
-local refused = ticket_open_and_room(ticket, tonumber(ARGV[17]))
+local refused, assignee = ticket_open_and_room(ticket, tonumber(ARGV[17]))
 if refused then return {refused} end
 add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, ARGV[16], '')
 audit(ticket, 'secret.submitted', id, kind)
-local assignee = assignee_of(ticket)
 mine(assignee, ticket)
 return {'ok', assignee}
 """)
@@ -299,14 +303,13 @@ if r.state ~= 'open' then
   end
   return {'conflict', r.state}
 end
-local refused = ticket_open_and_room(ticket, tonumber(ARGV[17]))
+local refused, assignee = ticket_open_and_room(ticket, tonumber(ARGV[17]))
 if refused then return {refused} end
 local sid, expires = ARGV[9], tonumber(ARGV[12])
 add_secret(ticket, sid, ARGV[10], ARGV[11], expires, tonumber(ARGV[13]), tonumber(ARGV[14]),
            ARGV[15], rid)
 redis.call('HSET', KEYS[1], 'state', 'submitted', 'secret_id', sid, 'env_digest', ARGV[16])
 audit(ticket, 'secret.submitted', sid, ARGV[10] .. ' for request ' .. rid)
-local assignee = assignee_of(ticket)
 mine(assignee, ticket)
 return {'ok', sid, tostring(expires), ticket, assignee}
 """)
