@@ -324,6 +324,25 @@ def test_the_tombstone_expires_with_its_ttl(make_app, helpdesk, redis_client):
     assert 29 * 86400 * 1000 < ttl <= 30 * 86400 * 1000
 
 
+def test_a_ticket_key_gets_a_life_then_only_a_longer_one(make_app, helpdesk, redis_client):
+    """Each submission makes a ticket's keys live at least as long as it needs, and never
+    shortens a longer life one of them already has (a reopened ticket's 30-day record)."""
+    app = make_app(tombstone_ttl=30 * 86400)
+    client = app.test_client()
+    record = app.extensions["vault"].store.ticket_key("52")
+    waiting = f"vault:{{{slot_tag('52')}}}:w:52"
+    client.post("/api/v1/tickets/52/close", headers=helpdesk)
+    client.post("/api/v1/tickets/52/reopen", headers=helpdesk)
+    share(client, "52", ttl=3600)
+    assert 3599_000 < redis_client.pttl(waiting) <= 3600_000  # a new key: given its first life
+    assert redis_client.pttl(record) > 29 * 86400 * 1000  # the longer life stays
+    share(client, "52", ttl=86400)
+    assert 86399_000 < redis_client.pttl(waiting) <= 86400_000  # pushed later
+    share(client, "52", ttl=3600)
+    assert 86398_000 < redis_client.pttl(waiting) <= 86400_000  # not shortened
+    assert redis_client.pttl(record) > 29 * 86400 * 1000
+
+
 def test_a_ticket_is_full_at_the_waiting_limit(make_app):
     app = make_app(max_waiting_per_ticket=2)
     client = app.test_client()

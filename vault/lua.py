@@ -174,11 +174,12 @@ local function audit(ticket, event, id, detail)
     table.insert(LATER, {'x', unpack(fields)})
   end
 end
--- Keep a key at least until `ms` from now (never shortens a longer life).
+-- Keep a key at least until `ms` from now (never shortens a longer life). One call when the
+-- life grows, as it does on every write to a ticket (GT: only a later expiry is set); a key
+-- with no expiry at all (just made by this script) is the one case GT leaves alone.
 local function keep(key, ms)
-  local left = redis.call('PTTL', key)
-  if left >= 0 and left < ms then redis.call('PEXPIRE', key, ms) end
-  if left == -1 then redis.call('PEXPIRE', key, ms) end
+  if redis.call('PEXPIRE', key, ms, 'GT') == 1 then return end
+  if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ms) end
 end
 -- A gone-marker is "<reason>:<ticket>": the reason for the customer's page, the ticket so
 -- that a reveal can still check the assignee first (403 before 410).
