@@ -94,8 +94,18 @@ def instructions(label: str) -> int:
     raise RuntimeError(f"no callgrind dump for {label}")
 
 
+def redis_stats(client: Any, label: str, n: int) -> None:
+    """What Redis did for one request of `label`: its commands (scripts and the calls made from
+    inside them), calls and microseconds per request, from INFO commandstats."""
+    stats = client.info("commandstats")
+    rows = sorted(((name.removeprefix("cmdstat_"), v["calls"] / n, v["usec"] / n)
+                   for name, v in stats.items()), key=lambda r: -r[2])
+    top = ", ".join(f"{name} {calls:.1f}x {us:.1f}" for name, calls, us in rows if calls >= 0.05)
+    print(f"{'':<8} redis: {top} (us per request; a script's time includes its calls')")
+
+
 def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
-            profile: bool) -> float:
+            profile: bool, redis_client: Any = None) -> float:
     envs = [make(i) for i in range(n)]
     for env in envs[:50]:  # warm: connections, scripts
         call(app, env)
@@ -106,6 +116,8 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
         callgrind("--zero")
     # CPU time, not wall time: the wait for Redis is not the request path's cost.
     prof = cProfile.Profile(time.process_time) if profile else None
+    if redis_client is not None:
+        redis_client.config_resetstat()
     started = time.process_time()
     if prof:
         prof.enable()
@@ -123,6 +135,8 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
         return per
     us = used * 1e6 / len(envs)
     print(f"{label:<8} {us:7.1f} us CPU per request ({len(envs)} requests, {bad} not 2xx)")
+    if redis_client is not None:
+        redis_stats(redis_client, label, len(envs))
     if prof:
         out = io.StringIO()
         pstats.Stats(prof, stream=out).sort_stats(os.environ.get("SORT", "tottime")).print_stats(int(os.environ.get("TOP", "40")))
@@ -136,6 +150,8 @@ def main() -> int:
     parser.add_argument("--profile", choices=["create", "fill", "reveal"], default=None)
     parser.add_argument("--callgrind", action="store_true",
                         help="instructions per request under valgrind (repeatable), not CPU time")
+    parser.add_argument("--redis", action="store_true",
+                        help="also Redis's commands and microseconds per request (commandstats)")
     args = parser.parse_args()
     if args.callgrind and UNDER_CALLGRIND not in os.environ:
         return under_callgrind(args)
@@ -169,7 +185,8 @@ def main() -> int:
                                             headers=auth),
             }
             for op, make in ops.items():
-                measure(op, make, app, n, args.profile == op)
+                measure(op, make, app, n, args.profile == op,
+                        redis_server.client() if args.redis else None)
         finally:
             sys.stderr = sys.__stderr__
             redis_server.proc.stop()
