@@ -435,6 +435,17 @@ def test_lone_surrogates_are_400_not_500(client, admin, path, body):
     problem(rv)
 
 
+@pytest.mark.parametrize("depth,too_deep", [(20, False), (21, True)])
+def test_a_body_nested_past_20_levels_is_refused_before_validation(client, depth, too_deep):
+    inner = "[" * (depth - 2) + "1" + "]" * (depth - 2)
+    body = f'{{"ticket": "98", "kind": "other", "envelope": "x", "extra": {{"a": {inner}}}}}'
+    rv = client.post("/api/v1/secrets", data=body, content_type="application/json")
+    assert rv.status_code == 400
+    detail = problem(rv)["detail"]
+    assert detail == ("The JSON is nested too deeply." if too_deep
+                      else "Some fields are not valid: envelope.")
+
+
 def test_deny_policy_keeps_403_before_410_for_gone_secrets(make_app, agent):
     app = make_app(unassigned="deny")
     client = app.test_client()

@@ -97,6 +97,11 @@ def _depth(value: Any, limit: int) -> int:
     return deepest
 
 
+def _holds_a_container(value: dict[str, Any]) -> bool:
+    # json.loads makes no other containers than dicts and lists.
+    return any(type(item) is dict or type(item) is list for item in value.values())
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """A JSON object from raw bytes: 400 unless it is UTF-8, valid, an object, sanely deep,
     and free of lone surrogates (JSON escapes like \\ud800 are not UTF-8 text)."""
@@ -109,8 +114,10 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise BadRequest("The body is not valid UTF-8 JSON.") from None
     if not isinstance(value, dict):
         raise BadRequest("Send a JSON object.")
-    # Nesting needs brackets: a body with few of them cannot be too deep.
-    if raw.count(b"{") + raw.count(b"[") > MAX_DEPTH and _depth(value, MAX_DEPTH) > MAX_DEPTH:
+    # Nesting needs containers: an object with none among its values (every create and fill
+    # body) is one level deep, and a body with few brackets cannot be too deep either.
+    if _holds_a_container(value) and raw.count(b"{") + raw.count(b"[") > MAX_DEPTH \
+            and _depth(value, MAX_DEPTH) > MAX_DEPTH:
         raise BadRequest("The JSON is nested too deeply.")
     return value
 
