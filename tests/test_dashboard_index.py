@@ -144,14 +144,17 @@ def test_the_index_drops_entries_older_than_a_ticket_can_live_and_keeps_a_cap(re
     vault = Vault(store, ext.keyring, ext.config, clock)
     alice = Principal(kind="agent", email="alice@example.com", name="Alice", role="agent",
                       session="t:1")
-    vault.create_request(alice, "old")
-    clock.advance(11)  # older than the index's lifetime
-    for n in range(4):
-        vault.create_request(alice, f"t{n}")
-        clock.advance(1)
-    names = [name.decode() for name in redis_client.zrange(store.mine_key(alice.email), 0, -1)]
-    assert names == ["t1", "t2", "t3"]  # "old" trimmed by age, "t0" by the cap
-    assert 0 < redis_client.pttl(store.mine_key(alice.email)) <= 10_000
+    try:
+        vault.create_request(alice, "old")
+        clock.advance(11)  # older than the index's lifetime
+        for n in range(4):
+            vault.create_request(alice, f"t{n}")
+            clock.advance(1)
+        names = [n.decode() for n in redis_client.zrange(store.mine_key(alice.email), 0, -1)]
+        assert names == ["t1", "t2", "t3"]  # "old" trimmed by age, "t0" by the cap
+        assert 0 < redis_client.pttl(store.mine_key(alice.email)) <= 10_000
+    finally:
+        store.close()  # its lane's connection too
 
 
 def test_reading_the_index_is_two_round_trips_whatever_the_number_of_tickets(client, ext, agent):

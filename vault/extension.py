@@ -79,8 +79,7 @@ class VaultExtension:
 
     def close(self) -> None:
         """Release connections and threads (tests build many apps in one process)."""
-        self.store.follow_ups.flush()  # a Cluster's queued writes go out before the client closes
-        self.store.client.close()
+        self.store.close()
         if self.notifier is not None:
             self.notifier.close()
 

@@ -292,6 +292,14 @@ class Store:
             "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY", "SIDEBAR", "SWAP_IF_SAME",
             "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "GATE", "ADD_AGENT", "BATCH")}
 
+    def close(self) -> None:
+        """Send what a Cluster still has queued, then close every connection: the client's
+        pool and the lane's own (which the pool does not track)."""
+        self.follow_ups.flush()
+        if self.lane is not None:
+            self.lane.reset()
+        self.client.close()
+
     # -- plumbing ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
