@@ -78,7 +78,7 @@ end
 local function over_limit(prefix, spec, identity)
   for amount, seconds, head, tail in string.gmatch(spec, '(%d+) (%d+) (%S+) (%S+)') do
     local key = prefix .. '{acct}:LIMITS:' .. head .. identity .. tail
-    local n = redis.call('INCRBY', key, 1)  -- INCRBY: the ACL of deploy/redis allows it
+    local n = redis.call('INCRBY', key, '1')  -- INCRBY: the ACL of deploy/redis allows it
     if n == 1 then redis.call('EXPIRE', key, seconds) end
     if n > tonumber(amount) then
       local left = redis.call('PTTL', key)
@@ -122,6 +122,10 @@ if WHO[1] then
   end
 end
 local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
+-- Numbers go to redis.call as the strings the caller sent wherever they pass unchanged: Redis
+-- 7.0 turns a Lua number into a command argument with snprintf("%.17g"), some 3,000
+-- instructions each, a tenth of a create's Redis time (bench/run --wsgi --redis-callgrind).
+local NOWS, TLOGTTLS, MINETTLS = ARGV[3], ARGV[6], ARGV[#ARGV - 1]
 local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
 local MINE, MINETTL, MINECAP = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
 local function k(kind, name) return P .. '{' .. TAG .. '}:' .. kind .. ':' .. name end
@@ -139,11 +143,11 @@ local function mine(agent, ticket)
   local key = MINE .. agent
   -- Trimmed when a ticket joins it (the only time it grows); moving a listed ticket to the top
   -- neither adds an entry nor makes an old one readable (readers drop expired records).
-  if redis.call('ZADD', key, NOW, ticket) == 1 then
+  if redis.call('ZADD', key, NOWS, ticket) == 1 then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - MINETTL)
     redis.call('ZREMRANGEBYRANK', key, 0, -(MINECAP + 1))
   end
-  redis.call('PEXPIRE', key, MINETTL)
+  redis.call('PEXPIRE', key, MINETTLS)
 end
 local function unmine(agent, ticket)
   if not agent or agent == '' then return end
@@ -163,11 +167,11 @@ local function hash(key)
 end
 -- The field order is relied on by SIDEBAR (event 4th, id 8th): keep it.
 local function audit(ticket, event, id, detail)
-  local fields = {'ts', tostring(NOW), 'event', event, 'ticket', ticket, 'id', id or '',
+  local fields = {'ts', NOWS, 'event', event, 'ticket', ticket, 'id', id or '',
                   'actor', ACTOR, 'detail', detail or ''}
   local log = k('log', ticket)
   redis.call('XADD', log, 'MAXLEN', '~', TMAX, '*', unpack(fields))
-  redis.call('PEXPIRE', log, TLOGTTL)
+  redis.call('PEXPIRE', log, TLOGTTLS)
   if GKEY ~= '' then
     redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', unpack(fields))
   else
@@ -199,17 +203,18 @@ local function same(a, b)
   for i = 1, #a do diff = diff + math.abs(string.byte(a, i) - string.byte(b, i)) end
   return diff == 0
 end
--- Store a new waiting secret. Caller has checked the ticket is open and not full.
+-- Store a new waiting secret. Caller has checked the ticket is open and not full. `expires`,
+-- `env_ttl` and `meta_ttl` (ms) are the caller's strings (see NOWS).
 local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, manage, request)
   local skey = k('s', id)
   redis.call('HSET', skey, 'ticket', ticket, 'kind', kind, 'state', 'waiting',
-             'created_at', NOW, 'expires_at', expires, 'manage', manage, 'request', request)
+             'created_at', NOWS, 'expires_at', expires, 'manage', manage, 'request', request)
   redis.call('PEXPIRE', skey, meta_ttl)
   redis.call('SET', k('e', id), env, 'PX', env_ttl)
   redis.call('ZADD', k('w', ticket), expires, id)
   -- Index members whose metadata has expired index nothing: drop them as we go.
-  redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOW)
-  redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 's:' .. id)
+  redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOWS)
+  redis.call('ZADD', k('ix', ticket), NOW + tonumber(meta_ttl), 's:' .. id)
   keep(k('w', ticket), env_ttl)
   keep(k('ix', ticket), meta_ttl)
   keep(k('t', ticket), meta_ttl)
@@ -229,7 +234,7 @@ end
 local function ticket_open_and_room(ticket, max_waiting)
   local t = redis.call('HMGET', k('t', ticket), 'closed', 'assignee')
   if t[1] == '1' then return 'closed', '' end
-  redis.call('ZREMRANGEBYSCORE', k('w', ticket), '-inf', NOW)
+  redis.call('ZREMRANGEBYSCORE', k('w', ticket), '-inf', NOWS)
   if redis.call('ZCARD', k('w', ticket)) >= max_waiting then return 'full', '' end
   return nil, t[2] or ''
 end
@@ -249,7 +254,7 @@ def _writing(body: str) -> str:
 # meta_ttl, manage digest, max waiting.
 CREATE_SECRET = _writing(r"""
 local ticket, id, kind, env = ARGV[9], ARGV[10], ARGV[11], ARGV[12]
-local expires, env_ttl, meta_ttl = tonumber(ARGV[13]), tonumber(ARGV[14]), tonumber(ARGV[15])
+local expires, env_ttl, meta_ttl = ARGV[13], ARGV[14], ARGV[15]
 local refused, assignee = ticket_open_and_room(ticket, tonumber(ARGV[17]))
 if refused then return {refused} end
 add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, ARGV[16], '')
@@ -260,8 +265,8 @@ return {'ok', assignee}
 
 # ARGV[9..]: ticket, id, expires, meta_ttl, note, tombstone ttl
 CREATE_REQUEST = _writing(r"""
-local ticket, id, expires, meta_ttl, note = ARGV[9], ARGV[10], tonumber(ARGV[11]),
-  tonumber(ARGV[12]), ARGV[13]
+local ticket, id, expires, meta_ttl, note = ARGV[9], ARGV[10], ARGV[11], tonumber(ARGV[12]),
+  ARGV[13]
 local t = k('t', ticket)
 if redis.call('HGET', t, 'closed') == '1' then return {'closed'} end
 local assignee = redis.call('HGET', t, 'assignee')
@@ -271,12 +276,12 @@ if not assignee or assignee == '' then
   assignee = ACTOR
 end
 local rkey = k('r', id)
-redis.call('HSET', rkey, 'ticket', ticket, 'state', 'open', 'created_at', NOW,
+redis.call('HSET', rkey, 'ticket', ticket, 'state', 'open', 'created_at', NOWS,
            'expires_at', expires, 'created_by', ACTOR, 'note', note)
-redis.call('PEXPIRE', rkey, meta_ttl)
-redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOW)
+redis.call('PEXPIRE', rkey, ARGV[12])
+redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOWS)
 redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 'r:' .. id)
-keep(k('ix', ticket), meta_ttl)
+keep(k('ix', ticket), ARGV[12])
 keep(t, math.max(meta_ttl, tonumber(ARGV[14])))
 audit(ticket, 'request.created', id, '')
 mine(assignee, ticket)
@@ -306,13 +311,12 @@ if r.state ~= 'open' then
 end
 local refused, assignee = ticket_open_and_room(ticket, tonumber(ARGV[17]))
 if refused then return {refused} end
-local sid, expires = ARGV[9], tonumber(ARGV[12])
-add_secret(ticket, sid, ARGV[10], ARGV[11], expires, tonumber(ARGV[13]), tonumber(ARGV[14]),
-           ARGV[15], rid)
+local sid, expires = ARGV[9], ARGV[12]
+add_secret(ticket, sid, ARGV[10], ARGV[11], expires, ARGV[13], ARGV[14], ARGV[15], rid)
 redis.call('HSET', KEYS[1], 'state', 'submitted', 'secret_id', sid, 'env_digest', ARGV[16])
 audit(ticket, 'secret.submitted', sid, ARGV[10] .. ' for request ' .. rid)
 mine(assignee, ticket)
-return {'ok', sid, tostring(expires), ticket, assignee}
+return {'ok', sid, expires, ticket, assignee}
 """)
 
 # KEYS: secret hash, envelope. ARGV[9..]: agent e-mail, agent display name, session, grace ms,
@@ -362,9 +366,9 @@ if s.state == 'waiting' then
     return {'gone', 'expired'}
   end
   local grace = tonumber(ARGV[12])
-  redis.call('HSET', KEYS[1], 'state', 'revealed', 'revealed_at', NOW, 'revealed_by', name,
+  redis.call('HSET', KEYS[1], 'state', 'revealed', 'revealed_at', NOWS, 'revealed_by', name,
              'revealed_by_email', agent, 'session', session, 'grace_until', NOW + grace)
-  if grace > 0 then redis.call('PEXPIRE', KEYS[2], grace) else redis.call('DEL', KEYS[2]) end
+  if grace > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[12]) else redis.call('DEL', KEYS[2]) end
   redis.call('ZREM', k('w', ticket), id)
   if s.request ~= '' then redis.call('HSET', k('r', s.request), 'state', 'revealed') end
   audit(ticket, 'secret.revealed', id, s.kind)
