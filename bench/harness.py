@@ -18,7 +18,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -138,18 +138,19 @@ class RedisServer:
         self.client().flushall()
 
 
-def start_redis(workdir: Path) -> RedisServer:
-    """A private redis-server on a free port: no RDB snapshots, no AOF (nothing on disk)."""
+def start_redis(workdir: Path, wrap: Sequence[str] = ()) -> RedisServer:
+    """A private redis-server on a free port: no RDB snapshots, no AOF (nothing on disk).
+    `wrap`: a command it runs under (valgrind, say), which gives it longer to start."""
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed (bench/run installs it with apt-get)")
     port = free_port()
-    proc = spawn("redis-server", [binary, "--port", str(port), "--bind", "127.0.0.1",
+    proc = spawn("redis-server", [*wrap, binary, "--port", str(port), "--bind", "127.0.0.1",
                                   "--save", "", "--appendonly", "no", "--dir", str(workdir),
                                   "--protected-mode", "yes", "--loglevel", "warning"],
                  workdir / "redis.log", port=port)
     client = redis.Redis(host="127.0.0.1", port=port)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + (120 if wrap else 20)
     while True:
         try:
             client.ping()

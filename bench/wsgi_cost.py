@@ -76,15 +76,16 @@ def call(app: Any, env: dict[str, Any]) -> int:
 UNDER_CALLGRIND = "VAULT_BENCH_CALLGRIND_OUT"
 
 
-def callgrind(*args: str) -> None:
-    """Switch callgrind's counting in this process (it runs under valgrind: `--callgrind`)."""
-    subprocess.run(["callgrind_control", *args, str(os.getpid())], check=True,
+def callgrind(*args: str, pid: int = 0) -> None:
+    """Switch callgrind's counting in this process (it runs under valgrind: `--callgrind`), or
+    in another one under callgrind (the private redis-server of `--redis-callgrind`)."""
+    subprocess.run(["callgrind_control", *args, str(pid or os.getpid())], check=True,
                    capture_output=True)
 
 
-def instructions(label: str) -> int:
+def instructions(label: str, out: str = "") -> int:
     """Instructions counted since the last dump, from the dump named `label`."""
-    out = os.environ[UNDER_CALLGRIND]
+    out = out or os.environ[UNDER_CALLGRIND]
     for path in Path(out).parent.glob(Path(out).name + "*"):
         text = path.read_text(errors="replace")
         if f"desc: Trigger: --dump={label}\n" in text or f"dump {label}\n" in text:
@@ -104,6 +105,9 @@ def redis_stats(client: Any, label: str, n: int) -> None:
     print(f"{'':<8} redis: {top} (us per request; a script's time includes its calls')")
 
 
+REDIS_CALLGRIND: dict[str, Any] = {}  # {"pid": ..., "out": ...} under --redis-callgrind
+
+
 def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
             profile: bool, redis_client: Any = None) -> float:
     envs = [make(i) for i in range(n)]
@@ -118,6 +122,9 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
     prof = cProfile.Profile(time.process_time) if profile else None
     if redis_client is not None:
         redis_client.config_resetstat()
+    if REDIS_CALLGRIND:
+        callgrind("--instr=on", pid=REDIS_CALLGRIND["pid"])
+        callgrind("--zero", pid=REDIS_CALLGRIND["pid"])
     started = time.process_time()
     if prof:
         prof.enable()
@@ -126,6 +133,13 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
         prof.disable()
     used = time.process_time() - started
     bad = sum(1 for c in codes if not 200 <= c < 300)
+    if REDIS_CALLGRIND:
+        redis_pid = REDIS_CALLGRIND["pid"]
+        callgrind(f"--dump=redis-{label}", pid=redis_pid)
+        callgrind("--instr=off", pid=redis_pid)
+        per = instructions(f"redis-{label}", REDIS_CALLGRIND["out"]) / len(envs)
+        print(f"{label:<8} {per / 1000:8.1f} k instructions per request in redis-server "
+              f"({len(envs)} requests, {bad} not 2xx)", flush=True)
     if counting:
         callgrind(f"--dump={label}")
         callgrind("--instr=off")
@@ -152,11 +166,21 @@ def main() -> int:
                         help="instructions per request under valgrind (repeatable), not CPU time")
     parser.add_argument("--redis", action="store_true",
                         help="also Redis's commands and microseconds per request (commandstats)")
+    parser.add_argument("--redis-callgrind", action="store_true",
+                        help="also redis-server's instructions per request (it runs under "
+                             "callgrind): the way to compare two versions of a script")
     args = parser.parse_args()
     if args.callgrind and UNDER_CALLGRIND not in os.environ:
         return under_callgrind(args)
     with harness.scratch() as work:
-        redis_server = harness.start_redis(work)
+        wrap: list[str] = []
+        if args.redis_callgrind:
+            out = str(work / "redis-callgrind.out")
+            wrap = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                    f"--callgrind-out-file={out}"]
+        redis_server = harness.start_redis(work, wrap)
+        if args.redis_callgrind:
+            REDIS_CALLGRIND.update(pid=redis_server.proc.process.pid, out=out)
         try:
             settings = harness.VaultSettings(redis_url=redis_server.url, port=8000)
             from vault import create_app
