@@ -125,8 +125,8 @@ local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
 -- Numbers go to redis.call as the strings the caller sent wherever they pass unchanged: Redis
 -- 7.0 turns a Lua number into a command argument with snprintf("%.17g"), some 3,000
 -- instructions each, a tenth of a create's Redis time (bench/run --wsgi --redis-callgrind).
-local NOWS, TLOGTTLS, MINETTLS = ARGV[3], ARGV[6], ARGV[#ARGV - 1]
-local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], tonumber(ARGV[6]), ARGV[7], ARGV[8]
+local NOWS, MINETTLS = ARGV[3], ARGV[#ARGV - 1]
+local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local MINE, MINETTL, MINECAP = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
 local function k(kind, name) return P .. '{' .. TAG .. '}:' .. kind .. ':' .. name end
 -- Writes outside the ticket's slot that the caller replays after the script (Cluster only).
@@ -171,7 +171,7 @@ local function audit(ticket, event, id, detail)
                   'actor', ACTOR, 'detail', detail or ''}
   local log = k('log', ticket)
   redis.call('XADD', log, 'MAXLEN', '~', TMAX, '*', unpack(fields))
-  redis.call('PEXPIRE', log, TLOGTTLS)
+  redis.call('PEXPIRE', log, TLOGTTL)
   if GKEY ~= '' then
     redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', unpack(fields))
   else
