@@ -27,24 +27,11 @@ from harness import say
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _tree(root: int) -> list[int]:
-    pids, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        pids.append(pid)
-        for path in Path(f"/proc/{pid}/task").glob("*/children"):
-            try:
-                todo.extend(int(c) for c in path.read_text().split())
-            except OSError:
-                pass
-    return pids
-
-
 def _usage(root: int) -> tuple[float, float, int]:
     """(user s, kernel s, voluntary context switches) of a process tree, every thread."""
     user = kernel = 0.0
     switches = 0
-    for pid in _tree(root):
+    for pid in harness.tree(root):
         try:
             text = Path(f"/proc/{pid}/stat").read_text()
             fields = text[text.rindex(")") + 2:].split()

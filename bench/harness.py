@@ -277,21 +277,25 @@ def _stat(pid: int) -> tuple[int, float] | None:
     return int(fields[1]), (int(fields[11]) + int(fields[12])) / _TICK
 
 
-def tree_cpu(pid: int) -> float:
-    """CPU seconds of a process and its live descendants (a gunicorn master and its workers)."""
+def tree(pid: int) -> list[int]:
+    """A process and its live descendants (a gunicorn master and its workers)."""
     parents: dict[int, int] = {}
-    cpu: dict[int, float] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             st = _stat(int(entry))
             if st is not None:
-                parents[int(entry)], cpu[int(entry)] = st
-    total, todo = 0.0, [pid]
+                parents[int(entry)] = st[0]
+    found, todo = [], [pid]
     while todo:
         p = todo.pop()
-        total += cpu.get(p, 0.0)
+        found.append(p)
         todo.extend(c for c, parent in parents.items() if parent == p)
-    return total
+    return found
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its live descendants."""
+    return sum(st[1] for st in map(_stat, tree(pid)) if st is not None)
 
 
 def children_cpu() -> float:
@@ -300,6 +304,28 @@ def children_cpu() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+# -- callgrind ----------------------------------------------------------------------------------
+
+def callgrind_control(pid: int, *args: str) -> None:
+    """Switch counting on or off, zero or dump, in a process running under callgrind."""
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
+
+
+def callgrind_instructions(out: str, label: str) -> int:
+    """Instructions in the dumps named `label` (`--dump=<label>`) among the files callgrind
+    wrote from `out` (`--callgrind-out-file`; one per process or thread it followed)."""
+    total, found = 0, False
+    for path in Path(out).parent.glob(Path(out).name + "*"):
+        text = path.read_text(errors="replace")
+        if f"desc: Trigger: --dump={label}\n" in text or f"dump {label}\n" in text:
+            m = re.search(r"^summary: (\d+)", text, re.M)
+            if m:
+                total, found = total + int(m.group(1)), True
+    if not found:
+        raise RuntimeError(f"no callgrind dump for {label}")
+    return total
 
 
 # -- wrk ----------------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -28,63 +26,38 @@ import harness
 import loader
 
 
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _wait_http(url: str, timeout: float = 600) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=10) as rv:  # noqa: S310 (our own URL)
-                rv.read()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{url} did not answer under valgrind") from None
-            time.sleep(0.5)
-
-
-def _callgrind(pid: int, *args: str) -> None:
-    subprocess.run(["callgrind_control", *args, str(pid)], check=True, capture_output=True)
-
-
-def measure(name: str, argv: list[str], env: dict[str, str], probe: str, url: str,
+def measure(name: str, argv: list[str], env: dict[str, str], port: int, probe: str, path: str,
             wrk_args: list[str], work: Path, seconds: int) -> None:
+    """The server `argv` listens on 127.0.0.1:`port`; `probe` is the path that says it is up,
+    `path` the one the load requests."""
+    url = f"http://127.0.0.1:{port}{path}"
     out = work / f"callgrind-{name}.out"
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--trace-children=yes",
            f"--callgrind-out-file={out}.%p", *argv]
-    with open(work / f"{name}.log", "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=log)  # noqa: S603
+    proc = harness.spawn(name, cmd, work / f"{name}.log", env=env, port=port)
     try:
-        _wait_http(probe)
-        workers = _children(proc.pid)  # valgrind execs gunicorn in place: its child is the worker
+        harness.wait_http(proc, probe, timeout=600)
+        # valgrind execs gunicorn in place: the master's one child is the worker.
+        workers = harness.tree(proc.process.pid)[1:]
         if len(workers) != 1:
             raise RuntimeError(f"{name}: expected one worker, found {workers}")
         worker = workers[0]
         load = ["wrk", "-t1", "-c4", "--latency"]
         subprocess.run([*load, "-d3s", *wrk_args[:2], url, *wrk_args[2:]], capture_output=True,
                        check=True)
-        _callgrind(worker, "--instr=on")
-        _callgrind(worker, "--zero")
+        harness.callgrind_control(worker, "--instr=on")
+        harness.callgrind_control(worker, "--zero")
         run = subprocess.run([*load, f"-d{seconds}s", *wrk_args[:2], url, *wrk_args[2:]],
                              capture_output=True, text=True, check=True).stdout
-        _callgrind(worker, f"--dump={name}")
-        _callgrind(worker, "--instr=off")
+        harness.callgrind_control(worker, f"--dump={name}")
+        harness.callgrind_control(worker, "--instr=off")
         requests = int(re.search(r"(\d+) requests in", run).group(1))  # type: ignore[union-attr]
         non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", run)
-        total = 0
-        for path in work.glob(f"callgrind-{name}.out.*"):
-            text = path.read_text(errors="replace")
-            if f"dump {name}\n" in text or f"--dump={name}\n" in text:
-                m = re.search(r"^summary: (\d+)", text, re.M)
-                total += int(m.group(1)) if m else 0
+        total = harness.callgrind_instructions(f"{out}.", name)
         print(f"{name:<16} {total / requests / 1000:8.1f} k instructions per request "
               f"({requests} requests, {non_2xx.group(1) if non_2xx else 0} non-2xx)", flush=True)
     finally:
-        proc.terminate()
-        proc.wait(60)
+        proc.stop(60)
 
 
 def main() -> int:
@@ -111,29 +84,25 @@ def main() -> int:
                                               for i in range(1000)))
 
             port = harness.free_port()
-            base = f"http://127.0.0.1:{port}"
             measure("ceiling", [str(harness.VAULT_VENV / "bin" / "gunicorn"), "--bind",
                                 f"127.0.0.1:{port}", *gunicorn, "--chdir", str(harness.BENCH),
-                                "ceiling:app"], plain, base + "/", base + "/", [], work,
-                    args.seconds)
+                                "ceiling:app"], plain, port, "/", "/", [], work, args.seconds)
 
             port = harness.free_port()
-            base = f"http://127.0.0.1:{port}"
             measure("snappass create", [str(harness.PEER_VENV / "bin" / "gunicorn"), "--bind",
                                         f"127.0.0.1:{port}", *gunicorn, "snappass.main:app"],
-                    harness.snappass_env(redis_server.url), base + "/", base + "/",
+                    harness.snappass_env(redis_server.url), port, "/", "/",
                     ["-s", bodies, "--", str(snap_bodies), "application/x-www-form-urlencoded",
                      "application/json"], work, args.seconds)
 
             # vault as `vault serve` runs it (its own gunicorn settings), one worker.
             port = harness.free_port()
-            base = f"http://127.0.0.1:{port}"
             settings = harness.VaultSettings(redis_url=redis_server.url, port=port)
             env = dict(plain, **settings.variables())
             env["PROMETHEUS_MULTIPROC_DIR"] = str(work / "vault-metrics")
             measure("vault create", [str(harness.VAULT_VENV / "bin" / "vault"), "serve", "--bind",
                                      f"127.0.0.1:{port}", "--workers", "1", "--threads", "4"],
-                    env, base + "/healthz", base + "/api/v1/secrets",
+                    env, port, "/healthz", "/api/v1/secrets",
                     ["-s", bodies, "--", str(vault_bodies), "application/json",
                      "application/json"], work, args.seconds)
         finally:

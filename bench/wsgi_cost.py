@@ -20,7 +20,6 @@ import io
 import json
 import os
 import pstats
-import re
 import shutil
 import subprocess
 import sys
@@ -76,23 +75,9 @@ def call(app: Any, env: dict[str, Any]) -> int:
 UNDER_CALLGRIND = "VAULT_BENCH_CALLGRIND_OUT"
 
 
-def callgrind(*args: str, pid: int = 0) -> None:
-    """Switch callgrind's counting in this process (it runs under valgrind: `--callgrind`), or
-    in another one under callgrind (the private redis-server of `--redis-callgrind`)."""
-    subprocess.run(["callgrind_control", *args, str(pid or os.getpid())], check=True,
-                   capture_output=True)
-
-
-def instructions(label: str, out: str = "") -> int:
-    """Instructions counted since the last dump, from the dump named `label`."""
-    out = out or os.environ[UNDER_CALLGRIND]
-    for path in Path(out).parent.glob(Path(out).name + "*"):
-        text = path.read_text(errors="replace")
-        if f"desc: Trigger: --dump={label}\n" in text or f"dump {label}\n" in text:
-            m = re.search(r"^summary: (\d+)", text, re.M)
-            if m:
-                return int(m.group(1))
-    raise RuntimeError(f"no callgrind dump for {label}")
+def callgrind(*args: str) -> None:
+    """Switch callgrind's counting in this process (it runs under valgrind: `--callgrind`)."""
+    harness.callgrind_control(os.getpid(), *args)
 
 
 def redis_stats(client: Any, label: str, n: int) -> None:
@@ -123,8 +108,8 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
     if redis_client is not None:
         redis_client.config_resetstat()
     if REDIS_CALLGRIND:
-        callgrind("--instr=on", pid=REDIS_CALLGRIND["pid"])
-        callgrind("--zero", pid=REDIS_CALLGRIND["pid"])
+        harness.callgrind_control(REDIS_CALLGRIND["pid"], "--instr=on")
+        harness.callgrind_control(REDIS_CALLGRIND["pid"], "--zero")
     started = time.process_time()
     if prof:
         prof.enable()
@@ -135,15 +120,15 @@ def measure(label: str, make: Callable[[int], dict[str, Any]], app: Any, n: int,
     bad = sum(1 for c in codes if not 200 <= c < 300)
     if REDIS_CALLGRIND:
         redis_pid = REDIS_CALLGRIND["pid"]
-        callgrind(f"--dump=redis-{label}", pid=redis_pid)
-        callgrind("--instr=off", pid=redis_pid)
-        per = instructions(f"redis-{label}", REDIS_CALLGRIND["out"]) / len(envs)
+        harness.callgrind_control(redis_pid, f"--dump=redis-{label}")
+        harness.callgrind_control(redis_pid, "--instr=off")
+        per = harness.callgrind_instructions(REDIS_CALLGRIND["out"], f"redis-{label}") / len(envs)
         print(f"{label:<8} {per / 1000:8.1f} k instructions per request in redis-server "
               f"({len(envs)} requests, {bad} not 2xx)", flush=True)
     if counting:
         callgrind(f"--dump={label}")
         callgrind("--instr=off")
-        per = instructions(label) / len(envs)
+        per = harness.callgrind_instructions(os.environ[UNDER_CALLGRIND], label) / len(envs)
         print(f"{label:<8} {per / 1000:8.1f} k instructions per request ({len(envs)} requests, "
               f"{bad} not 2xx)", flush=True)
         return per
