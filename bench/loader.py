@@ -130,8 +130,7 @@ class BulkLoader:
                     if "NOSCRIPT" in str(r):
                         client.script_load(source)
                     raise RuntimeError(f"bulk create failed: {r}")
-                # {who, later, result} (vault.lua); a plain result from scripts before the gate
-                result = r[2] if r and isinstance(r[0], list) else r
+                _, result = self.store._unwrap(r)  # the store reads its own answer format
                 if not result or (result[0].decode() if isinstance(result[0], bytes)
                                   else result[0]) != "ok":
                     raise RuntimeError(f"bulk create refused: {r!r}")

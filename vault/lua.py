@@ -31,9 +31,11 @@ storage) where they may stand, ARGV[8..11], so the script acts as the agent it a
 Cluster the store passes the gate in the account slot first (GATE) and the ticket script gets
 an empty gate and the agent's values themselves: two round trips.
 
-A writing ticket script answers {who, later, result}: `who` the authenticated row
-({'agent', e-mail, name, role, id, session} or {}), `later` the writes to replay ({} unless on a
-Cluster).
+A writing ticket script answers one flat array: the number of fields of `who`, those fields,
+`later`, then the fields of its result. `who` is the authenticated row ({'agent', e-mail, name,
+role, id, session}, or nothing), `later` the writes to replay (a nested array on a Cluster, ''
+elsewhere). Flat because Redis converts each array of a script's answer with a few field
+look-ups of its own: three nested arrays cost more than a PEXPIRE.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ end
 """
 
 PRELUDE = ACCESS + r"""
-local GATED = pass_gate(ARGV[1], tonumber(ARGV[3]), ARGV, #ARGV - 8)
+local NOW = tonumber(ARGV[3])
+local GATED = pass_gate(ARGV[1], NOW, ARGV, #ARGV - 8)
 local WHO, REFUSED = {}, nil
 if GATED[1] == 'ok' then WHO = GATED[2] else REFUSED = GATED end
 if WHO[1] then
@@ -121,18 +124,18 @@ if WHO[1] then
     if bound[ARGV[i]] then ARGV[i] = bound[ARGV[i]] end
   end
 end
-local P, TAG, NOW = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local P, TAG = ARGV[1], ARGV[2]
 -- Numbers go to redis.call as the strings the caller sent wherever they pass unchanged: Redis
 -- 7.0 turns a Lua number into a command argument with snprintf("%.17g"), some 3,000
 -- instructions each, a tenth of a create's Redis time (bench/run --wsgi --redis-callgrind).
 local NOWS, MINETTLS = ARGV[3], ARGV[#ARGV - 1]
 local TMAX, GMAX, TLOGTTL, GKEY, ACTOR = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local MINE, MINETTL, MINECAP = ARGV[#ARGV - 2], tonumber(ARGV[#ARGV - 1]), tonumber(ARGV[#ARGV])
+local MINE = ARGV[#ARGV - 2]
 local function k(kind, name) return P .. '{' .. TAG .. '}:' .. kind .. ':' .. name end
 -- Writes outside the ticket's slot that the caller replays after the script (Cluster only).
 local LATER = {}
 -- The assignee's index of their tickets, scored by last activity. Bounded three ways: entries
--- older than the longest life of a ticket record go, the newest MINECAP stay, and the key
+-- older than the longest life of a ticket record go, the newest (the index cap) stay, and the key
 -- itself dies with its newest entry, so it never outlives what it indexes.
 local function mine(agent, ticket)
   if not agent or agent == '' then return end
@@ -144,8 +147,8 @@ local function mine(agent, ticket)
   -- Trimmed when a ticket joins it (the only time it grows); moving a listed ticket to the top
   -- neither adds an entry nor makes an old one readable (readers drop expired records).
   if redis.call('ZADD', key, NOWS, ticket) == 1 then
-    redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - MINETTL)
-    redis.call('ZREMRANGEBYRANK', key, 0, -(MINECAP + 1))
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', NOW - tonumber(MINETTLS))
+    redis.call('ZREMRANGEBYRANK', key, 0, -(tonumber(ARGV[#ARGV]) + 1))
   end
   redis.call('PEXPIRE', key, MINETTLS)
 end
@@ -167,15 +170,17 @@ local function hash(key)
 end
 -- The field order is relied on by SIDEBAR (event 4th, id 8th): keep it.
 local function audit(ticket, event, id, detail)
-  local fields = {'ts', NOWS, 'event', event, 'ticket', ticket, 'id', id or '',
-                  'actor', ACTOR, 'detail', detail or ''}
+  id, detail = id or '', detail or ''
   local log = k('log', ticket)
-  redis.call('XADD', log, 'MAXLEN', '~', TMAX, '*', unpack(fields))
+  redis.call('XADD', log, 'MAXLEN', '~', TMAX, '*', 'ts', NOWS, 'event', event,
+             'ticket', ticket, 'id', id, 'actor', ACTOR, 'detail', detail)
   redis.call('PEXPIRE', log, TLOGTTL)
   if GKEY ~= '' then
-    redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', unpack(fields))
+    redis.call('XADD', GKEY, 'MAXLEN', '~', GMAX, '*', 'ts', NOWS, 'event', event,
+               'ticket', ticket, 'id', id, 'actor', ACTOR, 'detail', detail)
   else
-    table.insert(LATER, {'x', unpack(fields)})
+    table.insert(LATER, {'x', 'ts', NOWS, 'event', event, 'ticket', ticket, 'id', id,
+                         'actor', ACTOR, 'detail', detail})
   end
 end
 -- Keep a key at least until `ms` from now (never shortens a longer life). One call when the
@@ -205,18 +210,27 @@ local function same(a, b)
 end
 -- Store a new waiting secret. Caller has checked the ticket is open and not full. `expires`,
 -- `env_ttl` and `meta_ttl` (ms) are the caller's strings (see NOWS).
+-- Members of a ticket's index and waiting set that have expired stand for nothing: readers
+-- skip them (ZRANGEBYSCORE from now), the room check does not count them (ZCOUNT from now), and
+-- each key dies with its newest member. So they are dropped on one new item in 16 (the new
+-- id's first random character decides, uniformly), not on every one: two calls that were a
+-- tenth of a create's work in Redis (bench/run --wsgi --redis-callgrind).
+local function tidy(ix, w, id)
+  if string.byte(id, 7) % 16 ~= 0 then return end
+  redis.call('ZREMRANGEBYSCORE', ix, '-inf', NOWS)
+  if w then redis.call('ZREMRANGEBYSCORE', w, '-inf', NOWS) end
+end
 local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, manage, request)
-  local skey = k('s', id)
+  local skey, w, ix = k('s', id), k('w', ticket), k('ix', ticket)
   redis.call('HSET', skey, 'ticket', ticket, 'kind', kind, 'state', 'waiting',
              'created_at', NOWS, 'expires_at', expires, 'manage', manage, 'request', request)
   redis.call('PEXPIRE', skey, meta_ttl)
   redis.call('SET', k('e', id), env, 'PX', env_ttl)
-  redis.call('ZADD', k('w', ticket), expires, id)
-  -- Index members whose metadata has expired index nothing: drop them as we go.
-  redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOWS)
-  redis.call('ZADD', k('ix', ticket), NOW + tonumber(meta_ttl), 's:' .. id)
-  keep(k('w', ticket), env_ttl)
-  keep(k('ix', ticket), meta_ttl)
+  redis.call('ZADD', w, expires, id)
+  redis.call('ZADD', ix, NOW + tonumber(meta_ttl), 's:' .. id)
+  tidy(ix, w, id)
+  keep(w, env_ttl)
+  keep(ix, meta_ttl)
   keep(k('t', ticket), meta_ttl)
 end
 -- News from the helpdesk about ticket record `t`: remember its conversation id, and refuse
@@ -234,8 +248,10 @@ end
 local function ticket_open_and_room(ticket, max_waiting)
   local t = redis.call('HMGET', k('t', ticket), 'closed', 'assignee')
   if t[1] == '1' then return 'closed', '' end
-  redis.call('ZREMRANGEBYSCORE', k('w', ticket), '-inf', NOWS)
-  if redis.call('ZCARD', k('w', ticket)) >= max_waiting then return 'full', '' end
+  -- Waiting secrets not yet expired (a member's score is its expiry).
+  if redis.call('ZCOUNT', k('w', ticket), '(' .. NOWS, '+inf') >= max_waiting then
+    return 'full', ''
+  end
   return nil, t[2] or ''
 end
 """
@@ -245,9 +261,12 @@ def _writing(body: str) -> str:
     """A writing ticket script: the body runs as a function, so that on a Cluster its answer
     can travel with the writes to replay (see the module's docstring)."""
     return (PRELUDE + "local function main()\n" + body + "\nend\n"
-            + "if REFUSED then return {{}, {}, REFUSED} end\n"
-            + "local out = main()\n"
-            + "return {WHO, LATER, out}\n")
+            + "local out = REFUSED or main()\n"
+            + "local reply = {#WHO}\n"
+            + "for i = 1, #WHO do reply[i + 1] = WHO[i] end\n"
+            + "if #LATER > 0 then reply[#reply + 1] = LATER else reply[#reply + 1] = '' end\n"
+            + "for i = 1, #out do reply[#reply + 1] = out[i] end\n"
+            + "return reply\n")
 
 
 # KEYS: none beyond the ticket's (built). ARGV[9..]: ticket, id, kind, env, expires, env_ttl,
@@ -279,9 +298,10 @@ local rkey = k('r', id)
 redis.call('HSET', rkey, 'ticket', ticket, 'state', 'open', 'created_at', NOWS,
            'expires_at', expires, 'created_by', ACTOR, 'note', note)
 redis.call('PEXPIRE', rkey, ARGV[12])
-redis.call('ZREMRANGEBYSCORE', k('ix', ticket), '-inf', NOWS)
-redis.call('ZADD', k('ix', ticket), NOW + meta_ttl, 'r:' .. id)
-keep(k('ix', ticket), ARGV[12])
+local ix = k('ix', ticket)
+redis.call('ZADD', ix, NOW + meta_ttl, 'r:' .. id)
+tidy(ix, nil, id)
+keep(ix, ARGV[12])
 keep(t, math.max(meta_ttl, tonumber(ARGV[14])))
 audit(ticket, 'request.created', id, '')
 mine(assignee, ticket)

@@ -345,16 +345,18 @@ class Store:
 
     def _unwrap(self, raw: Sequence[Any], *, defer: bool = False
                 ) -> tuple[list[str], list[Any]]:
-        """(who, result) of a writing ticket script's {who, later, result}, after replaying
-        `later` on a Cluster (or, with `defer`, after queueing it: `_FollowUps`)."""
-        who, later, out = raw
-        if later:
+        """(who, result) of a writing ticket script's flat answer (vault.lua: the count of
+        `who`'s fields, those fields, `later`, the result's fields), after replaying `later` on
+        a Cluster (or, with `defer`, after queueing it: `_FollowUps`)."""
+        n = int(raw[0])
+        who, later, out = raw[1:1 + n], raw[1 + n], raw[2 + n:]
+        if isinstance(later, list) and later:
             if defer:
                 self.follow_ups.put(later)
             else:
                 self.follow_ups.flush()  # the queued writes of earlier steps go first, in order
                 self._replay(later)
-        return [_s(v) for v in who or []], list(out or [])
+        return [_s(v) for v in who], list(out)
 
     def _step(self, name: str, keys: Sequence[str], args: list[Any], gate: Gate,
               now_ms: int) -> ScriptResult:
