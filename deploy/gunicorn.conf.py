@@ -18,6 +18,8 @@ Environment:
   PROMETHEUS_MULTIPROC_DIR   the workers' shared metrics folder: emptied when the master
                              starts; without it a private folder in $TMPDIR is made and
                              removed at exit
+  VAULT_PIN_WORKERS          1 (default): each worker runs on a core of its own, chosen in
+                             the master (vault.serve.pre_fork); 0: the kernel places them
   VAULT_*                    the app's own settings (see README.md)
 
 Command-line options given to gunicorn override these (`--workers 4`, `--bind ...`).
@@ -41,6 +43,6 @@ _workers, _threads = default_concurrency()
 
 # gunicorn reads its settings from this module's names: bind, workers, threads, timeout,
 # graceful_timeout, keepalive, accesslog, errorlog, logger_class, the hooks (on_starting,
-# child_exit, on_exit), ... exactly what `vault serve` passes.
+# child_exit, on_exit, pre_fork and post_fork), ... exactly what `vault serve` passes.
 globals().update(gunicorn_options(bind=os.environ.get(BIND_ENV) or DEFAULT_BIND,
                                   workers=_workers, threads=_threads))

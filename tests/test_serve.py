@@ -9,8 +9,10 @@ import re
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -34,6 +36,9 @@ from vault.serve import (
     default_concurrency,
     gunicorn_options,
     parse_bind,
+    pin_workers,
+    post_fork,
+    pre_fork,
     serve,
 )
 
@@ -162,6 +167,47 @@ def test_a_bad_bind_exits_2(no_vault_env: None, capsys: pytest.CaptureFixture[st
     assert serve(bind="nowhere", workers=None, threads=None,
                  run=lambda app, options: None) == 2
     assert capsys.readouterr().err.startswith("Error: --bind:")
+
+
+# -- a core for each worker ----------------------------------------------------------------------
+
+def test_workers_are_pinned_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("VAULT_PIN_WORKERS", raising=False)
+    options = gunicorn_options(bind="127.0.0.1:8000", workers=2, threads=4)
+    assert (options["pre_fork"], options["post_fork"]) == (pre_fork, post_fork)
+    for off in ("0", "false", "off"):
+        monkeypatch.setenv("VAULT_PIN_WORKERS", off)
+        options = gunicorn_options(bind="127.0.0.1:8000", workers=2, threads=4)
+        assert "pre_fork" not in options and "post_fork" not in options
+    assert pin_workers({"VAULT_PIN_WORKERS": "1"}) and pin_workers({})
+
+
+def test_a_pin_setting_that_is_no_boolean_exits_2(
+        no_vault_env: None, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VAULT_PIN_WORKERS", "sometimes")
+    assert serve(bind=None, workers=None, threads=None, run=lambda app, options: None) == 2
+    assert capsys.readouterr().err.startswith("Error: VAULT_PIN_WORKERS:")
+
+
+def test_each_new_worker_takes_the_core_the_fewest_live_workers_run_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {4, 5, 6})
+    master = SimpleNamespace(WORKERS={})
+    chosen = []
+    for pid in range(7):
+        worker = SimpleNamespace()
+        pre_fork(master, worker)
+        master.WORKERS[pid] = worker
+        chosen.append(worker.vault_core)
+    assert chosen == [4, 5, 6, 4, 5, 6, 4]
+    # Two workers of core 5 die: their replacements go back to core 5, not to a busy core.
+    del master.WORKERS[1], master.WORKERS[4]
+    replacements = [SimpleNamespace(), SimpleNamespace()]
+    for pid, worker in zip((10, 11), replacements, strict=True):
+        pre_fork(master, worker)
+        master.WORKERS[pid] = worker
+    assert [w.vault_core for w in replacements] == [5, 5]
 
 
 # -- real processes ----------------------------------------------------------------------------------
@@ -321,3 +367,41 @@ def test_cpu_count_follows_a_containers_cpu_quota(tmp_path: Path, content: str,
     cpu_max.write_text(content)
     unlimited = cpu_count(tmp_path / "missing")
     assert cpu_count(cpu_max) == (unlimited if expected is None else min(expected, unlimited))
+
+
+@pytest.mark.slow
+def test_vault_serve_runs_each_worker_on_a_core_of_its_own_and_a_replacement_on_its_core(
+        start_serve: Callable[..., Server], redis_server: RedisServer) -> None:
+    cores = sorted(os.sched_getaffinity(0))
+    env = gunicorn_env(redis_server.url)
+    env.pop("VAULT_PIN_WORKERS", None)
+    server = start_serve(env, "--workers", str(len(cores)), "--threads", "2", port=free_port())
+
+    def workers() -> dict[int, set[int]]:
+        """Each live worker's CPU affinity, once all of them have booted."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            pids = [int(p) for p in Path(f"/proc/{server.process.pid}/task/"
+                                         f"{server.process.pid}/children").read_text().split()]
+            if len(pids) == len(cores):
+                try:
+                    found = {pid: os.sched_getaffinity(pid) for pid in pids}
+                except OSError:
+                    continue  # a worker exited between the listing and the look-up
+                if all(len(allowed) == 1 for allowed in found.values()):
+                    return found
+            time.sleep(0.05)  # polling the process table for a state, not waiting out a race
+        raise AssertionError(f"the workers did not all start pinned: {server.log()}")
+
+    before = workers()
+    assert sorted(core for allowed in before.values() for core in allowed) == cores
+    victim, [its_core] = next(iter(before.items()))
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while victim in workers() and time.monotonic() < deadline:
+        pass
+    after = workers()
+    assert victim not in after
+    [replacement] = set(after) - set(before)
+    assert after[replacement] == {its_core}
+    assert sorted(core for allowed in after.values() for core in allowed) == cores
