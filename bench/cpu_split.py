@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where the machine's time goes per create, snappass beside vault: `bench/run --split`.
 
-The benchmark's setup (2 workers x 4 threads each, `wrk -t2 -c32`, a private redis-server,
-vault with its production settings) and its create load, in interleaved rounds. For each run,
+The benchmark's setup (vault's default workers x threads for both, `wrk -t2 -c32`, a private
+redis-server, vault with its production settings) and its create load, in interleaved rounds. For each run,
 per request: the server's user and kernel CPU and its voluntary context switches (all threads
 of the master and workers, from /proc), Redis's CPU, and the share of the two cores that
 stayed idle (/proc/stat). CPU time alone cannot say why vault's rate trails snappass's when its
@@ -74,7 +74,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=8)
     args = parser.parse_args()
-    workers, threads = 2, 4
+    workers, threads = harness.concurrency()  # vault's defaults, for both servers
     wrk = harness.WrkSettings(threads=2, connections=32, seconds=args.seconds)
     with harness.scratch() as work:
         redis_server = harness.start_redis(work)

@@ -4,8 +4,8 @@
 
 Every value comes from vault.serve, which `vault serve` runs with too, so the two ways of
 starting vault behave the same: workers and threads from the core count
-(`default_concurrency`: a worker per core, at least 2 and at most 8, of 4 threads each, as
-measured by bench/run --sweep), the app
+(`default_concurrency`: a worker per core, at least 2 and at most 8, of 8 threads each, each
+worker on a core of its own, as measured by the benchmark: README "Benchmark"), the app
 preloaded in the master (a bad configuration fails before any worker starts), 30 s timeouts
 and graceful shutdown, JSON logs (an access log on stdout of method, path without the query
 string, status, bytes, duration and request id; never the query string, Referer,

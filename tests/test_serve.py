@@ -46,7 +46,7 @@ from vault.serve import (
 
 
 @pytest.mark.parametrize(("cores", "workers", "threads"),
-                         [(1, 2, 4), (2, 2, 4), (3, 3, 4), (8, 8, 4), (64, 8, 4)])
+                         [(1, 2, 8), (2, 2, 8), (3, 3, 8), (8, 8, 8), (64, 8, 8)])
 def test_default_concurrency_follows_the_core_count_with_a_cap(cores: int, workers: int,
                                                                 threads: int) -> None:
     assert default_concurrency(cores) == (workers, threads)
@@ -54,7 +54,7 @@ def test_default_concurrency_follows_the_core_count_with_a_cap(cores: int, worke
 
 def test_default_concurrency_reads_this_machine() -> None:
     workers, threads = default_concurrency()
-    assert 2 <= workers <= 8 and threads == 4
+    assert 2 <= workers <= 8 and threads == 8
 
 
 def test_gunicorn_options_log_json_lines_and_preload_the_app() -> None:

@@ -69,7 +69,7 @@ BIND_ENV = "VAULT_BIND"
 PIN_ENV = "VAULT_PIN_WORKERS"
 DEMO_ADMIN = "admin@vault.localhost"
 MAX_DEFAULT_WORKERS = 8
-DEFAULT_THREADS = 4
+DEFAULT_THREADS = 8
 
 log = logging.getLogger("vault")
 
@@ -99,9 +99,10 @@ def default_concurrency(cores: int | None = None) -> tuple[int, int]:
     One worker per core (at least 2, so a restarting worker never leaves nobody to answer; at
     most MAX_DEFAULT_WORKERS: a small team's traffic never needs more) and DEFAULT_THREADS
     threads each, which overlap the request's one Redis round trip. Chosen by measurement
-    (`bench/run --sweep`, README "Benchmark"): on 2 cores 2 x 4 served creates and reveals as
-    fast as any pair tried with p99 under 50 ms at 32 connections; more processes than cores
-    (the former 2 x cores + 1) only queued, past 50 ms.
+    (README "Benchmark", interleaved rounds on 2 cores, 32 connections): with each worker on
+    its own core (`pre_fork`), 8 threads served about 10% more creates and reveals than 4
+    (p99 17-21 ms), 12 and 16 no more than 8, 2 fewer; more processes than cores (the former
+    2 x cores + 1) only queued, past 50 ms.
     """
     n = cpu_count() if cores is None else max(1, cores)
     return min(max(2, n), MAX_DEFAULT_WORKERS), DEFAULT_THREADS
