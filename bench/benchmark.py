@@ -551,7 +551,11 @@ def table(r: dict[str, Any]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description="vault vs snappass vs a hello-world ceiling")
     parser.add_argument("--seconds", type=int, default=10, help="each wrk run (default 10)")
-    parser.add_argument("--rounds", type=int, default=3,
+    # Five, not three: on this kind of shared 2-core host one run in four or five, of any
+    # server, falls into a state of some 35 context switches a request at a third of its rate
+    # for its whole 10 s (seen for snappass and vault alike); two such runs of three move a
+    # median, two of five do not.
+    parser.add_argument("--rounds", type=int, default=5,
                         help="rounds of the five throughput runs; the table shows medians")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--wrk-threads", type=int, default=2)

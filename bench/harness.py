@@ -250,9 +250,12 @@ class VaultSettings:
         return create_app(mapping)
 
 
-def start_vault(workdir: Path, settings: VaultSettings, workers: int, threads: int) -> Proc:
+def start_vault(workdir: Path, settings: VaultSettings, workers: int, threads: int, *,
+                pinned: bool = True) -> Proc:
+    """`vault serve` as shipped; `pinned=False`: its workers placed by the kernel."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
     env.update(settings.variables())
+    env["VAULT_PIN_WORKERS"] = "1" if pinned else "0"
     env["PROMETHEUS_MULTIPROC_DIR"] = str(workdir / "vault-metrics")
     proc = spawn("vault", [str(VAULT_VENV / "bin" / "vault"), "serve", "--bind",
                            f"127.0.0.1:{settings.port}", "--workers", str(workers),
