@@ -7,10 +7,30 @@ import hashlib
 import hmac
 import json
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from vault.crypto import generate_key, seal
+
+
+class Lines:
+    """A server's output lines as they come (follow_output's on_line), to wait on, not sleep."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._cond = threading.Condition()
+
+    def __call__(self, line: bytes) -> None:
+        with self._cond:
+            self.lines.append(line.decode("utf-8", errors="replace").rstrip("\n"))
+            self._cond.notify_all()
+
+    def wait_for(self, done: Callable[[list[str]], bool], timeout: float = 20.0) -> list[str]:
+        with self._cond:
+            assert self._cond.wait_for(lambda: done(self.lines), timeout), "\n".join(self.lines)
+            return list(self.lines)
+
 
 WP_FIELDS = {"url": "https://shop.example.com/wp-admin", "username": "rocket-temp",
              "password": "Tr0ub4dor&3-canary-pw"}

@@ -354,6 +354,19 @@ def test_a_ticket_is_full_at_the_waiting_limit(make_app):
     assert rv.status_code == 409 and problem(rv)["reason"] == "ticket-full"
 
 
+def test_an_expired_secret_no_longer_takes_a_ticket_s_room(make_app, clock):
+    """Only live waiting secrets count against the limit: once one has expired (its member may
+    still stand in the waiting set, tidied later), its place is free again."""
+    app = make_app(max_waiting_per_ticket=1)
+    client = app.test_client()
+    share(client, "61", ttl=3600)
+    envelope, _ = sealed("61")
+    body = {"ticket": "61", "kind": "wordpress", "envelope": envelope}
+    assert client.post("/api/v1/secrets", json=body).status_code == 409
+    clock.advance(3600)  # the first one's expiry: from this millisecond on it is gone
+    assert client.post("/api/v1/secrets", json=body).status_code == 201
+
+
 def test_close_and_assignee_need_a_helpdesk_key_or_an_admin(client, agent, admin, helpdesk):
     assert client.post("/api/v1/tickets/70/close").status_code == 401
     assert client.post("/api/v1/tickets/70/close", headers=agent.headers).status_code == 403

@@ -13,7 +13,6 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -33,7 +32,7 @@ from conftest import (
     start_gunicorn,
     stop_server,
 )
-from helpers import WP_FIELDS, sealed, share
+from helpers import WP_FIELDS, Lines, sealed, share
 from prometheus_client.parser import text_string_to_metric_families
 
 from vault import create_app
@@ -42,24 +41,6 @@ CONF = "deploy/gunicorn.conf.py"
 STANDARD_KEY = base64.b64decode("c2VjcmV0LWtleS1mb3Itc3RhbmRhcmQtd2ViaG9va3M=")
 UNKNOWN_ID = "A" * 28
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
-
-
-class Lines:
-    """A server's output lines as they come (follow_output's on_line), to wait on, not sleep."""
-
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._cond = threading.Condition()
-
-    def __call__(self, line: bytes) -> None:
-        with self._cond:
-            self.lines.append(line.decode("utf-8", errors="replace").rstrip("\n"))
-            self._cond.notify_all()
-
-    def wait_for(self, done: Callable[[list[str]], bool], timeout: float = 20.0) -> list[str]:
-        with self._cond:
-            assert self._cond.wait_for(lambda: done(self.lines), timeout), "\n".join(self.lines)
-            return list(self.lines)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -27,7 +26,7 @@ from conftest import (
     free_port,
     gunicorn_env,
 )
-from helpers import WP_FIELDS
+from helpers import WP_FIELDS, Lines
 
 from vault.crypto.envelope import seal
 from vault.serve import (
@@ -221,14 +220,16 @@ def start_serve(tmp_path: Path) -> Iterator[Callable[..., Server]]:
     """Start `vault serve ARGS` with `env`; every process is stopped (SIGTERM, wait) at the end."""
     started: list[Server] = []
 
-    def start(env: dict[str, str], *args: str, port: int) -> Server:
+    def start(env: dict[str, str], *args: str, port: int,
+              on_line: Callable[[bytes], None] | None = None) -> Server:
         log_path = tmp_path / f"serve-{port}.log"
         proc = subprocess.Popen([*VAULT, "serve", "--bind", f"127.0.0.1:{port}", *args],
                                 env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 cwd=str(ROOT))
         server = Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=log_path)
         started.append(server)
-        follow_output(proc, b"Booting worker", what="vault serve", log_path=log_path)
+        follow_output(proc, b"Booting worker", what="vault serve", log_path=log_path,
+                      on_line=on_line)
         return server
 
     yield start
@@ -375,33 +376,23 @@ def test_vault_serve_runs_each_worker_on_a_core_of_its_own_and_a_replacement_on_
     cores = sorted(os.sched_getaffinity(0))
     env = gunicorn_env(redis_server.url)
     env.pop("VAULT_PIN_WORKERS", None)
-    server = start_serve(env, "--workers", str(len(cores)), "--threads", "2", port=free_port())
+    lines = Lines()
+    start_serve(env, "--workers", str(len(cores)), "--threads", "2", port=free_port(),
+                on_line=lines)
+    said = re.compile(r"Worker (\d+) runs on core (\d+)")
 
-    def workers() -> dict[int, set[int]]:
-        """Each live worker's CPU affinity, once all of them have booted."""
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            pids = [int(p) for p in Path(f"/proc/{server.process.pid}/task/"
-                                         f"{server.process.pid}/children").read_text().split()]
-            if len(pids) == len(cores):
-                try:
-                    found = {pid: os.sched_getaffinity(pid) for pid in pids}
-                except OSError:
-                    continue  # a worker exited between the listing and the look-up
-                if all(len(allowed) == 1 for allowed in found.values()):
-                    return found
-            time.sleep(0.05)  # polling the process table for a state, not waiting out a race
-        raise AssertionError(f"the workers did not all start pinned: {server.log()}")
+    def placed(output: list[str]) -> dict[int, int]:
+        """Each worker's core, as the workers announce it once pinned."""
+        found = (said.search(line) for line in output)
+        return {int(m[1]): int(m[2]) for m in found if m}
 
-    before = workers()
-    assert sorted(core for allowed in before.values() for core in allowed) == cores
-    victim, [its_core] = next(iter(before.items()))
+    before = placed(lines.wait_for(lambda output: len(placed(output)) == len(cores)))
+    assert sorted(before.values()) == cores
+    for pid, core in before.items():
+        assert os.sched_getaffinity(pid) == {core}  # the announcement is the truth
+    victim, its_core = next(iter(before.items()))
     os.kill(victim, signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while victim in workers() and time.monotonic() < deadline:
-        pass
-    after = workers()
-    assert victim not in after
+    after = placed(lines.wait_for(lambda output: len(placed(output)) == len(cores) + 1))
     [replacement] = set(after) - set(before)
-    assert after[replacement] == {its_core}
-    assert sorted(core for allowed in after.values() for core in allowed) == cores
+    assert after[replacement] == its_core
+    assert os.sched_getaffinity(replacement) == {its_core}

@@ -14,7 +14,6 @@ and the hooks).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import glob
 import ipaddress
@@ -333,13 +332,16 @@ def pre_fork(server: Any, worker: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """gunicorn hook, in the new worker: run on the core `pre_fork` chose for it."""
+    """gunicorn hook, in the new worker: run on the core `pre_fork` chose for it, and say so
+    in gunicorn's log (an operator sees where each worker runs)."""
     core = getattr(worker, "vault_core", None)
     if core is None:
         return
-    # A core that went away meanwhile (a changed cpuset): the kernel places this worker.
-    with contextlib.suppress(OSError):
+    try:
         os.sched_setaffinity(0, {core})
+    except OSError:
+        return  # a core that went away meanwhile (a changed cpuset): the kernel places it
+    server.log.info("Worker %s runs on core %s", os.getpid(), core)
 
 
 def child_exit(server: Any, worker: Any) -> None:
