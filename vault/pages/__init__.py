@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from functools import cache, wraps
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from flask import Blueprint, Response, g, redirect, render_template, request, url_for
 from flask_babel import format_datetime
@@ -27,6 +27,8 @@ bp = Blueprint("pages", __name__)
 F = TypeVar("F")
 
 STATIC = Path(__file__).resolve().parent.parent / "static"
+# What a path keeps unquoted in `here()`: RFC 3986 path characters, never "?" or "#".
+_PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
 
 @cache
@@ -56,9 +58,11 @@ def when(value: str | None) -> str:
 
 def safe_next(value: str | None, default: str = "/dashboard") -> str:
     """A same-site path to go to after login: never another origin (no open redirect), never a
-    control character (which browsers strip, and which no header may carry)."""
+    fragment (a link's `#key` is the browser's to keep), never a control character (which
+    browsers strip, and which no header may carry)."""
     if not value or not value.startswith("/") or value.startswith("//") or "\\" in value \
-            or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) or len(value) > 2000:
+            or "#" in value or any(ord(c) < 0x20 or ord(c) == 0x7F for c in value) \
+            or len(value) > 2000:
         return default
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
@@ -66,18 +70,30 @@ def safe_next(value: str | None, default: str = "/dashboard") -> str:
     return value
 
 
+def here() -> str:
+    """This request's path and query as a same-site target for `next`: the path re-quoted, so
+    that a decoded `%23` or `%3F` in it stays part of the path."""
+    query = request.query_string.decode("latin-1")
+    return quote(request.path, safe=_PATH_SAFE) + ("?" + query if query else "")
+
+
 def page_url(**changes: str | None) -> str:
-    """This page's own URL (path from the matched route, never the raw request path) with
-    query parameters changed; `None` removes one. Falls back to the start page."""
+    """This page's own URL with query parameters changed (`None` removes one).
+
+    The path comes from the matched route (never the raw request path); the query is encoded
+    here as data. Nothing from the client is ever passed to `url_for` as a keyword: there a
+    name like `_external`, `_anchor` or `endpoint` would be an instruction, not a value.
+    """
+    query: list[tuple[str, str]] = []
     if "page_url_endpoint" in g:  # a page whose own URL must not be repeated (the callback)
-        kept: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
-        return url_for(g.page_url_endpoint, **kept)
-    args: dict[str, Any] = {k: v for k, v in request.args.items() if k not in changes}
-    args.update({k: v for k, v in changes.items() if v is not None})
-    if request.endpoint is None or request.url_rule is None:
-        fresh: dict[str, Any] = {k: v for k, v in changes.items() if v is not None}
-        return url_for("pages.share", **fresh)
-    return url_for(request.endpoint, **(request.view_args or {}), **args)
+        base = url_for(g.page_url_endpoint)
+    elif request.endpoint is None or request.url_rule is None:
+        base = url_for("pages.share")  # an unmatched path goes to the start page
+    else:
+        base = url_for(request.endpoint, **(request.view_args or {}))
+        query = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
+    query += [(k, v) for k, v in changes.items() if v is not None]
+    return base + ("?" + urlencode(query) if query else "")
 
 
 def viewer() -> Principal | None:
@@ -97,7 +113,7 @@ def agent_page(view: F) -> F:
     @wraps(view)  # type: ignore[arg-type]
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if viewer() is None:
-            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
+            return redirect(url_for("pages.login", next=here()), 303)
         return view(*args, **kwargs)  # type: ignore[operator]
     return wrapper  # type: ignore[return-value]
 
@@ -107,7 +123,7 @@ def admin_page(view: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         who = viewer()
         if who is None:
-            return redirect(url_for("pages.login", next=request.full_path.rstrip("?")), 303)
+            return redirect(url_for("pages.login", next=here()), 303)
         if not who.is_admin:
             raise Forbidden("This page is for admins.")
         return view(*args, **kwargs)  # type: ignore[operator]
