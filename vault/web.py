@@ -6,6 +6,7 @@ response gets the security headers of PRODUCT.md; nothing about a secret is ever
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -325,6 +326,8 @@ class Plumbing:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         started = time.perf_counter()
+        if "HTTP_TRANSFER_ENCODING" in environ and not environ.get("CONTENT_LENGTH"):
+            _bound_streamed_body(environ)
         offered = environ.get("HTTP_X_REQUEST_ID", "")
         # A proxy's id is kept only when it is a plain token: it goes into logs and headers.
         request_id = offered if offered and _REQUEST_ID.fullmatch(offered) \
@@ -384,6 +387,24 @@ class Plumbing:
         if latency is None:
             latency = self._latency[route] = self.metrics.latency.labels(route)
         latency.observe(time.perf_counter() - started)
+
+
+def _bound_streamed_body(environ: dict[str, Any]) -> None:
+    """A body without Content-Length (chunked) becomes one with it, so that every reader sees
+    one rule: werkzeug cuts such a stream at the size limit without a word (a 64 KiB prefix
+    of a longer body would be read as the whole body), while a declared length over the limit
+    is refused with 413 wherever the body is read (API, webhooks, session, form posts)."""
+    stream, chunks, size = environ["wsgi.input"], [], 0
+    while size <= MAX_BODY:
+        chunk = stream.read(MAX_BODY + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    # Past the limit, what was read stands for the whole: its length is what refuses it.
+    environ["wsgi.input"] = io.BytesIO(b"".join(chunks))
+    environ["CONTENT_LENGTH"] = str(size)
+    del environ["HTTP_TRANSFER_ENCODING"]  # else werkzeug goes on ignoring the length
 
 
 def _api_path(path: str) -> bool:
