@@ -237,15 +237,20 @@ local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, man
   keep(ix, meta_ttl)
   keep(k('t', ticket), meta_ttl)
 end
--- News from the helpdesk about ticket record `t`: remember its conversation id, and refuse
--- (false) an update strictly older than the last one applied, else record its time.
-local function helpdesk_news(t, conv, updated)
-  if updated ~= '' then
+-- News from the helpdesk about ticket record `t`: remember its conversation id and the digest
+-- of the signed body it came in, and refuse (false) an update strictly older than the last one
+-- applied, else record its time. `updated` is '' from a source without a clock, '-' from one
+-- with a clock whose body carried no time: that cannot be shown newer than what was applied.
+local function helpdesk_news(t, conv, updated, body)
+  if updated == '-' then
+    if redis.call('HGET', t, 'hs_updated') then return false end
+  elseif updated ~= '' then
     local last = tonumber(redis.call('HGET', t, 'hs_updated') or '0')
     if tonumber(updated) < last then return false end
     redis.call('HSET', t, 'hs_updated', updated)
   end
   if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
+  if body ~= '' then redis.call('HSET', t, 'hs_body', body) end
   return true
 end
 -- (refusal or nil, the ticket's assignee or ''), from one read of the ticket record.
@@ -455,12 +460,22 @@ return {'ok'}
 """)
 
 # ARGV[9..]: ticket, reason (closed, deleted, merged, spam), tombstone ttl ms, helpdesk
-# conversation id ('' if none), helpdesk "updated at" ms ('' if none). A close is always applied,
-# and it moves the ticket's helpdesk clock forward so that an older reopening cannot undo it.
+# conversation id ('' if none), helpdesk "updated at" ms ('' if none, '-' if the body had none),
+# digest of the helpdesk's signed body ('' if none), '1' when the purge is only as good as its
+# body (a merge, which the unsigned event name alone asserts). A close is always applied, and it
+# moves the ticket's helpdesk clock forward so that an older reopening cannot undo it; such a
+# merge is refused as stale when its body is older than the last one applied, or is that very
+# body (delivered before as another event).
 PURGE = _writing(r"""
 local ticket, reason, tomb = ARGV[9], ARGV[10], tonumber(ARGV[11])
-helpdesk_news(k('t', ticket), ARGV[12], ARGV[13])  -- older news or not, a close is applied
-local ix, t = k('ix', ticket), k('t', ticket)
+local t = k('t', ticket)
+if ARGV[15] == '1' and ARGV[14] ~= '' and redis.call('HGET', t, 'hs_body') == ARGV[14] then
+  return {'stale'}
+end
+if not helpdesk_news(t, ARGV[12], ARGV[13], ARGV[14]) and ARGV[15] == '1' then
+  return {'stale'}
+end
+local ix = k('ix', ticket)
 local count = 0
 for _, member in ipairs(redis.call('ZRANGE', ix, 0, -1)) do
   local kind, id = string.sub(member, 1, 1), string.sub(member, 3)
@@ -490,11 +505,11 @@ return {'ok', tostring(count), assignee}
 """)
 
 # ARGV[9..]: ticket, assignee e-mail ('' clears), tombstone ttl ms, helpdesk conversation id,
-# helpdesk "updated at" (ms, '' when the source has none).
+# helpdesk "updated at" and body digest (as PURGE).
 ASSIGN = _writing(r"""
 local ticket, agent, tomb, conv, updated = ARGV[9], ARGV[10], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local t = k('t', ticket)
-if not helpdesk_news(t, conv, updated) then return {'stale'} end
+if not helpdesk_news(t, conv, updated, ARGV[14]) then return {'stale'} end
 local before = redis.call('HGET', t, 'assignee') or ''
 redis.call('HSET', t, 'assignee', agent)
 keep(t, tomb)
@@ -511,7 +526,7 @@ return {'ok', before}
 REOPEN = _writing(r"""
 local ticket, tomb, conv, updated = ARGV[9], tonumber(ARGV[11]), ARGV[12], ARGV[13]
 local t = k('t', ticket)
-if not helpdesk_news(t, conv, updated) then return {'stale'} end
+if not helpdesk_news(t, conv, updated, ARGV[14]) then return {'stale'} end
 keep(t, tomb)
 if redis.call('HGET', t, 'closed') ~= '1' then return {'ok', '0'} end
 redis.call('HDEL', t, 'closed', 'closed_at', 'close_reason')

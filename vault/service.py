@@ -40,8 +40,10 @@ from vault.storage import (
     AGENT_NAME,
     AGENT_SESSION,
     NO_GATE,
+    NO_NEWS,
     AuditEvent,
     Gate,
+    HelpdeskNews,
     ScriptResult,
     Store,
 )
@@ -576,42 +578,51 @@ class Vault:
         return {"events": [event_dict(e) for e in found[:limit]], "complete": complete,
                 "scanned": scanned}
 
-    def assign(self, ticket: Any, agent: str, *, actor: str, conversation: str = "",
-               updated_ms: int | None = None) -> bool:
+    def assign(self, ticket: Any, agent: str, *, actor: str, news: HelpdeskNews = NO_NEWS
+               ) -> bool:
         """Set the assignee. False when the helpdesk's news is older than what was applied."""
         ticket = check_ticket(ticket)
         result = self.store.assign(ticket=ticket, agent=agent, now_ms=self.now_ms(), actor=actor,
-                                   tombstone_ms=self.config.tombstone_ttl * 1000,
-                                   conversation=conversation, updated_ms=updated_ms)
+                                   tombstone_ms=self.config.tombstone_ttl * 1000, news=news)
         if result.status == "stale":
             return False
         emit("ticket.assigned", ticket=ticket, agent=agent, actor=actor)
         return True
 
-    def close(self, ticket: Any, *, reason: str, actor: str, conversation: str = "",
-              updated_ms: int | None = None) -> dict[str, Any]:
-        """Purge the ticket. Always applied; `updated_ms` (the helpdesk's clock) makes any older
+    def close(self, ticket: Any, *, reason: str, actor: str, news: HelpdeskNews = NO_NEWS
+              ) -> dict[str, Any]:
+        """Purge the ticket. Always applied, unless `news.ordered` and the news is stale (then
+        `stale` is true and nothing changed); the helpdesk's clock in `news` makes any older
         reopening or assignment of the same conversation a no-op afterwards."""
         ticket = check_ticket(ticket)
         count = self.store.purge(ticket=ticket, reason=reason, now_ms=self.now_ms(),
                                  tombstone_ms=self.config.tombstone_ttl * 1000, actor=actor,
-                                 conversation=conversation, updated_ms=updated_ms)
+                                 news=news)
+        if count is None:
+            return {"ticket": ticket, "purged": 0, "stale": True}
         emit("ticket.purged", ticket=ticket, purged=count, reason=reason, actor=actor)
         self._happened("purged", count)
         return {"ticket": ticket, "purged": count}
 
-    def reopen(self, ticket: Any, *, actor: str, conversation: str = "",
-               updated_ms: int | None = None) -> dict[str, Any]:
+    def reopen(self, ticket: Any, *, actor: str, news: HelpdeskNews = NO_NEWS
+               ) -> dict[str, Any]:
         ticket = check_ticket(ticket)
         result = self.store.reopen(ticket=ticket, now_ms=self.now_ms(), actor=actor,
-                                   tombstone_ms=self.config.tombstone_ttl * 1000,
-                                   conversation=conversation, updated_ms=updated_ms)
+                                   tombstone_ms=self.config.tombstone_ttl * 1000, news=news)
         if result.status == "stale":
             return {"ticket": ticket, "reopened": False, "stale": True}
         reopened = _text(result.values[0]) == "1"
         if reopened:
             emit("ticket.reopened", ticket=ticket, actor=actor)
         return {"ticket": ticket, "reopened": reopened}
+
+    def delivery_ignored(self, ticket: str | None, *, source: str, event: str,
+                         reason: str) -> None:
+        """A helpdesk delivery, signed but not acted on (stale, or a body that is not the event
+        it is named as), goes to the audit log: never its body."""
+        emit("webhook.ignored", ticket=ticket, source=source, delivery=event, reason=reason)
+        self.store.add_audit(now_ms=self.now_ms(), event="webhook.ignored", actor=source,
+                             detail=f"{event}: {reason}"[:200], ticket=ticket or "")
 
 
 def event_dict(e: AuditEvent) -> dict[str, Any]:

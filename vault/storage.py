@@ -139,6 +139,31 @@ NO_GATE = Gate()
 
 
 @dataclass(frozen=True)
+class HelpdeskNews:
+    """What a helpdesk's event says about itself, for the ticket scripts (vault.lua, PURGE):
+    its conversation id, its own "updated at" time (ms) and the digest of its signed body.
+    `timed` says the helpdesk keeps such a clock, so that a body without a time cannot undo a
+    later update; `ordered` makes a purge as stale-refusable as an assignment (a merge, which
+    only the unsigned event name asserts)."""
+
+    conversation: str = ""
+    updated_ms: int | None = None
+    body: str = ""
+    timed: bool = False
+    ordered: bool = False
+
+    def args(self) -> tuple[str, str | int, str]:
+        if self.updated_ms is not None:
+            updated: str | int = self.updated_ms
+        else:
+            updated = "-" if self.timed else ""
+        return self.conversation, updated, self.body
+
+
+NO_NEWS = HelpdeskNews()
+
+
+@dataclass(frozen=True)
 class AuditEvent:
     ts: int
     event: str
@@ -580,23 +605,24 @@ class Store:
             self._ticket_args(tag_of(secret_id), now_ms, "customer", manage_digest, gone_ms)))
 
     def purge(self, *, ticket: str, reason: str, now_ms: int, tombstone_ms: int,
-              actor: str, conversation: str = "", updated_ms: int | None = None) -> int:
+              actor: str, news: HelpdeskNews = NO_NEWS) -> int | None:
+        """The number of live items purged; None when `news.ordered` and the news is stale."""
         result = self._result(self._eval("PURGE", [self.ticket_key(ticket)], self._ticket_args(
-            slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms, conversation,
-            "" if updated_ms is None else updated_ms)))
+            slot_tag(ticket), now_ms, actor, ticket, reason, tombstone_ms, *news.args(),
+            "1" if news.ordered else "")))
+        if result.status == "stale":
+            return None
         return int(_s(result.values[0]))
 
     def reopen(self, *, ticket: str, now_ms: int, actor: str, tombstone_ms: int,
-               conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
+               news: HelpdeskNews = NO_NEWS) -> ScriptResult:
         return self._result(self._eval("REOPEN", [self.ticket_key(ticket)], self._ticket_args(
-            slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, conversation,
-            "" if updated_ms is None else updated_ms)))
+            slot_tag(ticket), now_ms, actor, ticket, "", tombstone_ms, *news.args())))
 
     def assign(self, *, ticket: str, agent: str, now_ms: int, actor: str, tombstone_ms: int,
-               conversation: str = "", updated_ms: int | None = None) -> ScriptResult:
+               news: HelpdeskNews = NO_NEWS) -> ScriptResult:
         return self._result(self._eval("ASSIGN", [self.ticket_key(ticket)], self._ticket_args(
-            slot_tag(ticket), now_ms, actor, ticket, agent, tombstone_ms, conversation,
-            "" if updated_ms is None else updated_ms)))
+            slot_tag(ticket), now_ms, actor, ticket, agent, tombstone_ms, *news.args())))
 
     @staticmethod
     def _reason(marker: Any) -> str:

@@ -18,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import redis.exceptions
@@ -30,6 +31,7 @@ from vault.crypto.signatures import BadSignature, helpscout_body_signed
 from vault.errors import BadRequest, Unauthenticated, Unavailable, ValidationFailed, VaultError
 from vault.extension import VaultExtension, ext
 from vault.ids import is_ticket
+from vault.storage import NO_NEWS, HelpdeskNews
 from vault.web import client_address, parse_json_object
 
 log = logging.getLogger("vault.webhooks")
@@ -48,16 +50,22 @@ def _raw_body() -> bytes:
     return raw
 
 
-def _once(e: VaultExtension, source: str, digest: str, act: Any) -> Response:
-    """Run `act` at most once per delivery digest; repeats get the first result."""
+def _once(e: VaultExtension, source: str, digest: str, act: Any,
+          again: Callable[[dict[str, Any]], Response | None] | None = None) -> Response:
+    """Run `act` at most once per delivery digest; repeats get the first result, unless
+    `again`, given that first result, answers them otherwise."""
     ttl_ms = e.config.webhook_dedupe_ttl * 1000
     # The claim lives a minute only: a worker that dies mid-delivery must not swallow the
     # helpdesk's retries for a day. A repeat while the first is in flight is told to retry.
     previous = e.store.webhook_claim(source, digest, IN_FLIGHT_MS)
     if previous is not None:
         if previous:
+            first = json.loads(previous)
+            other = again(first) if again is not None else None
+            if other is not None:
+                return other
             e.metrics.webhook(source, "duplicate")
-            return jsonify({**json.loads(previous), "duplicate": True})
+            return jsonify({**first, "duplicate": True})
         # Counted as "unavailable" by `_counted`; Redis answered fine, so no Redis error.
         raise Unavailable("The same delivery is being handled right now; retry shortly.",
                           retry_after=5, store_fault=False)
@@ -95,20 +103,30 @@ def _counted(source: str, handle: Callable[[], Response]) -> Response:
         raise
 
 
-def _purge(e: VaultExtension, ticket: str, reason: str, actor: str, **helpdesk: Any
-           ) -> dict[str, Any]:
-    return {"action": "purged", **e.vault.close(ticket, reason=reason, actor=actor, **helpdesk)}
+def _purge(e: VaultExtension, ticket: str, reason: str, actor: str,
+           news: HelpdeskNews = NO_NEWS) -> dict[str, Any]:
+    result = e.vault.close(ticket, reason=reason, actor=actor, news=news)
+    if result.pop("stale", False):
+        return _ignored(e, ticket, actor, reason, STALE)
+    return {"action": "purged", **result}
 
 
-def _assign(e: VaultExtension, ticket: str, email: str, actor: str, **helpdesk: Any
-            ) -> dict[str, Any]:
-    applied = e.vault.assign(ticket, email, actor=actor, **helpdesk)
+def _assign(e: VaultExtension, ticket: str, email: str, actor: str,
+            news: HelpdeskNews = NO_NEWS) -> dict[str, Any]:
+    applied = e.vault.assign(ticket, email, actor=actor, news=news)
     if not applied:
-        return {"action": "ignored", "ticket": ticket, "reason": "older than the last update"}
+        return _ignored(e, ticket, actor, "assigned", STALE)
     if email and e.store.get_agent(email) is None:
         log.warning("ticket assigned to an e-mail that is no vault agent; nobody can reveal "
                     "until that agent exists or an admin reassigns", extra={"ticket": ticket})
     return {"action": "assigned", "ticket": ticket, "assignee": email or None}
+
+
+def _ignored(e: VaultExtension, ticket: str | None, source: str, what: str,
+             reason: str) -> dict[str, Any]:
+    """A signed delivery that is not acted on: audited, answered 200 so it is not retried."""
+    e.vault.delivery_ignored(ticket, source=source, event=what, reason=reason)
+    return {"action": "ignored", "reason": reason, **({"ticket": ticket} if ticket else {})}
 
 
 # -- Help Scout ---------------------------------------------------------------------------------------
@@ -145,14 +163,48 @@ def _helpscout() -> Response:
     raw = _raw_body()
     _helpscout_verify(raw, e.config.helpscout_secret, request.headers.get("X-HelpScout-Signature"))
     e.check_limit("webhook", HELPSCOUT)  # counted once signed: forgeries cannot use it up
-    event = request.headers.get("X-HelpScout-Event", "").strip()
+    # The signature covers the body only: X-HelpScout-Event is a claim about it, not a fact.
+    event = request.headers.get("X-HelpScout-Event", "").strip()[:100]
     body = parse_json_object(raw)
-    digest = hashlib.sha256(event.encode() + b"\n" + raw).hexdigest()
-    return _once(e, HELPSCOUT, digest, lambda: _helpscout_act(e, event, body))
+    signed = hashlib.sha256(raw).hexdigest()
+
+    def act() -> dict[str, Any]:
+        return _helpscout_act(e, event, body, signed)
+
+    def again(first: dict[str, Any]) -> Response | None:
+        """The same signed body again, under another event name. Help Scout may send one
+        conversation's state for two events at once (a status change and an assignment):
+        what those two do is read from the body, so each is acted on once. A deletion or a
+        merge is asserted by the name alone: a body delivered before as something else is
+        not one."""
+        if first.get("event") == event:
+            return None  # a plain repeat: the first result
+        if event in READ_FROM_BODY:
+            return _once(e, HELPSCOUT, hashlib.sha256(f"{event}\n".encode() + raw).hexdigest(),
+                         act)
+        e.metrics.webhook(HELPSCOUT, "ignored")
+        ticket = first.get("ticket") if is_ticket(first.get("ticket")) else None
+        return jsonify({"event": event, **_ignored(
+            e, ticket, HELPSCOUT, event, f"the same body came as {_safe_event(first)}")})
+
+    return _once(e, HELPSCOUT, signed, act, again)
 
 
-def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[str, Any]:
-    actor = "helpscout"
+# Events whose effect is read from the signed body (its status, its assignee), not from the
+# unsigned X-HelpScout-Event header that names them.
+READ_FROM_BODY = frozenset({"convo.status", "convo.assigned"})
+STALE = "older than the last update"
+_EVENT = re.compile(r"[a-z0-9._-]{1,100}")
+
+
+def _safe_event(result: dict[str, Any]) -> str:
+    name = result.get("event")
+    return name if isinstance(name, str) and _EVENT.fullmatch(name) else "another event"
+
+
+def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any], signed: str
+                   ) -> dict[str, Any]:
+    actor = HELPSCOUT
     if event == "helpscout.test":
         return {"action": "none", "event": event}
     raw_id = body.get("id")
@@ -174,24 +226,35 @@ def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[
         return {"action": "none", "event": event, "purged": 0, "reason": "unknown conversation"}
     updated = _ms(body.get("userUpdatedAt"))
     status = str(body.get("status", "")).lower()
-    helpdesk = {"conversation": conversation, "updated_ms": updated}
+    # Help Scout keeps a clock: a body without its time cannot undo a later update.
+    news = HelpdeskNews(conversation=conversation, updated_ms=updated, body=signed, timed=True)
     if event == "convo.deleted":
-        return {"event": event, **_purge(e, ticket, "deleted", actor, **helpdesk)}
+        # A deletion's body is the conversation's id alone; a conversation's state (or any
+        # other body Help Scout signs) named a deletion is not one.
+        if set(body) != {"id"}:
+            return {"event": event, **_ignored(e, ticket, actor, event, NOT_A_DELETION)}
+        return {"event": event, **_purge(e, ticket, "deleted", actor, news)}
     if event == "convo.merged":
-        return {"event": event, **_purge(e, ticket, "merged", actor, **helpdesk)}
+        if set(body) == {"id"}:  # a conversation id alone, as a deletion: purged as one
+            return {"event": event, **_purge(e, ticket, "merged", actor, news)}
+        if "number" not in body or "status" not in body:
+            return {"event": event, **_ignored(e, ticket, actor, event, NOT_A_CONVERSATION)}
+        # A conversation's state named a merge: refused when it is older than what was
+        # applied (or has no time, when vault has one), or is the very body applied last.
+        return {"event": event, **_purge(e, ticket, "merged", actor, replace(news, ordered=True))}
     if event == "convo.status":
         if status in {"closed", "spam"}:
-            return {"event": event, **_purge(e, ticket, status, actor, **helpdesk)}
+            return {"event": event, **_purge(e, ticket, status, actor, news)}
         if status in {"active", "pending", "open"}:
-            result = e.vault.reopen(ticket, actor=actor, conversation=conversation,
-                                    updated_ms=updated)
+            result = e.vault.reopen(ticket, actor=actor, news=news)
             if result.get("stale"):
-                return {"event": event, "action": "ignored", "ticket": ticket,
-                        "reason": "older than the last update"}
+                return {"event": event, **_ignored(e, ticket, actor, "reopened", STALE)}
             return {"event": event, "action": "reopened" if result["reopened"] else "none",
                     "ticket": ticket}
         return {"event": event, "action": "none", "ticket": ticket}
     if event == "convo.assigned":
+        if "assignee" not in body and "owner" not in body:
+            return {"event": event, **_ignored(e, ticket, actor, event, NOT_AN_ASSIGNMENT)}
         person = body.get("assignee", body.get("owner"))
         if person is not None and not isinstance(person, dict):
             raise BadRequest("The assignee must be an object with an e-mail, or null.")
@@ -206,9 +269,13 @@ def _helpscout_act(e: VaultExtension, event: str, body: dict[str, Any]) -> dict[
                     and _CONVERSATION_ID.fullmatch(str(hs_user)) \
                     and e.store.get_agent(email) is not None:
                 e.store.update_agent(email, {"helpscout_id": str(hs_user)})
-        return {"event": event, **_assign(e, ticket, email, actor, conversation=conversation,
-                                          updated_ms=updated)}
+        return {"event": event, **_assign(e, ticket, email, actor, news)}
     return {"event": event, "action": "none", "ticket": ticket}
+
+
+NOT_A_DELETION = "the body is not a deletion's (the conversation id alone)"
+NOT_AN_ASSIGNMENT = "the body has no assignee"
+NOT_A_CONVERSATION = "the body is not a conversation"
 
 
 # -- Standard Webhooks -----------------------------------------------------------------------------------
