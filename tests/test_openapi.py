@@ -176,8 +176,12 @@ def test_security_is_declared_where_the_views_authenticate() -> None:
         ("post", "/api/v1/secrets/{secret_id}/ack"), ("get", "/api/v1/tickets/{ticket}"),
         ("put", "/api/v1/tickets/{ticket}/assignee"), ("post", "/api/v1/tickets/{ticket}/close"),
         ("post", "/api/v1/tickets/{ticket}/reopen"), ("get", "/api/v1/session"),
-        ("delete", "/api/v1/session"),
+        ("delete", "/api/v1/session"), ("delete", "/api/v1/secrets/{secret_id}"),
     }
+    # Anonymous as one alternative: only the customer's delete (its manage token), beside the
+    # agent's discard.
+    optional = {(m, p) for p, m, o in operations() if {} in o["security"]}
+    assert optional == {("delete", "/api/v1/secrets/{secret_id}")}
     for path, method, operation in operations():
         for requirement in operation["security"]:
             assert set(requirement) <= set(schemes), f"{method} {path}"
@@ -348,6 +352,54 @@ def test_delete_secret_204_then_410_deleted(client: Any) -> None:
     rv = client.get(f"/api/v1/secrets/{secret['id']}")
     assert rv.status_code == 410 and rv.get_json()["reason"] == "deleted"
     assert_documented(rv, "/api/v1/secrets/{secret_id}", "GET")
+
+
+def test_discard_by_the_assignee_204_and_its_refusals(client: Any, agent: Any,
+                                                      make_agent: Any) -> None:
+    path = "/api/v1/secrets/{secret_id}"
+    assert client.post("/api/v1/requests", json={"ticket": "1010"},
+                       headers=agent.headers).status_code == 201
+    secret = share(client, "1010")
+    rv = client.delete(f"/api/v1/secrets/{secret['id']}",
+                       headers=make_agent("bob@example.com").headers)
+    assert rv.status_code == 403
+    assert_documented(rv, path, "DELETE")
+    rv = client.delete(f"/api/v1/secrets/{secret['id']}",
+                       headers={"Authorization": "Bearer vt_" + "A" * 43})
+    assert rv.status_code == 401
+    assert_documented(rv, path, "DELETE")
+    rv = client.delete(f"/api/v1/secrets/{new_id('1010')}", headers=agent.headers)
+    assert rv.status_code == 404
+    assert_documented(rv, path, "DELETE")
+    rv = client.delete(f"/api/v1/secrets/{secret['id']}", headers=agent.headers)
+    assert rv.status_code == 204
+    assert_documented(rv, path, "DELETE")
+    for method in ("DELETE", "GET"):
+        rv = client.open(f"/api/v1/secrets/{secret['id']}", method=method, headers=agent.headers)
+        assert rv.status_code == 410 and rv.get_json()["reason"] == "discarded"
+        assert_documented(rv, path, method)
+
+
+def test_a_fill_on_a_full_ticket_201_and_a_share_409_full(make_app: Any, make_agent: Any
+                                                          ) -> None:
+    client = make_app(max_waiting_per_ticket=1).test_client()
+    agent = make_agent("alice@example.com")
+    share(client, "1011")
+    envelope, _ = sealed("1011")
+    rv = client.post("/api/v1/secrets", json={"ticket": "1011", "kind": "wordpress",
+                                             "envelope": envelope})
+    assert rv.status_code == 409 and rv.get_json()["reason"] == "ticket-full"
+    assert_documented(rv, "/api/v1/secrets", "POST")
+    request_id = client.post("/api/v1/requests", json={"ticket": "1011"},
+                             headers=agent.headers).get_json()["id"]
+    rv = client.post(f"/api/v1/requests/{request_id}/secret",
+                     json={"kind": "wordpress", "envelope": envelope})
+    assert rv.status_code == 201
+    assert_documented(rv, "/api/v1/requests/{request_id}/secret", "POST")
+    rv = client.post(f"/api/v1/requests/{request_id}/secret",
+                     json={"kind": "wordpress", "envelope": sealed("1011")[0]})
+    assert rv.status_code == 409 and rv.get_json()["reason"] == "already-filled"
+    assert_documented(rv, "/api/v1/requests/{request_id}/secret", "POST")
 
 
 def test_session_login_and_who_am_i(client: Any, agent: Agent) -> None:

@@ -71,6 +71,30 @@ def test_a_request_fill_is_one_round_trip_with_its_rate_limit(client, agent, cou
     assert trips == 1
 
 
+def test_a_fill_on_a_ticket_whose_share_room_is_full_is_still_one_round_trip(make_app, agent):
+    """A fill skips the share flow's room instead of checking it elsewhere: no round trip more."""
+    app = make_app(max_waiting_per_ticket=2)
+    client = app.test_client()
+    ext = app.extensions["vault"]
+    ext.store.load_scripts()
+    instrument(ext.store)
+    warm(client, agent)
+    rid = client.post("/api/v1/requests", json={"ticket": "rt-9"},
+                      headers=agent.headers).get_json()["id"]
+    for _ in range(2):
+        envelope, _ = sealed("rt-9")
+        assert client.post("/api/v1/secrets", json={"ticket": "rt-9", "kind": "wordpress",
+                                                    "envelope": envelope}).status_code == 201
+    envelope, _ = sealed("rt-9")
+    assert client.post("/api/v1/secrets", json={"ticket": "rt-9", "kind": "wordpress",
+                                                "envelope": envelope}).status_code == 409
+    Counting.sends = 0
+    rv = client.post(f"/api/v1/requests/{rid}/secret", json={"kind": "wordpress",
+                                                              "envelope": envelope})
+    assert rv.status_code == 201
+    assert Counting.sends == 1
+
+
 def test_creating_a_request_is_one_round_trip_with_auth(client, agent, counted):
     warm(client, agent)
     rv, trips = counted.measure(lambda: client.post("/api/v1/requests", json={"ticket": "rt-6"},

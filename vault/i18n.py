@@ -78,6 +78,7 @@ SCRIPT_MESSAGES = {
     "already_filled": _("This request has already been answered."),
     "gone_revealed": _("Already revealed by {who} at {when}."),
     "gone_deleted": _("Deleted by the customer before it was read."),
+    "gone_discarded": _("Discarded unread by the support team."),
     "gone_purged": _("The ticket was closed: these credentials were deleted."),
     "gone_expired": _("This expired before it was read."),
     "gone": _("This is no longer available."),

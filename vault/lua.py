@@ -212,8 +212,12 @@ local function same(a, b)
   for i = 1, #a do diff = diff + math.abs(string.byte(a, i) - string.byte(b, i)) end
   return diff == 0
 end
--- Store a new waiting secret. Caller has checked the ticket is open and not full. `expires`,
--- `env_ttl` and `meta_ttl` (ms) are the caller's strings (see NOWS).
+-- Store a new waiting secret. Caller has checked the ticket is open (and, for the share flow,
+-- that its room is not full). `expires`, `env_ttl` and `meta_ttl` (ms) are the caller's strings
+-- (see NOWS). `request` is the request it fills, '' for the share flow.
+-- The waiting set `w` is the share flow's room: only submissions without a request take a place
+-- in it. A fill answers what an agent asked for, so no stranger can take its place: each request
+-- holds at most one waiting secret, and only an authenticated agent makes requests.
 -- Members of a ticket's index and waiting set that have expired stand for nothing: readers
 -- skip them (ZRANGEBYSCORE from now), the room check does not count them (ZCOUNT from now), and
 -- each key dies with its newest member. So they are dropped on one new item in 16 (the new
@@ -225,15 +229,16 @@ local function tidy(ix, w, id)
   if w then redis.call('ZREMRANGEBYSCORE', w, '-inf', NOWS) end
 end
 local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, manage, request)
-  local skey, w, ix = k('s', id), k('w', ticket), k('ix', ticket)
+  local skey, ix = k('s', id), k('ix', ticket)
+  local w = request == '' and k('w', ticket) or nil
   redis.call('HSET', skey, 'ticket', ticket, 'kind', kind, 'state', 'waiting',
              'created_at', NOWS, 'expires_at', expires, 'manage', manage, 'request', request)
   redis.call('PEXPIRE', skey, meta_ttl)
   redis.call('SET', k('e', id), env, 'PX', env_ttl)
-  redis.call('ZADD', w, expires, id)
+  if w then redis.call('ZADD', w, expires, id) end
   redis.call('ZADD', ix, NOW + tonumber(meta_ttl), 's:' .. id)
   tidy(ix, w, id)
-  keep(w, env_ttl)
+  if w then keep(w, env_ttl) end
   keep(ix, meta_ttl)
   keep(k('t', ticket), meta_ttl)
 end
@@ -254,11 +259,12 @@ local function helpdesk_news(t, conv, updated, body)
   return true
 end
 -- (refusal or nil, the ticket's assignee or ''), from one read of the ticket record.
+-- `max_waiting`: the share flow's room (see add_secret), nil for a request's fill.
 local function ticket_open_and_room(ticket, max_waiting)
   local t = redis.call('HMGET', k('t', ticket), 'closed', 'assignee')
   if t[1] == '1' then return 'closed', '' end
-  -- Waiting secrets not yet expired (a member's score is its expiry).
-  if redis.call('ZCOUNT', k('w', ticket), '(' .. NOWS, '+inf') >= max_waiting then
+  -- Share-flow secrets waiting, not yet expired (a member's score is its expiry).
+  if max_waiting and redis.call('ZCOUNT', k('w', ticket), '(' .. NOWS, '+inf') >= max_waiting then
     return 'full', ''
   end
   return nil, t[2] or ''
@@ -318,7 +324,7 @@ return {'ok', assignee}
 """)
 
 # KEYS: request hash. ARGV[9..]: secret id, kind, env, expires, env_ttl, meta_ttl, manage digest,
-# envelope digest, max waiting.
+# envelope digest. A fill takes no place in the share flow's room (add_secret).
 FILL_REQUEST = _writing(r"""
 local r = hash(KEYS[1])
 local rid = string.sub(KEYS[1], -28)
@@ -338,7 +344,7 @@ if r.state ~= 'open' then
   end
   return {'conflict', r.state}
 end
-local refused, assignee = ticket_open_and_room(ticket, tonumber(ARGV[17]))
+local refused, assignee = ticket_open_and_room(ticket, nil)
 if refused then return {refused} end
 local sid, expires = ARGV[9], ARGV[12]
 add_secret(ticket, sid, ARGV[10], ARGV[11], expires, ARGV[13], ARGV[14], ARGV[15], rid)
@@ -435,8 +441,25 @@ end
 return {'ok'}
 """)
 
-# KEYS: secret hash, envelope. ARGV[9..]: manage digest, gone-marker lifetime (ms).
-DELETE_SECRET = _writing(r"""
+# Delete a waiting secret unread, for DELETE_SECRET and DISCARD_SECRET (KEYS: its hash and
+# envelope): both go, a gone-marker says why (`reason`) for `ms`, its places in the ticket's sets
+# go, and the request it filled is open again (the customer can send through the same link).
+DROP = r"""
+local function drop(id, s, reason, ms)
+  redis.call('DEL', KEYS[1], KEYS[2])
+  redis.call('SET', k('g', id), reason .. ':' .. s.ticket, 'PX', tonumber(ms))
+  redis.call('ZREM', k('w', s.ticket), id)
+  redis.call('ZREM', k('ix', s.ticket), 's:' .. id)
+  if s.request ~= '' then
+    redis.call('HSET', k('r', s.request), 'state', 'open')
+    redis.call('HDEL', k('r', s.request), 'secret_id', 'env_digest')
+  end
+end
+"""
+
+# The customer's delete. KEYS: secret hash, envelope. ARGV[9..]: manage digest, gone-marker
+# lifetime (ms).
+DELETE_SECRET = _writing(DROP + r"""
 local id = string.sub(KEYS[1], -28)
 local s = hash(KEYS[1])
 if not s then
@@ -447,16 +470,50 @@ end
 if not same(s.manage, ARGV[9]) then return {'forbidden'} end
 if s.state ~= 'waiting' then return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''} end
 if NOW >= tonumber(s.expires_at) then return {'gone', 'expired'} end
-redis.call('DEL', KEYS[1], KEYS[2])
-redis.call('SET', k('g', id), 'deleted:' .. s.ticket, 'PX', tonumber(ARGV[10]))
-redis.call('ZREM', k('w', s.ticket), id)
-redis.call('ZREM', k('ix', s.ticket), 's:' .. id)
-if s.request ~= '' then
-  redis.call('HSET', k('r', s.request), 'state', 'open')
-  redis.call('HDEL', k('r', s.request), 'secret_id', 'env_digest')
-end
+drop(id, s, 'deleted', ARGV[10])
 audit(s.ticket, 'secret.deleted', id, 'by the customer')
 return {'ok'}
+""")
+
+# The assignee's (or an admin's) discard of a waiting secret, unread, without the manage token:
+# junk in the share flow's room goes without purging the ticket. The actor (ARGV[8]) is the
+# agent. KEYS: secret hash, envelope. ARGV[9..]: '1' if the agent is an admin, gone-marker
+# lifetime (ms), the ticket the secret must be of ('' for any: a secret of another ticket is
+# then 'notfound'). Nobody else may (403 before 410, as for a reveal; the refusal is audited);
+# a ticket without an assignee, only an admin. Answers {'ok', ticket}.
+DISCARD_SECRET = _writing(DROP + r"""
+local id = string.sub(KEYS[1], -28)
+local admin, only = ARGV[9] == '1', ARGV[11]
+-- How the agent may discard `ticket`'s secrets ('the assignee', 'an admin'), or nil.
+local function as(ticket)
+  if ACTOR ~= '' and assignee_of(ticket) == ACTOR then return 'the assignee' end
+  if admin then return 'an admin' end
+  return nil
+end
+local s = hash(KEYS[1])
+local ticket
+if s then ticket = s.ticket else
+  local reason, owner = gone(id)
+  if not reason then return {'notfound'} end
+  if not owner then return {'gone', reason} end
+  if only ~= '' and owner ~= only then return {'notfound'} end
+  if not as(owner) then
+    audit(owner, 'discard.refused', id, 'not the assignee')
+    return {'forbidden'}
+  end
+  return {'gone', reason}
+end
+if only ~= '' and ticket ~= only then return {'notfound'} end
+local by = as(ticket)
+if not by then
+  audit(ticket, 'discard.refused', id, 'not the assignee')
+  return {'forbidden'}
+end
+if s.state ~= 'waiting' then return {'gone', 'revealed', s.revealed_by or '', s.revealed_at or ''} end
+if NOW >= tonumber(s.expires_at) then return {'gone', 'expired'} end
+drop(id, s, 'discarded', ARGV[10])
+audit(ticket, 'secret.discarded', id, s.kind .. ' by ' .. by)
+return {'ok', ticket}
 """)
 
 # ARGV[9..]: ticket, reason (closed, deleted, merged, spam), tombstone ttl ms, helpdesk

@@ -274,7 +274,8 @@ class Vault:
     def fill_request(self, request_id: str, kind: Any, envelope: Any,
                      address: str = "", gate: Gate = NO_GATE) -> dict[str, Any]:
         """The customer's submission for a request; `gate` (its rate limit) is passed in the
-        same round trip."""
+        same round trip. A fill never finds the ticket full: what an agent asked for takes no
+        place in the share flow's room, so anonymous senders cannot lock it out."""
         with self.gate_first(gate):
             if not ids.is_id(request_id):
                 raise NotFound("No such request.")
@@ -289,8 +290,8 @@ class Vault:
             expires_ms=expires,
             meta_ttl_ms=(self.config.default_ttl + self.config.tombstone_ttl) * 1000,
             manage_digest=token_digest(manage),
-            envelope_digest=hashlib.sha256(text.encode()).hexdigest(),
-            max_waiting=self.config.max_waiting_per_ticket, actor="customer", gate=gate)
+            envelope_digest=hashlib.sha256(text.encode()).hexdigest(), actor="customer",
+            gate=gate)
         if result.status not in {"ok", "again"}:
             self._refused(result, gate)
         if result.status == "again":
@@ -309,7 +310,8 @@ class Vault:
     def create_secret(self, ticket: Any, kind: Any, envelope: Any, ttl: Any = None,
                       address: str = "", gate: Gate = NO_GATE) -> dict[str, Any]:
         """The share flow's submission; `gate` (its rate limit) is passed in the same round
-        trip."""
+        trip. Conflict `ticket-full` when the ticket's room (`max_waiting_per_ticket` share-flow
+        secrets waiting) is taken."""
         with self.gate_first(gate):
             problems = []
             if not ids.is_ticket(ticket):
@@ -378,6 +380,31 @@ class Vault:
             self._refused(result)
         emit("secret.deleted", id=secret_id, actor="customer")
         self._happened("deleted")
+
+    def discard(self, who: Principal, secret_id: str, *, ticket: str = "") -> str:
+        """The ticket's assignee, or an admin, deletes a waiting secret unread, without the
+        customer's manage token: junk in the share flow's room goes and the ticket stays. A
+        discarded fill opens its request again. Returns the secret's ticket. Forbidden for
+        anyone else (checked before Gone, nothing changes, the refusal is audited), Gone once
+        revealed, deleted, discarded, purged or expired, NotFound for an unknown id (or, with
+        `ticket`, a secret of another ticket)."""
+        if not ids.is_id(secret_id):
+            raise NotFound("No such secret.")
+        if not who.is_agent:
+            raise Forbidden(_DISCARD_FORBIDDEN)
+        result = self.store.discard_secret(
+            secret_id=secret_id, agent=who.email, admin=who.is_admin, now_ms=self.now_ms(),
+            gone_ms=self.config.tombstone_ttl * 1000, ticket=ticket)
+        if result.status == "forbidden":
+            emit("discard.refused", id=secret_id, actor=who.email, reason="not-assignee")
+            raise Forbidden(_DISCARD_FORBIDDEN)
+        if result.status != "ok":
+            self._refused(result)
+        owner = _text(result.values[0])
+        emit("secret.discarded", ticket=owner, id=secret_id, actor=who.email,
+             role="admin" if who.is_admin else "agent")
+        self._happened("deleted")
+        return owner
 
     def reveal(self, who: Principal | Gate, secret_id: str) -> dict[str, Any]:
         """Hand the envelope to the assignee's session: the agent `who`, or whoever the gate
@@ -649,9 +676,11 @@ def _bytes(value: Any) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
+_DISCARD_FORBIDDEN = "Only the agent assigned to this ticket, or an admin, can discard its secrets."
 _GONE_DETAIL = {
     "revealed": "This secret has already been revealed.",
     "deleted": "This secret was deleted by the person who sent it.",
+    "discarded": "This secret was discarded unread by the support team.",
     "purged": "The ticket was closed and its credentials were deleted. "
               "Remember to delete the temporary accounts you created for it.",
     "expired": "This has expired.",

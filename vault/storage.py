@@ -64,7 +64,7 @@ _UNAVAILABLE = (
 
 # Ticket scripts that write: they answer {who, writes to replay, result} (vault.lua).
 _WRITING = frozenset({"CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK",
-                      "DELETE_SECRET", "PURGE", "ASSIGN", "REOPEN"})
+                      "DELETE_SECRET", "DISCARD_SECRET", "PURGE", "ASSIGN", "REOPEN"})
 
 
 def _s(value: Any) -> str:
@@ -314,8 +314,9 @@ class Store:
             and not cluster else None
         self._scripts = {name: _Script(getattr(lua, name)) for name in (
             "CREATE_SECRET", "CREATE_REQUEST", "FILL_REQUEST", "REVEAL", "ACK", "DELETE_SECRET",
-            "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY", "SIDEBAR", "SWAP_IF_SAME",
-            "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "GATE", "ADD_AGENT", "BATCH")}
+            "DISCARD_SECRET", "PURGE", "REOPEN", "ASSIGN", "TICKET_VIEW", "TICKET_SUMMARY",
+            "SIDEBAR", "SWAP_IF_SAME", "SWAP_FIELD_IF_SAME", "AUTHENTICATE", "GATE", "ADD_AGENT",
+            "BATCH")}
 
     def close(self) -> None:
         """Send what a Cluster still has queued, then close every connection: the client's
@@ -562,6 +563,8 @@ class Store:
     def create_secret(self, *, ticket: str, id_: str, kind: str, envelope: bytes, now_ms: int,
                       expires_ms: int, meta_ttl_ms: int, manage_digest: str, max_waiting: int,
                       actor: str, gate: Gate = NO_GATE) -> ScriptResult:
+        """A share-flow submission: 'full' when `max_waiting` of the ticket's share-flow
+        secrets are waiting (its room)."""
         return self._step("CREATE_SECRET", [self.ticket_key(ticket)], self._ticket_args(
             slot_tag(ticket), now_ms, actor, ticket, id_, kind, envelope, expires_ms,
             expires_ms - now_ms, meta_ttl_ms, manage_digest, max_waiting, gate=gate),
@@ -577,12 +580,12 @@ class Store:
 
     def fill_request(self, *, request_id: str, secret_id: str, kind: str, envelope: bytes,
                      now_ms: int, expires_ms: int, meta_ttl_ms: int, manage_digest: str,
-                     envelope_digest: str, max_waiting: int, actor: str,
-                     gate: Gate = NO_GATE) -> ScriptResult:
+                     envelope_digest: str, actor: str, gate: Gate = NO_GATE) -> ScriptResult:
+        """A fill takes no place in the share flow's room (`max_waiting` of `create_secret`)."""
         return self._step("FILL_REQUEST", [self.request_key(request_id)], self._ticket_args(
             tag_of(request_id), now_ms, actor, secret_id, kind, envelope, expires_ms,
-            expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, max_waiting,
-            gate=gate), gate, now_ms)
+            expires_ms - now_ms, meta_ttl_ms, manage_digest, envelope_digest, gate=gate),
+            gate, now_ms)
 
     def reveal(self, *, secret_id: str, agent: str, agent_name: str, session: str, now_ms: int,
                grace_ms: int, policy: str, gate: Gate = NO_GATE) -> ScriptResult:
@@ -603,6 +606,15 @@ class Store:
         return self._result(self._eval(
             "DELETE_SECRET", [self.secret_key(secret_id), self.envelope_key(secret_id)],
             self._ticket_args(tag_of(secret_id), now_ms, "customer", manage_digest, gone_ms)))
+
+    def discard_secret(self, *, secret_id: str, agent: str, admin: bool, now_ms: int,
+                       gone_ms: int, ticket: str = "") -> ScriptResult:
+        """The agent `agent` (the ticket's assignee, or an admin) deletes a waiting secret
+        unread; with `ticket`, only a secret of that ticket (another's is `notfound`)."""
+        return self._result(self._eval(
+            "DISCARD_SECRET", [self.secret_key(secret_id), self.envelope_key(secret_id)],
+            self._ticket_args(tag_of(secret_id), now_ms, agent, "1" if admin else "0", gone_ms,
+                              ticket)))
 
     def purge(self, *, ticket: str, reason: str, now_ms: int, tombstone_ms: int,
               actor: str, news: HelpdeskNews = NO_NEWS) -> int | None:

@@ -132,7 +132,9 @@ DOCUMENT: dict[str, Any] = {
                 "summary": "Fill a request with the customer's envelope",
                 "description": (
                     "A retry with the same envelope after a successful fill is answered with "
-                    "the same secret; another envelope is 409. Rate limited per address."),
+                    "the same secret; another envelope is 409. Rate limited per address. An "
+                    "open request can always be filled: its secret takes no place in the "
+                    "ticket's share-flow room, so a full ticket never refuses it."),
                 "security": PUBLIC,
                 "parameters": [{"$ref": "#/components/parameters/RequestId"}],
                 "requestBody": {
@@ -157,7 +159,8 @@ DOCUMENT: dict[str, Any] = {
                                                      "$response.body#/manage_token"}},
                         },
                     },
-                    **problems(400, 404, 409, 410, 413, 429, 503),
+                    **problems(400, 404, 410, 413, 429, 503),
+                    "409": {"$ref": "#/components/responses/FillConflict"},
                 },
             },
         },
@@ -166,7 +169,11 @@ DOCUMENT: dict[str, Any] = {
                 "operationId": "createSecret",
                 "tags": ["secrets"],
                 "summary": "Share flow: store a customer's envelope for a ticket",
-                "description": "Rate limited per address.",
+                "description": (
+                    "Anonymous, rate limited per address. At most "
+                    "`VAULT_MAX_WAITING_PER_TICKET` share-flow secrets wait on a ticket (its "
+                    "room); beyond that, 409 `ticket-full` until one is revealed, deleted, "
+                    "discarded by the assignee or expires. Fills of requests do not count."),
                 "security": PUBLIC,
                 "requestBody": {
                     "required": True,
@@ -210,13 +217,24 @@ DOCUMENT: dict[str, Any] = {
             "delete": {
                 "operationId": "deleteSecret",
                 "tags": ["secrets"],
-                "summary": "The customer deletes their secret before it is revealed",
-                "security": PUBLIC,
+                "summary": "Delete a waiting secret unread: its customer, or the ticket's "
+                           "assignee",
+                "description": (
+                    "With `X-Manage-Token`, the customer who sent it deletes it (no other "
+                    "credential is needed or looked at); its page then says `deleted`. "
+                    "Without it, an agent discards it: the ticket's assignee or an admin, by "
+                    "bearer token or session cookie with the CSRF token (audited as "
+                    "`secret.discarded`, with who); anyone else is 403 and nothing changes "
+                    "(403 is checked before 410). A discarded secret is 410 `discarded` "
+                    "afterwards; a discarded fill opens its request again. With neither a "
+                    "manage token nor a credential: 403."),
+                "security": [{}, {"bearerAuth": []}, {"cookieAuth": [], "csrfToken": []}],
                 "parameters": [{"$ref": "#/components/parameters/SecretId"},
                                {"$ref": "#/components/parameters/ManageToken"}],
                 "responses": {
-                    "204": {"description": "Deleted."},
-                    **problems(403, 404, 410, 503),
+                    "204": {"description": "Deleted (by the customer) or discarded (by the "
+                                           "assignee or an admin)."},
+                    **problems(401, 403, 404, 410, 503),
                 },
             },
         },
@@ -597,9 +615,10 @@ DOCUMENT: dict[str, Any] = {
                 "schema": {"$ref": "#/components/schemas/Ticket"},
             },
             "ManageToken": {
-                "name": "X-Manage-Token", "in": "header", "required": True,
+                "name": "X-Manage-Token", "in": "header", "required": False,
                 "description": "The manage token answered when the secret was created; "
-                               "missing or wrong is 403.",
+                               "wrong is 403. Without it, the call is an agent's discard "
+                               "(or 403 when it has no agent credential either).",
                 "schema": {"$ref": "#/components/schemas/ManageToken"},
             },
             "HelpScoutSignature": {
@@ -675,8 +694,8 @@ DOCUMENT: dict[str, Any] = {
                     {"properties": {"status": {"const": 404}}}]}}},
             },
             "Conflict": {
-                "description": "The ticket is closed or full, or the request is already "
-                               "filled (`reason`).",
+                "description": "The ticket is closed or its share-flow room is full, or the "
+                               "request is already filled (`reason`).",
                 "content": {PROBLEM: {"schema": {"allOf": [
                     {"$ref": "#/components/schemas/Problem"},
                     {"required": ["reason"],
@@ -684,15 +703,26 @@ DOCUMENT: dict[str, Any] = {
                                     "reason": {"enum": ["ticket-closed", "ticket-full",
                                                         "already-filled"]}}}]}}},
             },
+            "FillConflict": {
+                "description": "The ticket is closed, or the request is already filled "
+                               "(`reason`). Never full: a fill takes no share-flow room.",
+                "content": {PROBLEM: {"schema": {"allOf": [
+                    {"$ref": "#/components/schemas/Problem"},
+                    {"required": ["reason"],
+                     "properties": {"status": {"const": 409},
+                                    "reason": {"enum": ["ticket-closed",
+                                                        "already-filled"]}}}]}}},
+            },
             "Gone": {
-                "description": "Revealed (with who and when), deleted, purged or expired "
+                "description": "Revealed (with who and when), deleted by its customer, "
+                               "discarded by the ticket's assignee, purged or expired "
                                "(`reason`).",
                 "content": {PROBLEM: {"schema": {"allOf": [
                     {"$ref": "#/components/schemas/Problem"},
                     {"required": ["reason"],
                      "properties": {"status": {"const": 410},
-                                    "reason": {"enum": ["revealed", "deleted", "purged",
-                                                        "expired"]}},
+                                    "reason": {"enum": ["revealed", "deleted", "discarded",
+                                                        "purged", "expired"]}},
                      "if": {"properties": {"reason": {"const": "revealed"}}},
                      "then": {"required": ["revealed_by", "revealed_at"]}}]}}},
             },

@@ -73,7 +73,15 @@ def secret_meta(secret_id: str) -> Response:
 
 @bp.delete("/api/v1/secrets/<secret_id>")
 def delete_secret(secret_id: str) -> tuple[str, int]:
-    ext().vault.delete_secret(secret_id, request.headers.get("X-Manage-Token"))
+    """With `X-Manage-Token`, the customer's delete; without it, an agent's discard (the
+    ticket's assignee or an admin, by bearer token or session cookie with its CSRF token). A
+    call with neither is the customer's without a token: 403."""
+    manage = request.headers.get("X-Manage-Token")
+    if manage is None and ("Authorization" in request.headers
+                           or request.cookies.get(SESSION_COOKIE)):
+        ext().vault.discard(require_agent(), secret_id)
+        return no_content()
+    ext().vault.delete_secret(secret_id, manage)
     return no_content()
 
 

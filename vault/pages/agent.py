@@ -5,7 +5,9 @@ body that a cross-site form cannot send, so no other site can log a visitor in."
 from __future__ import annotations
 
 from flask import Response, redirect, request, url_for
+from flask_babel import gettext as _
 
+from vault.errors import Forbidden, Gone, NotFound
 from vault.extension import ext
 from vault.pages import agent_page, bp, check_form_csrf, render, safe_next, viewer
 from vault.service import check_ticket
@@ -34,11 +36,44 @@ def logout() -> Response:
     return resp  # type: ignore[return-value]
 
 
+def _ticket_page(ticket: str, *, status: int = 200, error: str = "") -> Response:
+    done = {"discarded": _("Discarded: nobody can read it now, and it no longer takes room "
+                           "on this ticket.")}
+    view = ext().vault.ticket_view(check_ticket(ticket))
+    return render("agent/ticket.html", page="ticket", status=status, view=view,
+                  message=done.get(request.args.get("done", ""), ""), error=error)
+
+
 @bp.get("/tickets/<ticket>")
 @agent_page
 def ticket(ticket: str) -> Response:
-    view = ext().vault.ticket_view(check_ticket(ticket))
-    return render("agent/ticket.html", page="ticket", view=view)
+    return _ticket_page(ticket)
+
+
+@bp.post("/tickets/<ticket>")
+@agent_page
+def ticket_post(ticket: str) -> Response:
+    """The ticket page's form: the assignee (or an admin) discards a waiting secret unread, then
+    comes back to the page (303, with a message from a fixed list); a refusal shows the page
+    again with its status and a message, and changes nothing."""
+    who = check_form_csrf()
+    ticket = check_ticket(ticket)
+    if request.form.get("action") != "discard":
+        return _ticket_page(ticket, status=400,
+                            error=_("Unknown action. Reload the page and try again."))
+    try:
+        ext().vault.discard(who, request.form.get("secret", ""), ticket=ticket)
+    except Forbidden:
+        return _ticket_page(ticket, status=403, error=_(
+            "Only the agent assigned to this ticket, or an admin, can discard its credentials."))
+    except Gone:
+        return _ticket_page(ticket, status=410, error=_(
+            "These credentials are no longer waiting: revealed, deleted or expired meanwhile."))
+    except NotFound:
+        return _ticket_page(ticket, status=404, error=_(
+            "There are no such credentials on this ticket (any more)."))
+    resp = redirect(url_for("pages.ticket", ticket=ticket, done="discarded"), 303)
+    return resp  # type: ignore[return-value]
 
 
 @bp.get("/requests/new")
