@@ -3,7 +3,8 @@
 Agents with several sessions each (API tokens and web logins, turned into principals by the
 real lookups), tickets, requests and secrets; rules create and fill requests, share secrets,
 reveal them (by the assignee, by another agent, by another session of the assignee, by the
-winning session again), acknowledge, let the customer delete, close (purge), reopen, assign
+winning session again), acknowledge, let the customer delete, let an agent or an admin discard
+(the assignee's and admins' deletion without the manage token), close (purge), reopen, assign
 (as the helpdesk does, also to an e-mail that is no agent, or to nobody) and move the injected
 clock (past the grace window, past expiry). After every step the service's own answers
 (`secret_meta`, `request_state`, `ticket_view`, and every 403/404/409/410 with its reason) must
@@ -12,7 +13,8 @@ equal the model's, and:
 - no secret's envelope ever reached more than one session (its re-fetches inside the grace
   window come from that same session);
 - no session of anyone but the ticket's assignee ever got one;
-- a closed ticket holds no waiting secret and no open request.
+- a closed ticket holds no waiting secret and no open request;
+- the ticket's room counts share-flow secrets only: a request's fill is never refused as full.
 
 Each example starts from an empty Redis and the same clock, with one of three configurations
 (grace 60 s or 0, unassigned policy claim or deny, a ticket cap of 2 waiting secrets or 100).
@@ -116,7 +118,7 @@ class SecretModel:
     expires: int
     manage: str
     request: str = ""
-    state: str = "waiting"  # waiting, revealed, deleted, purged
+    state: str = "waiting"  # waiting, revealed, deleted, discarded, purged
     stored: bool = True  # the envelope is still in Redis
     revealed_at: int = 0
     revealed_by: str = ""  # the agent's display name
@@ -180,6 +182,7 @@ class VaultMachine(RuleBasedStateMachine):
         # Every session that ever got a secret's envelope, and under which assignee.
         self.delivered: dict[str, set[str]] = {}
         self.agent_count = 0
+        self.admin: Session | None = None  # an admin, apart from the agents who reveal
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -218,8 +221,10 @@ class VaultMachine(RuleBasedStateMachine):
         return session
 
     def waiting(self, ticket: str) -> int:
+        """Share-flow secrets waiting on `ticket`: what its room counts (fills do not)."""
         return sum(1 for s in self.secret_models.values()
-                   if s.ticket == ticket and s.state == "waiting" and self.now < s.expires)
+                   if s.ticket == ticket and s.state == "waiting" and self.now < s.expires
+                   and not s.request)
 
     def check(self, what: str, got: tuple[int, Any], expected: Outcome) -> None:
         """Compare (status, reason-ish) of a call with the model's expectation."""
@@ -244,6 +249,12 @@ class VaultMachine(RuleBasedStateMachine):
         first, second = self.new_agent(), self.new_agent()
         self.open_session(first, web=True)  # a web login beside the first one's API token
         self.open_session(second, web=False)  # and a second token for the other
+        assert self.ext is not None
+        self.ext.accounts.add_agent("boss@example.com", PASSWORD, name="Boss", admin=True)
+        token, _ = self.ext.accounts.create_token("boss@example.com")
+        boss = self.ext.accounts.authenticate_bearer(token)
+        assert boss is not None and boss.is_admin
+        self.admin = Session(boss)
         return multiple(first, second)
 
     @rule(target=agents)
@@ -292,10 +303,11 @@ class VaultMachine(RuleBasedStateMachine):
                 self.check("fill", got, (409, "already-filled"))
         elif self.tickets[r.ticket].closed:
             self.check("fill", got, (409, "ticket-closed"))
-        elif self.waiting(r.ticket) >= self.cap:
-            self.check("fill", got, (409, "ticket-full"))
         else:
+            # Never ticket-full: a fill takes no place in the share flow's room.
             self.check("fill", got, (200, "stored"))
+            if self.waiting(r.ticket) >= self.cap:
+                self.world.seen[("fill beside a full share room", 200, "")] += 1
             body = got[1]
             secret = SecretModel(id=body["secret_id"], ticket=r.ticket, kind=kind,
                                  envelope=envelope, expires=self.now + DEFAULT_TTL * 1000,
@@ -340,7 +352,7 @@ class VaultMachine(RuleBasedStateMachine):
         """What a reveal must answer, applying its effects to the model."""
         t = self.tickets[s.ticket]
         agent = session.agent
-        if s.state in ("deleted", "purged"):
+        if s.state in ("deleted", "discarded", "purged"):
             if (not t.assignee and not self.claim) or (t.assignee and t.assignee != agent):
                 return (403, None)
             return (410, s.state)
@@ -451,7 +463,7 @@ class VaultMachine(RuleBasedStateMachine):
 
     def do_ack(self, session: Session, s: SecretModel) -> None:
         t = self.tickets[s.ticket]
-        if s.state in ("deleted", "purged"):
+        if s.state in ("deleted", "discarded", "purged"):
             expected: Outcome = (200,) if t.assignee == session.agent else (403, None)
         elif s.state != "revealed" or s.session != session.id:
             expected = (403, None)
@@ -476,7 +488,7 @@ class VaultMachine(RuleBasedStateMachine):
     def customer_delete(self, secret_id: str, right: bool) -> None:
         s = self.secret_models[secret_id]
         token = s.manage if right else new_token(MANAGE_TOKEN)
-        if s.state in ("deleted", "purged"):
+        if s.state in ("deleted", "discarded", "purged"):
             expected: Outcome = (410, s.state)
         elif token != s.manage:
             expected = (403, None)
@@ -493,6 +505,38 @@ class VaultMachine(RuleBasedStateMachine):
         got = outcome(lambda: self.svc.delete_secret(secret_id, token))
         self.check("delete", got, expected)
 
+    @rule(secret_id=secrets, agent=agents, by_admin=st.booleans(), data=st.data())
+    def discard(self, secret_id: str, agent: str, by_admin: bool, data: st.DataObject) -> None:
+        """An agent (any session: the assignee, another agent) or the admin deletes it unread,
+        without the manage token. Who may is checked first, as for a reveal."""
+        s = self.secret_models[secret_id]
+        t = self.tickets[s.ticket]
+        if by_admin:
+            assert self.admin is not None
+            session = self.admin
+        else:
+            session = data.draw(st.sampled_from(self.sessions[agent]), label="session")
+        if not by_admin and (not t.assignee or t.assignee != agent):
+            expected: Outcome = (403, None)
+        elif s.state in ("deleted", "discarded", "purged"):
+            expected = (410, s.state)
+        elif s.state == "revealed":
+            expected = (410, "revealed", s.revealed_by, iso(s.revealed_at))
+        elif self.now >= s.expires:
+            expected = (410, "expired")
+        else:
+            expected = (200,)
+            s.state, s.stored = "discarded", False
+            if s.request:
+                r = self.request_models[s.request]
+                r.state, r.secret_id, r.envelope = "open", "", ""
+        got = outcome(lambda: self.svc.discard(session.principal, secret_id))
+        self.check("discard", got, expected)
+        if got[0] == 200:
+            assert got[1] == s.ticket
+        elif got[0] == 410 and expected[1] == "revealed":
+            assert (got[1]["revealed_by"], got[1]["revealed_at"]) == expected[2:]
+
     @rule(agent=agents, ticket=st.sampled_from(TICKETS), data=st.data())
     def unknown_ids(self, agent: str, ticket: str, data: st.DataObject) -> None:
         """Ids of the right shape (and slot) that were never made: 404 everywhere."""
@@ -503,6 +547,7 @@ class VaultMachine(RuleBasedStateMachine):
                 ("reveal", lambda: self.svc.reveal(session.principal, unknown)),
                 ("ack", lambda: self.svc.ack(session.principal, unknown)),
                 ("delete", lambda: self.svc.delete_secret(unknown, new_token(MANAGE_TOKEN))),
+                ("discard", lambda: self.svc.discard(session.principal, unknown)),
                 ("secret_meta", lambda: self.svc.secret_meta(unknown)),
                 ("request_state", lambda: self.svc.request_state(unknown)),
                 ("fill", lambda: self.svc.fill_request(unknown, "other", envelope))]:
@@ -585,7 +630,7 @@ class VaultMachine(RuleBasedStateMachine):
             elif s.state == "waiting":
                 assert stored(self.ext.store.envelope_key(s.id)), s
             got = outcome(lambda s=s: self.svc.secret_meta(s.id))
-            if s.state in ("deleted", "purged"):
+            if s.state in ("deleted", "discarded", "purged"):
                 self.check("secret_meta", got, (410, s.state))
             elif self.now >= s.expires or (s.state == "waiting" and not s.stored):
                 self.check("secret_meta", got, (410, "expired"))
@@ -680,9 +725,14 @@ MUST_SEE = [
     ("claim", 200, ""), ("rival inside the grace window", 410, "revealed"),
     ("ack", 200, ""), ("ack", 403, "None"),
     ("delete", 200, ""), ("delete", 403, "None"), ("delete", 410, "revealed"),
-    ("delete", 410, "purged"), ("delete", 410, "expired"),
+    ("delete", 410, "purged"), ("delete", 410, "expired"), ("delete", 410, "discarded"),
+    ("discard", 200, ""), ("discard", 403, "None"), ("discard", 404, "None"),
+    ("discard", 410, "revealed"), ("discard", 410, "deleted"), ("discard", 410, "discarded"),
+    ("discard", 410, "purged"), ("discard", 410, "expired"), ("reveal", 410, "discarded"),
+    ("fill beside a full share room", 200, ""),
     ("secret_meta", 200, "waiting"), ("secret_meta", 200, "revealed"),
-    ("secret_meta", 410, "deleted"), ("secret_meta", 410, "purged"),
+    ("secret_meta", 410, "deleted"), ("secret_meta", 410, "discarded"),
+    ("secret_meta", 410, "purged"),
     ("secret_meta", 410, "expired"),
     ("request_state", 200, "open"), ("request_state", 200, "submitted"),
     ("request_state", 200, "revealed"), ("request_state", 410, "purged"),
