@@ -317,6 +317,18 @@ def walk_every_page(walk: Walk, clock: Any, agent: Any, admin: Any, helpdesk: An
     visit(staff, "/tickets/4242", label="ticket (open)")
     visit(staff, "/dashboard", marker='class="tickets"', label="dashboard")
 
+    # Junk through the share page, discarded by the assignee on the ticket page.
+    junk = share(api, ticket="4242")
+    share(api, ticket="4242")  # a second one, so that the page still offers a discard after
+    visit(staff, "/tickets/4242", marker='value="discard"', label="ticket (discard offered)")
+    form = {"csrf_token": csrf, "action": "discard", "secret": junk["id"]}
+    assert staff.post("/tickets/4242", data=form).status_code == 303
+    visit(staff, "/tickets/4242?done=discarded", marker="alert info", label="ticket (discarded)")
+    walk.keep("ticket (discard refused)", staff.post("/tickets/4242", data=form), 410,
+              marker="alert error")
+    visit(anon, f"/s/{junk['id']}", marker="reason-discarded", label="secret discarded")
+    visit(anon, f"/m/{junk['id']}", marker="reason-discarded", label="manage discarded")
+
     # A ticket closed with credentials still waiting: purged.
     closing = request_for(api, agent, "5151")
     purged_id = fill(api, closing, "5151")["secret_id"]
