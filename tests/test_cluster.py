@@ -160,7 +160,7 @@ def test_every_key_of_a_ticket_is_in_one_slot_and_tickets_spread_over_the_nodes(
     slots = {}
     for ticket in tickets:
         keys = store.keys_of_ticket(ticket)
-        assert len(keys) >= 5, keys  # record, index, waiting set, request, secret, envelope, log
+        assert len(keys) >= 5, keys  # record, index, request, secret, envelope, log
         assert all(f"{{{slot_tag(ticket)}}}" in k for k in keys)
         slots[ticket] = {cluster.keyslot(k) for k in keys}
         assert len(slots[ticket]) == 1, (ticket, slots[ticket])
@@ -307,6 +307,12 @@ def test_the_global_audit_stream_has_every_ticket_event(world):
                        json={"kind": "wordpress", "envelope": envelope}).status_code == 201
     assert client.put(f"/api/v1/tickets/{ticket}/assignee", json={"agent": "alice@example.com"},
                       headers=world["desk"]).status_code == 200
+    # Junk through the share page, discarded unread by the new assignee; bob may not any more.
+    envelope, _ = sealed(ticket)
+    junk = client.post("/api/v1/secrets", json={"ticket": ticket, "kind": "other",
+                                                "envelope": envelope}).get_json()["id"]
+    assert client.delete(f"/api/v1/secrets/{junk}", headers=h["bob"]).status_code == 403
+    assert client.delete(f"/api/v1/secrets/{junk}", headers=h["alice"]).status_code == 204
     assert client.post(f"/api/v1/tickets/{ticket}/close", headers=world["desk"]).status_code == 200
     assert client.post(f"/api/v1/tickets/{ticket}/reopen",
                        headers=world["desk"]).status_code == 200
@@ -318,6 +324,7 @@ def test_the_global_audit_stream_has_every_ticket_event(world):
     everything = [key(e) for e in ext.store.audit_tail(10_000) if e.ticket == ticket]
     assert len(own) >= 10
     assert everything == own
+    assert {"discard.refused", "secret.discarded"} <= {e[1] for e in own}
     # Dashboards follow reassignment: the index moved from bob to alice.
     assert ticket not in {t["ticket"] for t in ext.vault.agent_tickets("bob@example.com")}
     assert ticket in {t["ticket"] for t in ext.vault.agent_tickets("alice@example.com")}
