@@ -27,6 +27,8 @@ MODULES = ROOT / ".cache" / "oidc"
 SCRIPT = Path(__file__).resolve().parent / "oidc" / "provider.mjs"
 CLIENT_ID = "vault-tests"
 CLIENT_SECRET = "vault-tests-client-secret-0123456789abcdef"
+# Another client of the same provider, with the same redirect URIs: its codes are not vault's.
+OTHER_CLIENT_ID = "another-app"
 # Logins with claims of their own; any other login signs in as a verified e-mail of that name.
 ACCOUNTS: dict[str, dict[str, Any]] = {
     "alice@example.com": {"email": "alice@example.com", "email_verified": True,
@@ -58,6 +60,12 @@ class OidcProvider:
                                "redirect_uris": redirect_uris,
                                "grant_types": ["authorization_code"],
                                "response_types": ["code"],
+                               "token_endpoint_auth_method": "client_secret_basic"},
+                              {"client_id": OTHER_CLIENT_ID,
+                               "client_secret": "another-app-client-secret-0123456789",
+                               "redirect_uris": redirect_uris,
+                               "grant_types": ["authorization_code"],
+                               "response_types": ["code"],
                                "token_endpoint_auth_method": "client_secret_basic"}]}
         tmp.mkdir(parents=True, exist_ok=True)
         path = tmp / "oidc-provider.json"
@@ -75,9 +83,11 @@ class OidcProvider:
         return {"oidc_issuer": self.issuer, "oidc_client_id": CLIENT_ID,
                 "oidc_client_secret": CLIENT_SECRET}
 
-    def tamper(self, mode: str | None) -> None:
-        """Make the next ID token one vault must refuse (tests/oidc/provider.mjs)."""
-        rv = requests.post(self.issuer + "/__test__/tamper", json={"mode": mode}, timeout=10)
+    def tamper(self, mode: str | None, **details: Any) -> None:
+        """Make the next ID token one vault must refuse, or the next answer of the token
+        endpoint another one (tests/oidc/provider.mjs: the modes and their details)."""
+        rv = requests.post(self.issuer + "/__test__/tamper", json={"mode": mode, **details},
+                           timeout=10)
         assert rv.status_code == 204
 
     def fetched(self) -> dict[str, int]:

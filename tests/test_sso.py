@@ -8,15 +8,18 @@ https://vault.test, so its Secure cookies flow). Each refusal: a page, a 4xx, no
 
 from __future__ import annotations
 
+import json
 import re
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+import requests
 from conftest import free_port
 from helpers import share
-from oidc_provider import CLIENT_ID, OidcProvider, sign_in
+from oidc_provider import CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OidcProvider, sign_in
 
 from vault.errors import NotFound
 
@@ -465,3 +468,306 @@ def test_an_issuer_that_never_answers_holds_readyz_a_second_at_most(make_app, ma
                            ).status_code == 200
     finally:
         silent.close()
+
+
+# -- the token exchange: the provider's refusal, or its outage (issue 21) ----------------------
+
+def callback_query(url: str) -> dict[str, str]:
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def with_state(callback: str, state: str) -> str:
+    """The provider's callback (its code and iss), with another sign-in's state."""
+    return CALLBACK + "?" + urlencode({**callback_query(callback), "state": state})
+
+
+def waiting_sign_in(app: Any) -> dict[str, Any]:
+    """The one sign-in waiting in Redis (what vault keeps between the button and the callback:
+    its PKCE verifier among it)."""
+    store = app.extensions["vault"].store
+    [key] = list(store.client.scan_iter(match="vault:{acct}:sso:*"))
+    return dict(json.loads(store.client.get(key)))
+
+
+def assert_outage(app: Any, browser: Browser, rv: Any, capfd: Any) -> str:
+    """The friendly 503 page, nobody logged in, no login.failed (nothing was refused), and the
+    code and state in no log line; the log's warning, for the caller to look at."""
+    page = rv.get_data(as_text=True)
+    assert rv.status_code == 503, page[:400]
+    assert rv.mimetype == "text/html" and 'data-reason="unavailable"' in page
+    assert "did not answer" in page and int(rv.headers["Retry-After"]) > 0
+    assert "__Host-vault_session" not in cookies_set(rv)
+    assert browser.session().status_code == 401
+    assert [e for e in audit(app) if e.event == "login.failed"] == []
+    logged = capfd.readouterr()
+    for value in callback_query(rv.request.url).values():
+        assert value not in logged.out + logged.err
+    [warning] = [line for line in logged.err.splitlines()
+                 if "identity provider unavailable" in line]
+    return warning
+
+
+def test_a_code_used_twice_is_refused_as_the_providers_refusal_not_an_outage(
+        sso_app, make_agent, provider, capfd):
+    """The code is exchanged first by someone holding it and its verifier (as a captured
+    callback would be): vault's own exchange, with everything else right, is the provider's
+    invalid_grant."""
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    first = requests.post(provider.issuer + "/token", auth=(CLIENT_ID, CLIENT_SECRET),
+                          data={"grant_type": "authorization_code",
+                                "code": callback_query(callback)["code"],
+                                "redirect_uri": CALLBACK,
+                                "code_verifier": waiting_sign_in(app)["verifier"]},
+                          timeout=10)
+    assert first.status_code == 200 and "id_token" in first.json()
+    capfd.readouterr()
+    assert_refused(app, browser, browser.get(callback), 400, "code-refused", capfd)
+
+
+def test_a_code_vault_already_exchanged_is_refused_in_a_new_sign_in(sso_app, make_agent,
+                                                                   capfd):
+    """A callback replayed with the state of a sign-in of its own (the replay's own browser
+    and state are valid; its code was spent when it signed someone in)."""
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    assert browser.get(callback).status_code == 303
+    browser.client.delete_cookie("__Host-vault_session", domain="vault.test")
+    state = callback_query(browser.start())["state"]
+    capfd.readouterr()
+    rv = browser.get(with_state(callback, state))
+    assert_refused(app, browser, rv, 400, "code-refused", capfd)
+
+
+def test_a_code_injected_into_another_browsers_sign_in_is_refused(sso_app, make_agent, capfd):
+    """Someone's unspent code, pasted with the state of a sign-in the attacker started: PKCE
+    binds the code to its own verifier, so the provider refuses it."""
+    app = sso_app()
+    make_agent("alice@example.com")
+    victim, attacker = Browser(app), Browser(app)
+    callback = sign_in(victim.start(), "alice@example.com")
+    state = callback_query(attacker.start())["state"]
+    capfd.readouterr()
+    rv = attacker.get(with_state(callback, state))
+    assert_refused(app, attacker, rv, 400, "code-refused", capfd)
+
+
+@pytest.mark.parametrize("forged", ["forged-" + "x" * 40, "QQforged", "%00%0a<script>", "é" * 300])
+def test_a_forged_code_with_a_valid_state_is_refused(sso_app, make_agent, provider, forged,
+                                                     capfd):
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    query = callback_query(browser.start())
+    rv = browser.get("/login/oidc/callback?" + urlencode(
+        {"code": forged, "state": query["state"], "iss": provider.issuer}))
+    assert_refused(app, browser, rv, 400, "code-refused", capfd)
+
+
+def test_a_code_issued_to_another_client_is_refused(sso_app, make_agent, capfd):
+    """The provider's sign-in for another application of the same provider, come back to vault
+    with vault's state: the provider does not let vault exchange another client's code."""
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    parts = urlsplit(browser.start())
+    query = {**callback_query(parts.geturl()), "client_id": OTHER_CLIENT_ID}
+    callback = sign_in(parts._replace(query=urlencode(query)).geturl(), "alice@example.com")
+    assert_refused(app, browser, browser.get(callback), 400, "code-refused", capfd)
+
+
+def test_a_wrong_client_secret_is_refused_as_the_client_not_the_sign_in(sso_app, make_agent,
+                                                                       capfd):
+    """The provider answers invalid_client (HTTP 401): vault's own registration is refused,
+    which the audit names, so whoever runs vault sees that every sign-in fails for it."""
+    app = sso_app(oidc_client_secret="not-the-secret-the-provider-holds-0123456789")
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    assert_refused(app, browser, browser.sign_in("alice@example.com"), 400, "client-refused",
+                   capfd)
+
+
+# The token endpoint's answer, made by the real provider after it handled the exchange (so the
+# code is spent): its OAuth errors are refusals, by the reason vault audits.
+REFUSING_ANSWERS = {
+    "invalid_grant": (400, {"error": "invalid_grant", "error_description": "grant request is "
+                            "invalid"}, "code-refused"),
+    "invalid_grant in a 200": (200, {"error": "invalid_grant"}, "code-refused"),
+    "invalid_client": (401, {"error": "invalid_client"}, "client-refused"),
+    "unauthorized_client": (400, {"error": "unauthorized_client"}, "client-refused"),
+    "unsupported_grant_type": (400, {"error": "unsupported_grant_type"}, "client-refused"),
+    "invalid_request": (400, {"error": "invalid_request"}, "token-refused"),
+    "invalid_scope": (400, {"error": "invalid_scope"}, "token-refused"),
+    "an error no RFC names": (403, {"error": "interaction_required"}, "token-refused"),
+    "an error that is no string": (400, {"error": ["invalid_grant"]}, "token-refused"),
+    "no id_token": (200, {"access_token": "a", "token_type": "Bearer"}, "id-token-missing"),
+    "an id_token that is no string": (200, {"access_token": "a", "token_type": "Bearer",
+                                            "id_token": 5}, "id-token-missing"),
+    "an id_token that is no JWT": (200, {"access_token": "a", "token_type": "Bearer",
+                                         "id_token": "not-a-jwt"}, "id-token-malformed"),
+    "an id_token of three bad parts": (200, {"access_token": "a", "token_type": "Bearer",
+                                             "id_token": "a.b.c"}, "id-token-malformed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSING_ANSWERS))
+def test_the_token_endpoints_oauth_errors_are_refusals_with_a_precise_reason(
+        sso_app, make_agent, provider, case, capfd):
+    status, body, reason = REFUSING_ANSWERS[case]
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    provider.tamper("answer", status=status, type="application/json", body=json.dumps(body))
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    assert_refused(app, browser, rv, 400, reason, capfd)
+
+
+# ... and what is no refusal is its outage: a 5xx, a 429, a server_error or
+# temporarily_unavailable, anything that is no JSON object (a proxy's page), a 4xx without an
+# OAuth error, a token Authlib cannot hold.
+OUTAGE_ANSWERS = {
+    "500 server_error": (500, "application/json", '{"error": "server_error"}'),
+    "502 from a proxy": (502, "text/html", "<html><h1>502 Bad Gateway</h1></html>"),
+    "503 empty": (503, "text/plain", ""),
+    "504 with invalid_grant": (504, "application/json", '{"error": "invalid_grant"}'),
+    "429 rate limited": (429, "application/json", '{"error": "invalid_grant"}'),
+    "temporarily_unavailable": (400, "application/json",
+                                '{"error": "temporarily_unavailable"}'),
+    "server_error in a 400": (400, "application/json", '{"error": "server_error"}'),
+    "200 HTML": (200, "text/html", "<html><body>Welcome to nginx!</body></html>"),
+    "200 JSON that is no object": (200, "application/json", '["access_token", "a"]'),
+    "200 empty": (200, "application/json", ""),
+    "200 truncated JSON": (200, "application/json", '{"access_token": "a", "id_tok'),
+    "200 bytes that are no text": (200, "application/json", "\udcff\udcfe{}"),
+    "400 HTML from a firewall": (400, "text/html", "<html>Request blocked</html>"),
+    "404 at the token endpoint": (404, "text/html", "Not Found"),
+    "401 JSON without an error": (401, "application/json", '{"message": "Unauthorized"}'),
+    "a token Authlib cannot hold": (200, "application/json",
+                                    '{"access_token": "a", "token_type": "Bearer", '
+                                    '"expires_in": [1]}'),
+}
+
+
+@pytest.mark.parametrize("case", sorted(OUTAGE_ANSWERS))
+def test_the_token_endpoint_failing_or_answering_garbage_is_an_outage_never_a_500(
+        sso_app, make_agent, provider, case, capfd):
+    status, kind, body = OUTAGE_ANSWERS[case]
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    provider.tamper("answer", status=status, type=kind, body=body)
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    warning = assert_outage(app, browser, rv, capfd)
+    assert "token endpoint" in warning
+
+
+def test_a_token_endpoint_slower_than_vaults_timeout_is_an_outage(sso_app, make_agent,
+                                                                 provider, capfd):
+    """The provider answers, but only after vault's five seconds for it (vault.sso)."""
+    from vault.sso import HTTP_TIMEOUT
+
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    provider.tamper("slow", seconds=HTTP_TIMEOUT + 2)
+    warning = assert_outage(app, browser, browser.get(callback), capfd)
+    assert "in time" in warning
+
+
+def test_a_provider_stopped_after_the_redirect_is_an_outage(make_app, make_agent,
+                                                           tmp_path, capfd):
+    """The provider signs the person in, then goes away before vault exchanges the code: the
+    503 page (the sign-in can be started again once it is back), not a refusal."""
+    own = OidcProvider(tmp_path / "oidc", [CALLBACK])
+    try:
+        app = make_app(**own.settings())
+        make_agent("alice@example.com")
+        browser = Browser(app)
+        callback = sign_in(browser.start(), "alice@example.com")
+    finally:
+        own.stop()
+    warning = assert_outage(app, browser, browser.get(callback), capfd)
+    assert "ConnectionError" in warning
+
+
+# The ID token's claims, re-signed with the provider's own key: each fails one of the checks.
+HOSTILE_CLAIMS = {
+    "another audience": ({"aud": OTHER_CLIENT_ID}, "id-token-claims"),
+    "another issuer": ({"iss": "https://idp.elsewhere.example"}, "id-token-claims"),
+    "two audiences and no azp": ({"aud": [CLIENT_ID, OTHER_CLIENT_ID], "azp": None},
+                                 "id-token-claims"),
+    "no iat": ({"iat": None}, "id-token-claims"),
+    "an exp that is no number": ({"exp": "tomorrow"}, "id-token-claims"),
+    "an at_hash of another token": ({"at_hash": "AAAAAAAAAAAAAAAAAAAAAA"}, "id-token-claims"),
+    "an at_hash that is no string": ({"at_hash": ["x"]}, "id-token-claims"),
+    "no nonce": ({"nonce": None}, "id-token-nonce"),
+    "a nonce that is no string": ({"nonce": 5}, "id-token-nonce"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE_CLAIMS))
+def test_an_id_token_whose_claims_fail_a_check_is_refused_never_an_outage(
+        sso_app, make_agent, provider, case, capfd):
+    claims, reason = HOSTILE_CLAIMS[case]
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    provider.tamper("claims", claims=claims)
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    assert_refused(app, browser, rv, 400, reason, capfd)
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any], key: bytes = b"") -> str:
+    import base64
+    import hashlib
+    import hmac
+
+    def part(raw: bytes) -> str:
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    signing = part(json.dumps(header).encode()) + "." + part(json.dumps(claims).encode())
+    mac = hmac.new(key, signing.encode(), hashlib.sha256).digest() if key else b""
+    return signing + "." + part(mac)
+
+
+@pytest.mark.parametrize("alg", ["none", "HS256"])
+def test_an_id_token_signed_with_no_key_or_the_client_secret_is_refused(
+        sso_app, make_agent, provider, alg, capfd):
+    """The provider's own claims, signed with "none" or with HS256 under the client secret
+    (which anyone holding the secret can make): not the provider's signature."""
+    app = sso_app()
+    make_agent("alice@example.com")
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    nonce = waiting_sign_in(app)["nonce"]
+    now = int(time.time())
+    claims = {"iss": provider.issuer, "aud": CLIENT_ID, "sub": "alice@example.com",
+              "iat": now, "exp": now + 600, "nonce": nonce, "email": "alice@example.com",
+              "email_verified": True}
+    token = _unsigned({"alg": alg, "kid": "test-key-1"}, claims,
+                      CLIENT_SECRET.encode() if alg == "HS256" else b"")
+    provider.tamper("answer", status=200, type="application/json",
+                    body=json.dumps({"access_token": "a", "token_type": "Bearer",
+                                     "id_token": token}))
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    assert_refused(app, browser, rv, 400, "id-token-signature", capfd)

@@ -24,11 +24,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import requests
+from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.requests_client import OAuth2Session
-from authlib.oauth2.rfc6749.errors import OAuth2Error
 from authlib.oidc.core import CodeIDToken
 from joserfc import jwt
-from joserfc.errors import ExpiredTokenError, InvalidKeyIdError, JoseError
+from joserfc.errors import (
+    BadSignatureError,
+    ClaimError,
+    ExpiredTokenError,
+    InvalidKeyIdError,
+    JoseError,
+    KeyParameterError,
+    MissingKeyError,
+    UnsupportedAlgorithmError,
+)
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
@@ -47,6 +56,18 @@ RETRY_AFTER_FAILURE = 10.0
 SIGNING_ALGORITHMS = frozenset({"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256",
                                 "ES384", "ES512", "EdDSA", "Ed25519"})
 LEEWAY = 60  # seconds of clock difference tolerated between vault and the provider
+# The token endpoint's OAuth errors (RFC 6749 5.2) that are its refusal, by the reason vault
+# audits: the code (used, expired, forged, issued to another client or for another verifier
+# or redirect URI), or vault itself as a client (a wrong secret, a grant the client may not
+# use). Any other error code it names is `token-refused`, except the two that say the provider
+# is in trouble, which are its outage.
+TOKEN_REFUSALS = {"invalid_grant": "code-refused", "invalid_client": "client-refused",
+                  "unauthorized_client": "client-refused",
+                  "unsupported_grant_type": "client-refused"}
+TOKEN_OUTAGES = frozenset({"server_error", "temporarily_unavailable"})
+# The signature did not verify under a key and algorithm vault accepts from this issuer.
+SIGNATURE_ERRORS = (BadSignatureError, InvalidKeyIdError, MissingKeyError, KeyParameterError,
+                    UnsupportedAlgorithmError)
 
 
 class ProviderUnavailable(Unavailable):
@@ -176,8 +197,9 @@ class IdentityProvider:
         return str(url)
 
     def identity(self, *, code: str, verifier: str, nonce: str, iss: str | None) -> Identity:
-        """Exchange the code and check the ID token: who signed in. Refused or
-        ProviderUnavailable."""
+        """Exchange the code and check the ID token: who signed in. Refused (the provider, or
+        vault's checks, said no: a 4xx) or ProviderUnavailable (it did not answer, or answered
+        something no check can read: a 503)."""
         meta = self.metadata()
         # RFC 9207: the answer names its issuer; where the provider says it does, it must.
         if (iss is None and meta.get("authorization_response_iss_parameter_supported") is True) \
@@ -191,16 +213,33 @@ class IdentityProvider:
             raise ProviderUnavailable(f"the provider's answer was unusable "
                                       f"({type(exc).__name__})") from None
 
-    def _identity(self, meta: dict[str, Any], *, code: str, verifier: str, nonce: str
-                  ) -> Identity:
+    def _token(self, meta: dict[str, Any], *, code: str, verifier: str) -> dict[str, Any]:
+        """The token endpoint's answer to the code: its JSON object, Refused or
+        ProviderUnavailable."""
         try:
             with self._session(meta) as session:
+                # Sorted before Authlib reads it (_token_answer): Authlib's own errors do not
+                # tell a refusal from a proxy's error page.
+                session.register_compliance_hook("access_token_response", _token_answer)
                 token = session.fetch_token(meta["token_endpoint"], code=code,
                                             code_verifier=verifier, timeout=HTTP_TIMEOUT)
-        except OAuth2Error:
-            raise Refused("code-refused", 400) from None  # invalid_grant: used, expired or forged
-        except (requests.RequestException, ValueError):
-            raise ProviderUnavailable("the token endpoint did not answer") from None
+        except (Refused, ProviderUnavailable):
+            raise
+        except AuthlibBaseError as exc:  # OAuthError (requests client), OAuth2Error: an answer
+            raise _token_error(exc.error) from None  # with "error" that got past the hook
+        except requests.Timeout:
+            raise ProviderUnavailable("the token endpoint did not answer in time") from None
+        except requests.RequestException as exc:  # refused connection, TLS, a broken answer
+            raise ProviderUnavailable(f"the token endpoint did not answer "
+                                      f"({type(exc).__name__})") from None
+        except (ValueError, TypeError) as exc:  # a token Authlib cannot hold (expires_in: [1])
+            raise ProviderUnavailable(f"the token endpoint's answer was unusable "
+                                      f"({type(exc).__name__})") from None
+        return dict(token)
+
+    def _identity(self, meta: dict[str, Any], *, code: str, verifier: str, nonce: str
+                  ) -> Identity:
+        token = self._token(meta, code=code, verifier=verifier)
         raw = token.get("id_token")
         if not isinstance(raw, str) or not raw:
             raise Refused("id-token-missing", 400)
@@ -214,10 +253,10 @@ class IdentityProvider:
                 decoded = jwt.decode(raw, self._keys(), registry=registry)
             except InvalidKeyIdError:  # the provider rotated its keys: fetch them again, once
                 decoded = jwt.decode(raw, self._keys(refresh=True), registry=registry)
-        except JoseError:
+        except SIGNATURE_ERRORS:
             raise Refused("id-token-signature", 400) from None
-        except ValueError:
-            raise Refused("id-token-malformed", 400) from None
+        except (JoseError, ValueError, TypeError):  # not a JWS, a header or payload no JSON
+            raise Refused("id-token-malformed", 400) from None  # object, a surrogate in it
         claims = CodeIDToken(
             decoded.claims, decoded.header,
             {"iss": {"essential": True, "value": self.config.oidc_issuer},
@@ -228,10 +267,11 @@ class IdentityProvider:
             claims.validate(now=int(self.clock()), leeway=LEEWAY)
         except ExpiredTokenError:
             raise Refused("id-token-expired", 400) from None
-        except JoseError as exc:
-            claim = getattr(exc, "claim", "") or ""
-            raise Refused("id-token-nonce" if claim == "nonce" else "id-token-claims",
+        except ClaimError as exc:
+            raise Refused("id-token-nonce" if exc.claim == "nonce" else "id-token-claims",
                           400) from None
+        except (JoseError, ValueError, TypeError):  # e.g. an at_hash that is not a string
+            raise Refused("id-token-claims", 400) from None
         email = claims.get("email")
         if not isinstance(email, str) or "@" not in email:
             raise Refused("email-missing", 403)
@@ -244,3 +284,36 @@ class IdentityProvider:
         name = claims.get("name")
         return Identity(email=email.strip().lower(),
                         name=name.strip()[:200] if isinstance(name, str) else "")
+
+
+def _token_error(error: Any) -> Refused | ProviderUnavailable:
+    """What the token endpoint's OAuth `error` means: its refusal (with the reason vault
+    audits), or, for server_error and temporarily_unavailable, its outage."""
+    if not isinstance(error, str):
+        return Refused("token-refused", 400)
+    if error in TOKEN_OUTAGES:
+        return ProviderUnavailable(f"the token endpoint answered {error}")
+    return Refused(TOKEN_REFUSALS.get(error, "token-refused"), 400)
+
+
+def _token_answer(resp: requests.Response) -> requests.Response:
+    """The token endpoint's HTTP answer, sorted: a JSON object naming an OAuth `error` is the
+    provider's word (_token_error), whatever its status below 500; a 5xx, a 429, anything
+    that is not a JSON object (a proxy's or a gateway's page), or a 4xx without an `error` is
+    an outage. Only a 2xx JSON object without `error` goes on, to Authlib and the ID token."""
+    status = resp.status_code
+    if status >= 500 or status == 429:
+        raise ProviderUnavailable(f"the token endpoint answered HTTP {status}")
+    try:
+        body = resp.json()
+    except ValueError:  # requests' JSONDecodeError, or bytes that are not text
+        body = None
+    if not isinstance(body, dict):
+        raise ProviderUnavailable(f"the token endpoint answered HTTP {status} with no JSON "
+                                  "object")
+    if "error" in body:
+        raise _token_error(body["error"])
+    if not 200 <= status < 300:
+        raise ProviderUnavailable(f"the token endpoint answered HTTP {status} without an "
+                                  "OAuth error")
+    return resp

@@ -14,6 +14,13 @@
 //   "unknown-kid" the same, under a kid the provider does not publish
 //   "wrong-nonce" signed by the provider's key, with another nonce
 //   "expired"     signed by the provider's key, expired an hour ago
+//   "claims"      signed by the provider's key, with {"claims": {...}} over its own (null
+//                 removes one)
+// or makes the token endpoint itself answer otherwise, after it has handled the request (so the
+// code is spent as it would be):
+//   "answer"      {"status", "type", "body"} instead of its own answer (a gateway's error page,
+//                 an OAuth error, a body that is no JSON)
+//   "slow"        its own answer, {"seconds"} late
 // and GET /__test__/requests answers how often the JWKS and the discovery document were fetched.
 import fs from 'node:fs';
 import Provider from 'oidc-provider';
@@ -54,14 +61,19 @@ async function tampered(idToken) {
   const now = Math.floor(Date.now() / 1000);
   let key = own;
   let kid = header.kid;
-  if (tamper === 'other-key' || tamper === 'unknown-kid') {
+  const mode = tamper.mode;
+  if (mode === 'other-key' || mode === 'unknown-kid') {
     key = (await jose.generateKeyPair(header.alg)).privateKey;
-    if (tamper === 'unknown-kid') kid = 'not-published';
-  } else if (tamper === 'wrong-nonce') {
+    if (mode === 'unknown-kid') kid = 'not-published';
+  } else if (mode === 'wrong-nonce') {
     claims.nonce = 'a-nonce-vault-never-sent';
-  } else if (tamper === 'expired') {
+  } else if (mode === 'expired') {
     claims.iat = now - 7200;
     claims.exp = now - 3600;
+  } else if (mode === 'claims') {
+    for (const [name, value] of Object.entries(tamper.claims)) {
+      if (value === null) delete claims[name]; else claims[name] = value;
+    }
   }
   return new jose.SignJWT(claims).setProtectedHeader({ alg: header.alg, kid }).sign(key);
 }
@@ -70,7 +82,8 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/__test__/tamper' && ctx.method === 'POST') {
     let body = '';
     for await (const chunk of ctx.req) body += chunk;
-    tamper = JSON.parse(body).mode || null;
+    const asked = JSON.parse(body);
+    tamper = asked.mode ? asked : null;
     ctx.status = 204;
     return;
   }
@@ -81,7 +94,17 @@ provider.use(async (ctx, next) => {
   if (ctx.path === '/jwks') jwksRequests += 1;
   if (ctx.path === '/.well-known/openid-configuration') discoveryRequests += 1;
   await next();
-  if (ctx.path === '/token' && tamper && ctx.body && ctx.body.id_token) {
+  if (ctx.path !== '/token' || !tamper) return;
+  if (tamper.mode === 'answer') {
+    ctx.status = tamper.status;
+    ctx.type = tamper.type;
+    ctx.body = tamper.body;
+    tamper = null;
+  } else if (tamper.mode === 'slow') {
+    const { seconds } = tamper;
+    tamper = null;
+    await new Promise((resolve) => { setTimeout(resolve, seconds * 1000); });
+  } else if (ctx.body && ctx.body.id_token) {
     ctx.body = { ...ctx.body, id_token: await tampered(ctx.body.id_token) };
     tamper = null;
   }

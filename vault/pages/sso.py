@@ -41,7 +41,9 @@ def _provider(e: VaultExtension) -> Any:
 
 
 def _unavailable(e: VaultExtension, exc: ProviderUnavailable) -> Response:
-    log.warning("identity provider unavailable", extra={"error": exc.why})
+    # What failed, in the message itself: the log keeps an allow-list of extra fields, and
+    # `why` names an endpoint and an error class, never a code, token or state.
+    log.warning("identity provider unavailable: %s", exc.why)
     resp = render("agent/sso_refused.html", page="sso", status=503, reason="unavailable",
                   password_form=e.accounts.login_form_for)
     resp.headers["Retry-After"] = str(exc.retry_after)
