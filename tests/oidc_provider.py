@@ -42,6 +42,26 @@ ACCOUNTS: dict[str, dict[str, Any]] = {
                                 "xms_edov": True},
     "entra-string@example.com": {"email": "entra-string@example.com", "xms_edov": "true"},
 }
+# Display names no vault agent may carry (test_sso.py: what vault makes of them), each the
+# `name` claim of a verified e-mail of that login.
+HOSTILE_NAMES: dict[str, Any] = {
+    "ansi@example.com": "\x1b[2J\x1b[31mMallory\x1b[0m\x07",
+    "bidi@example.com": "\u202eMallory\u202c\u2066 gnp.exe\u2069",
+    "lines@example.com": "Mallory\r\nrevealed by: Admin\u2028\u2029\t",
+    "nul@example.com": "Mal\x00lory\x7f",
+    "surrogate@example.com": "\ud800Mallory\udfff",
+    "spaces@example.com": "  Alice\u00a0\u3000Martin\u200b ",
+    "long@example.com": "M" * 5000,
+    "invisible@example.com": "\x1b\u202e\u200b\x00\u2028",
+    "not-text@example.com": ["Mallory"],
+    "exact@example.com": "É" * 100,
+}
+ACCOUNTS.update({login: {"email": login, "email_verified": True, "name": name}
+                 for login, name in HOSTILE_NAMES.items()})
+# E-mail addresses that are none, whose owner vault must not write into its audit.
+HOSTILE_EMAIL = "\u202emallory\x1b[2J@example.com" + "x" * 500
+ACCOUNTS.update({"hostile-unverified": {"email": HOSTILE_EMAIL, "email_verified": False},
+                 "hostile-verified": {"email": HOSTILE_EMAIL, "email_verified": True}})
 
 
 class OidcProvider:

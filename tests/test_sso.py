@@ -771,3 +771,142 @@ def test_an_id_token_signed_with_no_key_or_the_client_secret_is_refused(
     finally:
         provider.tamper(None)
     assert_refused(app, browser, rv, 400, "id-token-signature", capfd)
+
+
+# -- the provider's display name is held to vault's rule for names (issue 21) -------------------
+
+CLEANED_NAMES = {  # tests/oidc_provider.py HOSTILE_NAMES: what vault stores and shows
+    "ansi@example.com": "[2J[31mMallory[0m",  # the escapes' ESC and BEL go: inert text
+    "bidi@example.com": "Mallory gnp.exe",
+    "lines@example.com": "Mallory revealed by: Admin",
+    "nul@example.com": "Mallory",
+    "surrogate@example.com": "Mallory",
+    "spaces@example.com": "Alice Martin",
+    "long@example.com": "M" * 100,
+    "invisible@example.com": "invisible@example.com",  # nothing printable: the e-mail
+    "not-text@example.com": "not-text@example.com",
+    "exact@example.com": "É" * 100,  # within the rule: kept as it is
+}
+
+
+def within_the_rule(name: str) -> bool:
+    """The admin form's rule for a display name (vault.accounts.display_name), restated."""
+    return 0 < len(name) <= 100 and name.isprintable() and name == name.strip()
+
+
+def cli_env(redis_url: str) -> dict[str, str | None]:
+    import os
+
+    from conftest import KEYS
+    env: dict[str, str | None] = {name: None for name in os.environ
+                                  if name.startswith("VAULT_")}
+    env.update(VAULT_REDIS_URL=redis_url, VAULT_ENV="production",
+               VAULT_SECRET_KEY="test-secret-key-" + "x" * 32, VAULT_KEYS=KEYS)
+    return env
+
+
+@pytest.mark.parametrize("login", sorted(CLEANED_NAMES))
+def test_a_hostile_display_name_from_the_provider_is_cleaned_before_it_is_stored_or_shown(
+        sso_app, redis_server, login):
+    """VAULT_OIDC_AUTOCREATE makes an agent of the provider's `name` claim: what is stored,
+    what the session, a second reader's 410 (`revealed_by`, which `vault reveal` prints) and
+    `vault agent list` show is within the admin form's rule."""
+    from click.testing import CliRunner
+
+    from vault.cli import cli
+
+    expected = CLEANED_NAMES[login]
+    assert within_the_rule(expected)
+    app = sso_app(oidc_autocreate=True, oidc_allowed_domains="example.com")
+    browser = Browser(app)
+    assert browser.sign_in(login).status_code == 303
+    store = app.extensions["vault"].store
+    assert store.get_agent(login)["name"] == expected  # as stored, not only as read
+    me = browser.session().get_json()
+    assert me["agent"]["name"] == expected
+    secret = share(app.test_client(), "names-1")
+    reveal = f"/api/v1/secrets/{secret['id']}/reveal"
+    first = browser.client.post(reveal, base_url=BASE, headers={"X-CSRF-Token": me["csrf_token"]})
+    assert first.status_code == 200
+    # The agent's own token (as `vault reveal` uses it) is another session: it is told who
+    # revealed it, and when.
+    token, _ = app.extensions["vault"].accounts.create_token(login)
+    again = app.test_client().post(reveal, headers={"Authorization": f"Bearer {token}"})
+    assert again.status_code == 410 and again.get_json()["revealed_by"] == expected
+    listed = CliRunner().invoke(cli, ["agent", "list"], env=cli_env(redis_server.url))
+    assert listed.exit_code == 0, listed.output
+    [line] = [line for line in listed.stdout.splitlines() if line.startswith(login + "\t")]
+    assert line.split("\t")[1] == expected and line.replace("\t", " ").isprintable()
+
+
+def test_a_name_stored_before_the_rule_is_shown_within_it(sso_app, make_agent, redis_server):
+    """An agent created by a sign-in before vault held provider names to the rule keeps its
+    name in Redis; the session, the agents list and `vault agent list` show it cleaned."""
+    from click.testing import CliRunner
+
+    from vault.cli import cli
+
+    app = sso_app()
+    make_agent("alice@example.com")
+    ext = app.extensions["vault"]
+    ext.store.update_agent("alice@example.com", {"name": "\u202eAlice\x1b[0m" + "A" * 300},
+                           revoke=False)  # as an older vault stored it
+    expected = ("Alice[0m" + "A" * 300)[:100]
+    browser = Browser(app)
+    assert browser.sign_in("alice@example.com").status_code == 303
+    assert browser.session().get_json()["agent"]["name"] == expected
+    assert ext.accounts.get_agent("alice@example.com")["name"] == expected
+    assert [a["name"] for a in ext.accounts.list_agents()
+            if a["email"] == "alice@example.com"] == [expected]
+    listed = CliRunner().invoke(cli, ["agent", "list"], env=cli_env(redis_server.url))
+    assert f"alice@example.com\t{expected}\t" in listed.stdout
+
+
+@pytest.mark.parametrize("name,kept", [
+    ("\x1b[31mRed", False), ("\u202eevil", False), ("two\nlines", False), ("tab\there", False),
+    ("zero\u200bwidth", False), ("A" * 101, False), ("A" * 100, True), ("Zoë Ångström", True),
+])
+def test_the_command_line_and_the_admin_rule_refuse_what_a_sign_in_cleans(sso_app,
+                                                                          redis_server, name,
+                                                                          kept):
+    """One rule: `vault agent add/edit --name` (and so the admin form, which adds through the
+    same Accounts) refuse a name that a sign-in would have cleaned, and keep one within it."""
+    from click.testing import CliRunner
+
+    from vault.cli import cli
+
+    app = sso_app()
+    accounts = app.extensions["vault"].accounts
+    env = cli_env(redis_server.url)
+    added = CliRunner().invoke(cli, ["agent", "add", "named@example.com", "--name", name,
+                                     "--password-stdin"], input="a long enough password\n",
+                               env=env)
+    if kept:
+        assert added.exit_code == 0, added.output
+        assert accounts.get_agent("named@example.com")["name"] == name
+        return
+    assert added.exit_code != 0 and "display_name" in added.output, added.output
+    assert "Traceback" not in added.output
+    with pytest.raises(NotFound):
+        accounts.get_agent("named@example.com")
+    accounts.add_agent("named@example.com", "a long enough password", name="Named")
+    edited = CliRunner().invoke(cli, ["agent", "edit", "named@example.com", "--name", name],
+                                env=env)
+    assert edited.exit_code != 0 and "display_name" in edited.output, edited.output
+    assert accounts.get_agent("named@example.com")["name"] == "Named"
+
+
+@pytest.mark.parametrize("login,status,reason", [("hostile-unverified", 403, "email-unverified"),
+                                                 ("hostile-verified", 403, "email-invalid")])
+def test_an_e_mail_that_is_none_is_refused_and_not_written_into_the_audit(sso_app, login,
+                                                                         status, reason, capfd):
+    """The provider's `email` claim, with a bidi override, an escape and 500 more characters:
+    refused, and the audit entry names nobody rather than that text."""
+    app = sso_app(oidc_autocreate=True, oidc_allowed_domains="example.com")
+    browser = Browser(app)
+    rv = browser.sign_in(login)
+    err = capfd.readouterr().err
+    [event] = [e for e in audit(app) if e.event == "login.failed"]
+    assert rv.status_code == status and f'data-reason="{reason}"' in rv.get_data(as_text=True)
+    assert event.actor == "" and reason in event.detail
+    assert "mallory" not in err and app.extensions["vault"].accounts.list_agents() == []

@@ -48,6 +48,7 @@ from vault.storage import Gate, Store
 # Printable, no spaces: surrogates and control characters are not an e-mail (and not UTF-8).
 EMAIL_RE = re.compile(r"^[!-?A-~]{1,64}@[!-?A-~]{1,190}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+MAX_NAME = 100  # characters of an agent's display name
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 # How long a started, unconfirmed TOTP enrolment can still be confirmed.
@@ -73,6 +74,25 @@ def normalise_email(email: Any) -> str:
     return email.strip().lower()
 
 
+def display_name(value: Any, *, clean: bool = False) -> str:
+    """An agent's display name, held to one rule wherever it comes from (the admin form, the
+    command line, the identity provider's `name` claim) and wherever it is shown: printable
+    (no control characters, no bidi overrides or other invisible format characters, no line
+    breaks) and at most MAX_NAME characters, surrounding spaces stripped. A name that breaks it
+    is refused (ValidationFailed on `display_name`); with `clean`, for text vault takes as it
+    comes (a provider's claim, a name stored before the rule, an answer printed by the command
+    line), whitespace becomes one space, anything else unprintable is dropped and the rest is
+    cut to MAX_NAME. "" for no name (the caller shows the e-mail instead)."""
+    name = value.strip() if isinstance(value, str) else ""
+    if len(name) <= MAX_NAME and name.isprintable():
+        return name
+    if not clean:
+        raise ValidationFailed([{"name": "display_name", "reason":
+                                 f"Use at most {MAX_NAME} printable characters."}])
+    kept = "".join(c if c.isprintable() else " " if c.isspace() else "" for c in name)
+    return " ".join(kept.split())[:MAX_NAME].rstrip()
+
+
 def check_password(password: Any) -> str:
     if not isinstance(password, str) or not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
         raise ValidationFailed([{"name": "password", "reason":
@@ -81,7 +101,9 @@ def check_password(password: Any) -> str:
 
 
 def _public(agent: dict[str, str], *, with_2fa_at: int | None = None) -> dict[str, Any]:
-    out = {"email": agent.get("email", ""), "name": agent.get("name") or agent.get("email", ""),
+    # Cleaned as it is read too: a name stored before the rule held is shown within it.
+    out = {"email": agent.get("email", ""),
+           "name": display_name(agent.get("name"), clean=True) or agent.get("email", ""),
            "role": agent.get("role", "agent"), "disabled": agent.get("disabled") == "1",
            "helpscout_id": agent.get("helpscout_id") or None}
     if with_2fa_at is not None:
@@ -116,7 +138,7 @@ class Accounts:
                   helpscout_id: str = "", actor: str = "cli") -> dict[str, Any]:
         email = normalise_email(email)
         password = check_password(password)
-        fields = {"name": name.strip() or email, "role": "admin" if admin else "agent",
+        fields = {"name": display_name(name) or email, "role": "admin" if admin else "agent",
                   "pw": self.passwords.hash(password), "disabled": "0",
                   "created_at": str(self.now_ms())}
         if helpscout_id:
@@ -144,7 +166,7 @@ class Accounts:
         email = normalise_email(email)
         fields: dict[str, str] = {}
         if name is not None:
-            fields["name"] = name.strip() or email
+            fields["name"] = display_name(name) or email
         if admin is not None:
             fields["role"] = "admin" if admin else "agent"
         if helpscout_id is not None:
@@ -290,6 +312,7 @@ class Accounts:
             return Principal(kind="apikey", email=row[1], name=row[1], role="helpdesk",
                              session="k:" + row[2])
         _, email, name, role, _, session = row
+        name = display_name(name, clean=True)  # one C-level check for a name within the rule
         if via_cookie:
             return Principal(kind="agent", email=email, name=name or email, role=role or "agent",
                              session=session, csrf=self.csrf_token(digest), via_cookie=True)
@@ -494,7 +517,8 @@ class Accounts:
         self.store.add_audit(now_ms=self.now_ms(), event="login.succeeded", actor=email,
                              detail=detail)
         emit("login.succeeded", agent=email, address=address, method=method)
-        return cookie, Principal(kind="agent", email=email, name=agent.get("name") or email,
+        return cookie, Principal(kind="agent", email=email,
+                                 name=display_name(agent.get("name"), clean=True) or email,
                                  role=agent.get("role", "agent"), session="s:" + sid, csrf=csrf,
                                  via_cookie=True)
 
@@ -526,7 +550,8 @@ class Accounts:
                 raise self._refused("domain-not-allowed", email, address)
             # No password: "!" is no argon2 hash, so no password ever matches it; an admin
             # may set one later (vault agent passwd).
-            fields = {"name": name or email, "role": "agent", "pw": "!", "disabled": "0",
+            fields = {"name": display_name(name, clean=True) or email, "role": "agent",
+                      "pw": "!", "disabled": "0",
                       "created_at": str(self.now_ms())}
             if self.store.add_agent(email, fields):
                 self.store.add_audit(now_ms=self.now_ms(), event="agent.created", actor="oidc",

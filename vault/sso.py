@@ -41,9 +41,10 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
+from vault.accounts import display_name, normalise_email
 from vault.config import Config
 from vault.errors import SignInRefused as Refused
-from vault.errors import Unavailable
+from vault.errors import Unavailable, ValidationFailed
 
 __all__ = ["CALLBACK_PATH", "Identity", "IdentityProvider", "ProviderUnavailable"]
 
@@ -280,10 +281,16 @@ class IdentityProvider:
         # It counts only where email_verified is absent, never over a false.
         verified = claims.get("email_verified")
         if verified is not True and not (verified is None and claims.get("xms_edov") is True):
-            raise Refused("email-unverified", 403, email.strip().lower())
-        name = claims.get("name")
+            # The audit names the address only if it is one (printable, of a sane length).
+            try:
+                refused = normalise_email(email)
+            except ValidationFailed:
+                refused = ""
+            raise Refused("email-unverified", 403, refused)
+        # The display name is the provider's text: held to the rule of every display name
+        # (printable, at most 100 characters) before vault stores or shows it.
         return Identity(email=email.strip().lower(),
-                        name=name.strip()[:200] if isinstance(name, str) else "")
+                        name=display_name(claims.get("name"), clean=True))
 
 
 def _token_error(error: Any) -> Refused | ProviderUnavailable:
