@@ -683,7 +683,11 @@ def test_a_token_endpoint_slower_than_vaults_timeout_is_an_outage(sso_app, make_
     browser = Browser(app)
     callback = sign_in(browser.start(), "alice@example.com")
     provider.tamper("slow", seconds=HTTP_TIMEOUT + 2)
-    warning = assert_outage(app, browser, browser.get(callback), capfd)
+    try:
+        rv = browser.get(callback)
+    finally:
+        provider.tamper(None)
+    warning = assert_outage(app, browser, rv, capfd)
     assert "in time" in warning
 
 
