@@ -42,13 +42,13 @@ from vault.errors import (
     Unavailable,
     ValidationFailed,
 )
+from vault.names import display_name
 from vault.service import Principal, emit
 from vault.storage import Gate, Store
 
 # Printable, no spaces: surrogates and control characters are not an e-mail (and not UTF-8).
 EMAIL_RE = re.compile(r"^[!-?A-~]{1,64}@[!-?A-~]{1,190}$")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-MAX_NAME = 100  # characters of an agent's display name
 MIN_PASSWORD = 10
 MAX_PASSWORD = 1024
 # How long a started, unconfirmed TOTP enrolment can still be confirmed.
@@ -72,25 +72,6 @@ def normalise_email(email: Any) -> str:
     if not isinstance(email, str) or not EMAIL_RE.fullmatch(email.strip()):
         raise ValidationFailed([{"name": "email", "reason": "Enter an e-mail address."}])
     return email.strip().lower()
-
-
-def display_name(value: Any, *, clean: bool = False) -> str:
-    """An agent's display name, held to one rule wherever it comes from (the admin form, the
-    command line, the identity provider's `name` claim) and wherever it is shown: printable
-    (no control characters, no bidi overrides or other invisible format characters, no line
-    breaks) and at most MAX_NAME characters, surrounding spaces stripped. A name that breaks it
-    is refused (ValidationFailed on `display_name`); with `clean`, for text vault takes as it
-    comes (a provider's claim, a name stored before the rule, an answer printed by the command
-    line), whitespace becomes one space, anything else unprintable is dropped and the rest is
-    cut to MAX_NAME. "" for no name (the caller shows the e-mail instead)."""
-    name = value.strip() if isinstance(value, str) else ""
-    if len(name) <= MAX_NAME and name.isprintable():
-        return name
-    if not clean:
-        raise ValidationFailed([{"name": "display_name", "reason":
-                                 f"Use at most {MAX_NAME} printable characters."}])
-    kept = "".join(c if c.isprintable() else " " if c.isspace() else "" for c in name)
-    return " ".join(kept.split())[:MAX_NAME].rstrip()
 
 
 def check_password(password: Any) -> str:

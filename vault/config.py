@@ -15,7 +15,8 @@ from typing import Any
 
 from limits import parse_many
 
-from vault.errors import ConfigError
+from vault.errors import ConfigError, ValidationFailed
+from vault.names import display_name
 
 ENV_PREFIX = "VAULT_"
 DAY = 86400
@@ -78,6 +79,14 @@ def _rate(value: Any) -> str:
     except ValueError:
         raise ValueError("expected a rate limit such as 5/minute") from None
     return text
+
+
+def _oidc_name(value: Any) -> str:
+    """The identity provider's name on the login page, held to the display-name rule."""
+    try:
+        return display_name(value) or "your company account"
+    except ValidationFailed:
+        raise ValueError("not a display name") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -191,7 +200,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "oidc_issuer": lambda v: str(v).strip(),
     "oidc_client_id": lambda v: str(v).strip(),
     "oidc_client_secret": _str,
-    "oidc_name": lambda v: str(v).strip() or "your company account",
+    "oidc_name": _oidc_name,
     "oidc_allowed_domains": lambda v: tuple(d.lower().lstrip("@") for d in _list(v)),
     "oidc_autocreate": _bool,
     "oidc_only": _bool,
@@ -207,6 +216,7 @@ _EXPECTED: dict[Callable[[Any], Any], str] = {
     _int: "an integer", float: "a number", _bool: "a boolean (1/0, true/false)",
     _rate: "a rate limit such as 5/minute",
     _sources: "origins separated by spaces, such as https://secure.helpscout.net, or 'none'",
+    _oidc_name: "a name of at most 100 printable characters",
 }
 # Fields that only a mapping may set: the environment cannot weaken hashing or fake time.
 _MAPPING_ONLY = {"embedded", "cheap_passwords", "clock"}

@@ -41,10 +41,11 @@ from joserfc.errors import (
 from joserfc.jwk import KeySet
 from joserfc.jws import JWSRegistry
 
-from vault.accounts import display_name, normalise_email
+from vault.accounts import normalise_email
 from vault.config import Config
 from vault.errors import SignInRefused as Refused
 from vault.errors import Unavailable, ValidationFailed
+from vault.names import display_name
 
 __all__ = ["CALLBACK_PATH", "Identity", "IdentityProvider", "ProviderUnavailable"]
 
