@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pty
+import select
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -431,7 +434,95 @@ def test_request_refuses_a_bad_ticket(run: Run) -> None:
     "https://vault.test/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAA#" + "k" * 40,
 ])
 def test_reveal_refuses_a_damaged_link_without_repeating_it(run: Run, link: str) -> None:
-    result = run("reveal", link, VAULT_TOKEN=A_TOKEN)
+    result = run("reveal", input=link + "\n", VAULT_TOKEN=A_TOKEN)
     assert result.exit_code == 2
     assert "k" * 40 not in result.output and A_TOKEN not in result.output
     assert len(result.stderr.splitlines()) == 1
+
+
+DAMAGED = "https://vault.test/s/AAAAAAAAAAAAAAAAAAAAAAAAAAAA#" + "k" * 40
+
+
+def test_reveal_reads_the_link_from_standard_input_and_takes_only_its_first_line(
+        run: Run) -> None:
+    result = run("reveal", input=DAMAGED + "\nhttps://other/\n", VAULT_TOKEN=A_TOKEN)
+    assert result.exit_code == 2 and "damaged" in result.stderr  # it read the link given
+
+
+@pytest.mark.parametrize("given", ["", "\n", "   \n", "x" * 5000 + "\n"])
+def test_reveal_without_a_usable_link_on_standard_input_says_how_to_give_one(
+        run: Run, given: str) -> None:
+    result = run("reveal", input=given, VAULT_TOKEN=A_TOKEN)
+    assert result.exit_code == 2
+    assert len(result.stderr.splitlines()) == 1 and "x" * 100 not in result.stderr
+    assert "standard input" in result.stderr or "too long" in result.stderr
+
+
+def test_reveal_with_the_link_as_an_argument_warns_that_it_shows_in_ps_and_history(
+        run: Run) -> None:
+    result = run("reveal", DAMAGED, VAULT_TOKEN=A_TOKEN)
+    assert result.exit_code == 2
+    warning, error = result.stderr.splitlines()
+    assert warning.startswith("warning:") and "`ps`" in warning and "history" in warning
+    assert "damaged" in error
+    assert "k" * 40 not in result.stderr
+
+
+def test_reveal_asks_for_the_link_at_a_prompt_that_does_not_echo_it() -> None:
+    """On a terminal, the link is asked for with echo off (the key stays off the screen and out
+    of scrollback), through a real pseudo-terminal that is the command's controlling one."""
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("VAULT_")},
+           "VAULT_URL": "http://127.0.0.1:9", "VAULT_TOKEN": A_TOKEN}
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: vault, on the pseudo-terminal
+        os.execve(sys.executable, [sys.executable, "-m", "vault.cli", "reveal"], env)  # noqa: S606
+    seen = b""
+    try:
+        while b"Link" not in seen:
+            ready, _, _ = select.select([fd], [], [], 60)
+            assert ready, seen
+            seen += os.read(fd, 1024)
+        os.write(fd, DAMAGED.encode() + b"\n")
+        while True:
+            ready, _, _ = select.select([fd], [], [], 60)
+            assert ready, seen
+            try:
+                chunk = os.read(fd, 1024)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            seen += chunk
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 2, seen
+    assert b"damaged" in seen
+    assert b"k" * 40 not in seen  # neither echoed nor repeated
+
+
+HOSTILE = "Mallory\x1b]0;owned\x07\x1b[2J\u202eevil\u009b31m\r\nNext line"
+
+
+def test_a_refusal_from_the_server_reaches_the_terminal_without_control_characters() -> None:
+    from email.message import Message
+
+    from vault.cli import _http_error
+
+    headers = Message()
+    headers["Retry-After"] = "5\x1b[2J"
+    body = json.dumps({"detail": "Gone" + HOSTILE, "reason": "revealed", "revealed_by": HOSTILE,
+                       "revealed_at": "2026-12-07T10:00:00Z\x1b[1m"}).encode()
+    for status in (410, 503):
+        line = _http_error(status, headers, body)
+        assert all(c.isprintable() for c in line), repr(line)
+        assert "Mallory" in line and "Next line" in line
+
+
+def test_the_revealed_fields_are_json_with_every_control_character_escaped() -> None:
+    from vault.cli import _json_line
+
+    fields = {"password": "pä ss\x1b[2J\u009b\u202e\U000e0001", "user": "日本"}
+    line = _json_line(fields)
+    assert all(c.isprintable() for c in line) and "日本" in line and "pä ss" in line
+    assert json.loads(line) == fields

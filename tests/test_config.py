@@ -104,3 +104,15 @@ def test_durations_past_ten_years_are_refused(name: str) -> None:
     base = {"env": "development", "redis_url": "redis://127.0.0.1:6379/0"}
     with pytest.raises(ConfigError, match=f"VAULT_{name.upper()} may be at most"):
         config_mod.load({**base, name: 10**11})
+
+
+@pytest.mark.parametrize("name", ["x" * 101, "Example\x1b[2J Corp", "Evil\u202eCorp", "a\nb"])
+def test_the_identity_providers_display_name_is_held_to_the_name_rule(name: str) -> None:
+    with pytest.raises(ConfigError, match="VAULT_OIDC_NAME") as caught:
+        config_mod.load({"env": "development", "oidc_name": name})
+    assert name not in str(caught.value)
+
+
+def test_a_plain_identity_provider_name_is_kept() -> None:
+    assert config_mod.load({"env": "development", "oidc_name": " Example Corp "}).oidc_name == "Example Corp"
+    assert config_mod.load({"env": "development", "oidc_name": ""}).oidc_name == "your company account"

@@ -248,9 +248,10 @@ def http(method: str, url: str, body: dict[str, Any] | None = None) -> tuple[int
     return resp.status_code, resp.json() if resp.content else None
 
 
-def vault_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def vault_cli(env: dict[str, str], *args: str, input: str | None = None
+              ) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*VAULT, *args], env=env, capture_output=True, text=True, timeout=60,
-                          cwd=str(ROOT), check=False)
+                          cwd=str(ROOT), check=False, input=input)
 
 
 @pytest.mark.slow
@@ -274,9 +275,11 @@ def test_terminal_flow_through_vault_serve(
     request_id, key = match.groups()
     assert key not in asked.stderr and agent.token not in asked.stderr + asked.stdout
 
-    # Not filled yet: a clear message, nothing consumed.
+    # Not filled yet: a clear message, nothing consumed. (The link as an argument works, with a
+    # warning: its key shows in `ps` and in shell history.)
     early = vault_cli(client_env, "reveal", lines[0])
     assert early.returncode == 1 and "not filled" in early.stderr
+    assert early.stderr.startswith("warning: the link's key is on the command line")
 
     # The customer's browser seals with K from the fragment and fills the request.
     envelope = seal(key, ticket=TICKET, kind="wordpress", fields=WP_FIELDS)
@@ -285,7 +288,7 @@ def test_terminal_flow_through_vault_serve(
     assert status == 201, filled
 
     # The agent reveals: exactly the fields, as one line of JSON.
-    revealed = vault_cli(client_env, "reveal", lines[0])
+    revealed = vault_cli(client_env, "reveal", input=lines[0] + "\n")
     assert revealed.returncode == 0, revealed.stderr
     assert revealed.stdout.count("\n") == 1
     assert json.loads(revealed.stdout) == WP_FIELDS
@@ -294,7 +297,7 @@ def test_terminal_flow_through_vault_serve(
     # Acknowledged: revealed once, and gone for good.
     status, meta = http("GET", f"{url}/api/v1/secrets/{filled['secret_id']}")
     assert status == 200 and meta["state"] == "revealed"
-    again = vault_cli(client_env, "reveal", lines[0])
+    again = vault_cli(client_env, "reveal", input=lines[0] + "\n")
     assert again.returncode == 1
     assert "(HTTP 410)" in again.stderr and len(again.stderr.splitlines()) == 1
     for leaked in (key, agent.token, WP_FIELDS["password"], "Traceback"):

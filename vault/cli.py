@@ -30,6 +30,7 @@ from vault.crypto.keyring import generate_key_spec
 from vault.crypto.signatures import helpscout_sign
 from vault.crypto.tokens import AGENT_TOKEN, is_token
 from vault.errors import ConfigError, Unavailable, VaultError
+from vault.names import display_name
 
 if TYPE_CHECKING:
     from vault.accounts import Accounts
@@ -569,6 +570,20 @@ def _json_object(raw: bytes) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
+def _json_line(value: Any) -> str:
+    """JSON on one line, readable in any language, with every character a terminal could act
+    on (C0 and C1 controls, bidi overrides and other format characters) written as an escape:
+    the fields are the customer's text."""
+    text = json.dumps(value, ensure_ascii=False)
+    return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
+
+
+def _printable(value: Any, limit: int = 500) -> str:
+    """Text from a server, as it may reach a terminal: no control or format characters (an
+    escape sequence could rewrite the screen), bounded."""
+    return "".join(c for c in str(value) if c.isprintable())[:limit]
+
+
 def _http_error(status: int, headers: Message, raw: bytes) -> str:
     problem = _json_object(raw)
     if 300 <= status < 400:
@@ -576,15 +591,16 @@ def _http_error(status: int, headers: Message, raw: bytes) -> str:
                 "it redirects to")
     if problem is None:
         return f"vault answered HTTP {status}"
-    detail = str(problem.get("detail") or problem.get("title") or f"HTTP {status}")
+    detail = _printable(problem.get("detail") or problem.get("title") or f"HTTP {status}")
     extra = ""
     if problem.get("reason") == "revealed" and problem.get("revealed_by"):
-        extra = f" (by {problem['revealed_by']}"
-        extra += f" at {problem['revealed_at']})" if problem.get("revealed_at") else ")"
+        extra = f" (by {display_name(problem['revealed_by'], clean=True) or 'an agent'}"
+        extra += f" at {_printable(problem['revealed_at'])})" if problem.get("revealed_at") \
+            else ")"
     if status == 401:
         detail += " Check VAULT_TOKEN."
     if status in {429, 503} and headers.get("Retry-After"):
-        detail += f" Retry in {headers['Retry-After']} s."
+        detail += f" Retry in {_printable(headers['Retry-After'], 20)} s."
     return f"{detail}{extra} (HTTP {status})"
 
 
@@ -623,10 +639,40 @@ def _parse_link(link: str) -> tuple[str, str, str]:
     return match.group(1), match.group(2), parts.fragment
 
 
+MAX_LINK = 4096
+ARGUMENT_WARNING = ("warning: the link's key is on the command line, where `ps` and your shell "
+                    "history show it; run `vault reveal` and paste the link at its prompt, or "
+                    "pipe it in")
+
+
+def _read_link() -> str:
+    """The link from a prompt that does not echo it (a terminal) or one line of standard input
+    (a pipe): never from the command line, where the key would show in `ps` and the history."""
+    if sys.stdin.isatty():
+        link = click.prompt("Link (with its #key)", hide_input=True, err=True, default="",
+                            show_default=False)
+    else:
+        link = sys.stdin.readline(MAX_LINK + 1)
+    if len(link) > MAX_LINK:
+        fail("the link is too long: paste only the link", 2)
+    if not link.strip():
+        fail("no link: paste it at the prompt or send it on standard input "
+             "(e.g. `pbpaste | vault reveal`)", 2)
+    return link
+
+
 @cli.command()
-@click.argument("url", metavar="URL")
-def reveal(url: str) -> None:
-    """Reveal a secret from its link; print its fields as one line of JSON."""
+@click.argument("url", metavar="[URL]", required=False)
+def reveal(url: str | None) -> None:
+    """Reveal a secret from its link; print its fields as one line of JSON.
+
+    The link, with its #key, is read from a prompt (on a terminal) or from standard input.
+    A URL argument works too but warns: the key would show in `ps` and in shell history.
+    """
+    if url is None:
+        url = _read_link()
+    else:
+        note(ARGUMENT_WARNING)
     kind_of_link, id_, key = _parse_link(url)
     api = Api.from_env()
     secret_id = id_
@@ -645,8 +691,8 @@ def reveal(url: str) -> None:
     except InvalidEnvelope:
         fail("the secret does not open with the key in this link (was the link copied whole?); "
              "it was not acknowledged, so this session can fetch it again for a short while")
-    click.echo(json.dumps(fields, ensure_ascii=False))
-    note(f"{kind} credentials for ticket {ticket}.")
+    click.echo(_json_line(fields))
+    note(f"{_printable(kind, 40)} credentials for ticket {_printable(ticket, 64)}.")
     try:
         api.call("POST", f"/api/v1/secrets/{secret_id}/ack", {})
     except CliError as exc:
@@ -720,7 +766,7 @@ def _replay_error(status: int, headers: Message, raw: bytes) -> str:
     if status == 401:
         detail += " Check VAULT_HELPSCOUT_SECRET."
     if status in {429, 503} and headers.get("Retry-After"):
-        detail += f" (Retry-After: {headers['Retry-After']})"
+        detail += f" (Retry-After: {_printable(headers['Retry-After'], 20)})"
     return detail
 
 
