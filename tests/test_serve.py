@@ -32,6 +32,7 @@ from vault.crypto.envelope import seal
 from vault.serve import (
     DEMO_ADMIN,
     JsonLogger,
+    affinity_refusal,
     default_concurrency,
     gunicorn_options,
     parse_bind,
@@ -207,6 +208,35 @@ def test_each_new_worker_takes_the_core_the_fewest_live_workers_run_on(
         pre_fork(master, worker)
         master.WORKERS[pid] = worker
     assert [w.vault_core for w in replacements] == [5, 5]
+
+
+class _Said:
+    """gunicorn's logger as the hooks use it: what they said, at which level."""
+
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message: str, *args: Any) -> None:
+        self.lines.append(("info", message % args))
+
+    def warning(self, message: str, *args: Any) -> None:
+        self.lines.append(("warning", message % args))
+
+
+def test_this_machine_lets_a_process_set_its_affinity() -> None:
+    assert affinity_refusal() is None
+
+
+def test_a_core_the_kernel_refuses_leaves_the_worker_unpinned_and_says_so() -> None:
+    """The kernel's own EINVAL (a core this machine does not have, as after a cpuset shrank):
+    post_fork, run in this very process, neither raises nor changes its affinity."""
+    before = os.sched_getaffinity(0)
+    said = _Said()
+    post_fork(SimpleNamespace(log=said), SimpleNamespace(vault_core=max(before) + 4096))
+    assert os.sched_getaffinity(0) == before
+    [(level, line)] = said.lines
+    assert level == "warning" and f"is not pinned to core {max(before) + 4096}" in line
+    assert "Invalid argument" in line and "runs wherever the kernel places it" in line
 
 
 # -- real processes ----------------------------------------------------------------------------------

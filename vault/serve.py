@@ -22,6 +22,8 @@ import os
 import re
 import secrets
 import shutil
+import signal
+import subprocess  # nosec B404 # the affinity check runs this interpreter, nothing else
 import sys
 import tempfile
 from collections.abc import Callable, Mapping, MutableMapping
@@ -46,6 +48,7 @@ __all__ = [
     "PIN_ENV",
     "BindAddress",
     "JsonLogger",
+    "affinity_refusal",
     "child_exit",
     "default_concurrency",
     "drop_server_banner",
@@ -310,37 +313,92 @@ def drop_server_banner() -> None:
     wsgi.Response.default_headers = default_headers
 
 
+# Run by `affinity_refusal` in a child interpreter: run on one core of its own, as a worker
+# does. Exit 0 when the kernel allows it; print the errno and exit 3 when the kernel refuses it.
+_AFFINITY_CHECK = """
+import os, sys
+try:
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+except OSError as exc:
+    print(exc.errno)
+    sys.exit(3)
+"""
+
+
+def affinity_refusal() -> str | None:
+    """None when a process here may set its CPU affinity; otherwise why not, in an operator's
+    words.
+
+    Asked of a child process (this interpreter, for a few milliseconds, once per master), so
+    that a system call filter which kills the caller of `sched_setaffinity` (systemd's
+    `SystemCallFilter=` without `SystemCallErrorNumber=`, a container's seccomp profile) kills
+    the child, not the master or every worker as it starts. A kernel that refuses the call
+    (EPERM from a filter or a policy, ENOSYS, EINVAL) answers the same way in the child.
+    """
+    try:
+        done = subprocess.run(  # nosec B603 # this interpreter and a fixed program, no shell
+            [sys.executable, "-I", "-S", "-c", _AFFINITY_CHECK], capture_output=True,
+            text=True, timeout=30, check=False, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return f"the check could not run ({exc.__class__.__name__})"
+    if done.returncode == 0:
+        return None
+    if done.returncode < 0:
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        return (f"a process that sets its CPU affinity is killed ({name}): a system call "
+                "filter forbids sched_setaffinity")
+    number = done.stdout.strip()
+    if done.returncode == 3 and number.isdigit():
+        return f"the kernel refuses to set a CPU affinity ({os.strerror(int(number))})"
+    return f"the check failed (exit status {done.returncode})"
+
+
 def pre_fork(server: Any, worker: Any) -> None:
     """gunicorn hook, in the master before a worker is forked: the core it will run on.
 
     A worker of gthread threads holds the GIL in turn; each time one thread waits (for Redis,
     for a client) another takes over, and when the two run on different cores the hand-over
     is a wake-up of a sleeping core, which on a virtual machine is slow. Pinned to one core, the
-    hand-over is a switch on that core. Measured beside the unpinned server in interleaved
-    rounds (README "Benchmark"): a create went from about 2,100 to 2,700 a second on 2 cores,
-    with a third of the context switches and kernel time and half the p99. The core is the one
-    the fewest live workers run on, so a worker that replaces a dead one takes its core, and
-    more workers than cores share them evenly. Cores are this process's own (its CPU affinity,
-    which a container's cpuset sets).
+    hand-over is a switch on that core. The core is the one the fewest live workers run on, so
+    a worker that replaces a dead one takes its core, and more workers than cores share them
+    evenly. Cores are this process's own (its CPU affinity, which a container's cpuset sets).
+
+    Before the first worker, the master asks once whether a process here may set its affinity
+    at all (`affinity_refusal`); when it may not, it says why in its log, once, and no worker
+    is pinned: they serve wherever the kernel places them, never killed or restarted for it.
     """
     try:
         cores = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return  # no CPU affinity on this platform: the kernel places the workers
+    if not hasattr(server, "vault_pin_refusal"):
+        server.vault_pin_refusal = affinity_refusal()
+        if server.vault_pin_refusal is not None:
+            server.log.warning("Workers are not pinned to cores: %s. They run wherever the "
+                               "kernel places them (set VAULT_PIN_WORKERS=0 to skip this "
+                               "check).", server.vault_pin_refusal)
+    if server.vault_pin_refusal is not None:
+        return
     taken = [getattr(w, "vault_core", None) for w in server.WORKERS.values()]
     worker.vault_core = min(cores, key=lambda core: (taken.count(core), core))
 
 
 def post_fork(server: Any, worker: Any) -> None:
     """gunicorn hook, in the new worker: run on the core `pre_fork` chose for it, and say so
-    in gunicorn's log (an operator sees where each worker runs)."""
+    in gunicorn's log (an operator sees where each worker runs). A refusal (a core that went
+    away meanwhile, a changed cpuset) is said too, and the worker serves unpinned."""
     core = getattr(worker, "vault_core", None)
     if core is None:
         return
     try:
         os.sched_setaffinity(0, {core})
-    except OSError:
-        return  # a core that went away meanwhile (a changed cpuset): the kernel places it
+    except OSError as exc:
+        server.log.warning("Worker %s is not pinned to core %s (%s): it runs wherever the "
+                           "kernel places it", os.getpid(), core, exc.strerror or exc)
+        return
     server.log.info("Worker %s runs on core %s", os.getpid(), core)
 
 
