@@ -8,8 +8,10 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +20,8 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import ROOT, base_config, follow_output, free_port
-from helpers import sealed
+from conftest import ROOT, base_config, follow_output, free_port, gunicorn_env, stop_process
+from helpers import Lines, sealed
 from production_redis import production_redis
 
 DEPLOY = ROOT / "deploy"
@@ -347,10 +349,13 @@ def test_caddy_adds_no_headers_and_hides_metrics() -> None:
     assert "redir https://{host}{uri} 308" in lines
 
 
-def systemd_unit(path: Path) -> dict[str, dict[str, list[str]]]:
+def systemd_unit(path: Path | str) -> dict[str, dict[str, list[str]]]:
+    """A unit file's sections and their settings (each a list: a setting may repeat); `path`
+    may also be the unit's text."""
     sections: dict[str, dict[str, list[str]]] = {}
     current = ""
-    for raw in path.read_text().splitlines():
+    text = path.read_text() if isinstance(path, Path) else path
+    for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith(("#", ";")):
             continue
@@ -392,3 +397,312 @@ def test_the_deploy_readme_covers_keys_acl_and_the_first_admin() -> None:
                    "sha256sum", "vault agent add", "--admin", "scripts/install-vault",
                    "compose.yaml", "vault.service", "Caddyfile"):
         assert needed in text, needed
+
+
+# -- the unit's system call filter, loaded as systemd loads it ------------------------------------
+#
+# systemd turns SystemCallFilter= into a seccomp filter that it loads with libseccomp right before
+# it executes ExecStart=. The tests below do the same from the unit file itself: its
+# SystemCallFilter=, SystemCallErrorNumber= and SystemCallArchitectures= lines, its @groups
+# expanded with systemd's own lists (tests/data/systemd-syscall-filter.txt, compared with
+# `systemd-analyze syscall-filter` where systemd is installed), loaded by pyseccomp (libseccomp's
+# API over ctypes) in a small launcher that then executes the real `vault serve`.
+
+SYSCALL_GROUPS = ROOT / "tests" / "data" / "systemd-syscall-filter.txt"
+UNIT = DEPLOY / "systemd" / "vault.service"
+# What the unit said when every worker died of SIGSYS as it started (pinning on): @resources,
+# which holds sched_setaffinity, denied, and the default action, which kills the caller.
+OLD_FILTER_LINES = """[Service]
+SystemCallArchitectures=native
+SystemCallFilter=@system-service
+SystemCallFilter=~@privileged @resources
+"""
+
+
+def parse_syscall_groups(text: str) -> dict[str, list[str]]:
+    """`systemd-analyze syscall-filter`'s output: each @group and what it lists (system calls
+    and other @groups), comments left out."""
+    groups: dict[str, list[str]] = {}
+    current: str | None = None
+    for raw in text.splitlines():
+        if not raw.strip():
+            current = None
+        elif raw.startswith("@"):
+            current = raw.strip()
+            groups[current] = []
+        elif not raw.lstrip().startswith("#"):
+            assert current is not None and raw[0].isspace(), raw
+            groups[current].append(raw.strip())
+    return groups
+
+
+@pytest.fixture(scope="module")
+def syscall_groups() -> dict[str, list[str]]:
+    return parse_syscall_groups(SYSCALL_GROUPS.read_text())
+
+
+def expand(name: str, groups: dict[str, list[str]]) -> set[str]:
+    """A system call's name, or a @group's system calls (its nested groups included)."""
+    if not name.startswith("@"):
+        return {name}
+    assert name in groups, f"{name} is no systemd group"
+    return set().union(*(expand(member, groups) for member in groups[name]))
+
+
+@dataclass(frozen=True)
+class SyscallFilter:
+    allow_list: bool  # True: only `names` may be called; False: `names` may not
+    names: frozenset[str]
+    action: str  # what a filtered call meets: "kill" (the process) or an errno name, "EPERM"
+
+    def allows(self, name: str) -> bool:
+        return (name in self.names) == self.allow_list
+
+    def spec(self) -> dict[str, Any]:
+        """What the launcher loads: the default action, the action of the listed calls."""
+        if self.allow_list:
+            return {"default": self.action, "listed": "allow", "names": sorted(self.names)}
+        return {"default": "allow", "listed": self.action, "names": sorted(self.names)}
+
+
+def unit_syscall_filter(service: dict[str, list[str]],
+                        groups: dict[str, list[str]]) -> SyscallFilter:
+    """The filter systemd makes of a [Service] section (systemd.exec(5), "System Call
+    Filtering"; systemd 252's load-fragment.c does exactly this).
+
+    The first SystemCallFilter= decides the kind: a list of names allows only those (and
+    @default, always), a list after `~` denies only those. Each later line adds its names to
+    the list when it is of the same kind, and takes them out when it is not; an empty line
+    starts over. SystemCallErrorNumber= (an errno name, or `kill`) is what a filtered call gets;
+    without it the caller is killed. Only SystemCallArchitectures=native is modelled (the
+    launcher's filter is for the native architecture only, and a call of another one kills).
+    """
+    allow_list: bool | None = None
+    names: set[str] = set()
+    for value in service.get("SystemCallFilter", []):
+        if not value:
+            allow_list, names = None, set()
+            continue
+        invert = value.startswith("~")
+        if allow_list is None:
+            allow_list = not invert
+            if allow_list:
+                names |= expand("@default", groups)
+        for word in value.lstrip("~").split():
+            assert ":" not in word, f"{word}: an errno for one call is not modelled"
+            if invert != allow_list:
+                names |= expand(word, groups)
+            else:
+                names -= expand(word, groups)
+    assert allow_list is not None, "the unit sets no SystemCallFilter="
+    assert service.get("SystemCallArchitectures") == ["native"]
+    action = (service.get("SystemCallErrorNumber") or ["kill"])[-1]
+    assert action == "kill" or action.startswith("E"), action
+    return SyscallFilter(allow_list, frozenset(names), action)
+
+
+# Loads the filter (argv[1], SyscallFilter.spec as JSON) into this process, then executes argv[2:]
+# under it, as systemd does between fork and exec. Names libseccomp does not know on this
+# architecture are skipped, as systemd skips them.
+SECCOMP_EXEC = """
+import errno, json, os, sys
+import pyseccomp as seccomp
+
+spec = json.loads(sys.argv[1])
+
+def action(word):
+    if word == "allow":
+        return seccomp.ALLOW
+    if word == "kill":
+        return seccomp.KILL_PROCESS
+    return seccomp.ERRNO(getattr(errno, word))
+
+syscalls = seccomp.SyscallFilter(action(spec["default"]))
+arch = seccomp.system_arch()
+for name in spec["names"]:
+    if seccomp.resolve_syscall(arch, name) >= 0:
+        syscalls.add_rule(action(spec["listed"]), name)
+syscalls.load()
+os.execv(sys.argv[2], sys.argv[2:])
+"""
+
+
+def under_filter(syscalls: SyscallFilter, *command: str) -> list[str]:
+    return [sys.executable, "-c", SECCOMP_EXEC, json.dumps(syscalls.spec()), *command]
+
+
+def shipped_filter(groups: dict[str, list[str]]) -> SyscallFilter:
+    return unit_syscall_filter(systemd_unit(UNIT)["Service"], groups)
+
+
+def old_filter(groups: dict[str, list[str]]) -> SyscallFilter:
+    return unit_syscall_filter(systemd_unit(OLD_FILTER_LINES)["Service"], groups)
+
+
+PIN_ONE_CORE = "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})"
+
+
+def test_the_groups_table_is_what_systemd_says(syscall_groups: dict[str, list[str]]) -> None:
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd is not installed: the table stands as recorded")
+    live = parse_syscall_groups(subprocess.run(
+        [analyze, "syscall-filter", "--no-pager"], capture_output=True, text=True, check=True,
+        timeout=60).stdout)
+    service = systemd_unit(UNIT)["Service"]
+    assert unit_syscall_filter(service, live) == unit_syscall_filter(service, syscall_groups), \
+        "this systemd's groups differ from tests/data/systemd-syscall-filter.txt: re-record it"
+    for group, members in syscall_groups.items():
+        assert sorted(live[group]) == sorted(members), group
+
+
+def test_systemd_reads_the_unit_without_a_complaint(tmp_path: Path) -> None:
+    """`systemd-analyze verify`: every key known, every @group and system call name known (a
+    misspelt one is ignored by systemd, with only a log line to say so)."""
+    analyze = shutil.which("systemd-analyze")
+    if analyze is None:
+        pytest.skip("systemd is not installed")
+    unit = tmp_path / "vault.service"
+    unit.write_text(UNIT.read_text().replace("/opt/vault/bin/vault", sys.executable))  # an executable here
+    result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert (result.returncode, result.stdout + result.stderr) == (0, "")
+
+
+def test_the_filter_model_reads_systemd_s_rules(syscall_groups: dict[str, list[str]]) -> None:
+    unit = "[Service]\nSystemCallArchitectures=native\n"
+    allowed = unit_syscall_filter(systemd_unit(
+        unit + "SystemCallFilter=@system-service\nSystemCallFilter=~@resources\n"
+        "SystemCallFilter=sched_setaffinity\nSystemCallErrorNumber=EPERM\n")["Service"],
+        syscall_groups)
+    assert allowed.allow_list and allowed.action == "EPERM"
+    assert allowed.allows("sched_setaffinity") and not allowed.allows("setrlimit")
+    assert allowed.allows("execve") and not allowed.allows("mount")  # @default; not listed
+    denied = unit_syscall_filter(systemd_unit(
+        unit + "SystemCallFilter=~@mount\nSystemCallFilter=umount2\n"
+        "SystemCallFilter=~reboot\n")["Service"], syscall_groups)
+    assert not denied.allow_list and denied.action == "kill"
+    assert not denied.allows("mount") and denied.allows("umount2")
+    assert not denied.allows("reboot") and denied.allows("sched_setaffinity")
+    reset = unit_syscall_filter(systemd_unit(
+        unit + "SystemCallFilter=~@resources\nSystemCallFilter=\n"
+        "SystemCallFilter=@default\n")["Service"], syscall_groups)
+    assert reset.allow_list and not reset.allows("sched_setaffinity")
+
+
+def test_the_unit_lets_workers_set_their_affinity_and_refuses_rather_than_kills(
+        syscall_groups: dict[str, list[str]]) -> None:
+    shipped = shipped_filter(syscall_groups)
+    assert shipped.allow_list  # an allow list: what vault needs, nothing else
+    for name in ("sched_setaffinity", "sched_getaffinity"):
+        assert shipped.allows(name), name
+    for name in ("mount", "reboot", "setrlimit", "sched_setscheduler", "ptrace", "kexec_load"):
+        assert not shipped.allows(name), name  # still denied: @privileged, the rest of @resources
+    assert shipped.action == "EPERM"
+    # The filter that killed every worker, read the same way: the test would have caught it.
+    old = old_filter(syscall_groups)
+    assert not old.allows("sched_setaffinity") and old.action == "kill"
+
+
+def test_the_old_filter_kills_whoever_pins_itself_and_the_shipped_one_lets_it(
+        syscall_groups: dict[str, list[str]]) -> None:
+    """The filter, loaded for real: what a worker's post_fork does, in a bare interpreter."""
+    pin = [sys.executable, "-I", "-S", "-c", PIN_ONE_CORE]
+    old = subprocess.run(under_filter(old_filter(syscall_groups), *pin), capture_output=True,
+                         text=True, timeout=60, check=False)
+    assert old.returncode == -signal.SIGSYS, old.stderr
+    shipped = subprocess.run(under_filter(shipped_filter(syscall_groups), *pin),
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert shipped.returncode == 0, shipped.stderr
+
+
+DEATHS = re.compile(r"Worker \(pid:\d+\) (was sent|exited with code)|Worker failed to boot")
+
+
+@pytest.fixture
+def serve_under(tmp_path: Path, redis_server: Any) -> Iterator[Any]:
+    """Start `vault serve --workers N` (production settings, pinning on, metrics in a folder as
+    the unit's /run/vault) under a system call filter; returns (url, process, output lines).
+    Every server is stopped at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(syscalls: SyscallFilter, workers: int) -> tuple[str, subprocess.Popen[bytes], Lines]:
+        port = free_port()
+        env = gunicorn_env(redis_server.url, base_url=f"http://127.0.0.1:{port}")
+        env.update(VAULT_PIN_WORKERS="1", PROMETHEUS_MULTIPROC_DIR=str(tmp_path / "run-vault"))
+        proc = subprocess.Popen(
+            under_filter(syscalls, sys.executable, "-m", "vault.cli", "serve", "--bind",
+                         f"127.0.0.1:{port}", "--workers", str(workers), "--threads", "2"),
+            env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        started.append(proc)
+        lines = Lines()
+        follow_output(proc, b"Booting worker", what="vault serve under a filter",
+                      log_path=tmp_path / f"serve-{port}.log", on_line=lines)
+        return f"http://127.0.0.1:{port}", proc, lines
+
+    yield start
+    for proc in started:
+        stop_process(proc)
+
+
+def served_and_stopped(url: str, proc: subprocess.Popen[bytes], output: list[str],
+                       workers: int) -> None:
+    """Answers health, readiness and a create; no worker died or was started twice; stops
+    cleanly on SIGTERM."""
+    assert requests.get(url + "/healthz", timeout=10).status_code == 200
+    ready = requests.get(url + "/readyz", timeout=10)
+    assert ready.status_code == 200, ready.text
+    envelope, _ = sealed("9002")
+    created = requests.post(url + "/api/v1/secrets", timeout=10,
+                            json={"ticket": "9002", "kind": "wordpress", "envelope": envelope})
+    assert created.status_code == 201, created.text
+    assert not [line for line in output if DEATHS.search(line)]
+    assert sum("Booting worker" in line for line in output) == workers
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(30) == 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("action", ["as the unit says", "kill"])
+def test_vault_serves_pinned_under_the_unit_s_own_system_call_filter(
+        serve_under: Any, syscall_groups: dict[str, list[str]], action: str) -> None:
+    """The unit's filter as it stands, and the same filter killing whatever it filters (no
+    EPERM to hide a refused call): every worker is pinned, and vault serves."""
+    syscalls = shipped_filter(syscall_groups)
+    if action == "kill":
+        syscalls = SyscallFilter(syscalls.allow_list, syscalls.names, "kill")
+    cores = sorted(os.sched_getaffinity(0))
+    url, proc, lines = serve_under(syscalls, len(cores))
+    pinned = re.compile(r"Worker (\d+) runs on core (\d+)")
+    output = lines.wait_for(lambda out: sum(bool(pinned.search(ln)) for ln in out) == len(cores))
+    assert sorted(int(m[2]) for m in map(pinned.search, output) if m) == cores
+    assert not [line for line in output if "not pinned" in line]
+    served_and_stopped(url, proc, lines.lines, len(cores))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("refusal", "said"), [
+    ("old unit", "is killed (SIGSYS): a system call filter forbids sched_setaffinity"),
+    ("kill", "is killed (SIGSYS): a system call filter forbids sched_setaffinity"),
+    ("EPERM", "the kernel refuses to set a CPU affinity (Operation not permitted)"),
+    ("EINVAL", "the kernel refuses to set a CPU affinity (Invalid argument)"),
+    ("ENOSYS", "the kernel refuses to set a CPU affinity (Function not implemented)"),
+])
+def test_vault_serves_unpinned_and_says_so_once_when_affinity_is_refused(
+        serve_under: Any, syscall_groups: dict[str, list[str]], refusal: str,
+        said: str) -> None:
+    """Whatever refuses sched_setaffinity (the unit's old filter; a filter that kills the
+    caller or answers EPERM, EINVAL or ENOSYS, as a kernel or a container runtime may), pinning
+    on: the master says once why workers are not pinned, and they serve, none killed."""
+    if refusal == "old unit":
+        syscalls = old_filter(syscall_groups)
+    else:
+        syscalls = SyscallFilter(False, frozenset({"sched_setaffinity"}), refusal)
+    url, proc, lines = serve_under(syscalls, 2)
+    output = lines.wait_for(lambda out: sum("Booting worker" in ln for ln in out) == 2)
+    warnings = [line for line in output if "Workers are not pinned to cores" in line]
+    assert len(warnings) == 1 and said in warnings[0], output
+    assert "VAULT_PIN_WORKERS=0" in warnings[0]
+    assert not [line for line in output if "runs on core" in line]
+    served_and_stopped(url, proc, lines.lines, 2)
+
