@@ -563,7 +563,7 @@ def test_systemd_reads_the_unit_without_a_complaint(tmp_path: Path) -> None:
     if analyze is None:
         pytest.skip("systemd is not installed")
     unit = tmp_path / "vault.service"
-    unit.write_text(UNIT.read_text().replace("/opt/vault/bin/vault", sys.executable))  # an executable here
+    unit.write_text(UNIT.read_text().replace(VAULT_BIN, sys.executable))  # an executable here
     result = subprocess.run([analyze, "verify", str(unit)], capture_output=True, text=True,
                             timeout=60, check=False)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
@@ -705,4 +705,254 @@ def test_vault_serves_unpinned_and_says_so_once_when_affinity_is_refused(
     assert "VAULT_PIN_WORKERS=0" in warnings[0]
     assert not [line for line in output if "runs on core" in line]
     served_and_stopped(url, proc, lines.lines, 2)
+
+
+# -- the operator's documented commands, run as written --------------------------------------------
+#
+# deploy/README.md's commands are taken from the document itself (a change there changes what is
+# tested), and run with real shells against a temporary env file: /etc/vault/vault.env and
+# /opt/vault/bin/vault are the only words replaced, by a file of the test's and a stand-in vault
+# that prints the environment it was given.
+
+DEPLOY_README = DEPLOY / "README.md"
+ENV_EXAMPLE = DEPLOY / "vault.env.example"
+ETC_ENV = "/etc/vault/vault.env"
+VAULT_BIN = "/opt/vault/bin/vault"
+
+
+def doc_blocks(text: str, heading: str) -> list[list[str]]:
+    """The ```sh blocks of the `## heading...` section, each as its commands: continuation lines
+    joined, blank and comment-only lines left out."""
+    section = re.search(rf"^## {re.escape(heading)}.*?(?=^## |\Z)", text, re.M | re.S)
+    assert section, heading
+    blocks = []
+    for body in re.findall(r"^```sh\n(.*?)^```", section.group(0), re.M | re.S):
+        commands, pending = [], ""
+        for line in body.splitlines():
+            if line.endswith("\\"):
+                pending += line[:-1]
+                continue
+            line, pending = pending + line, ""
+            if line.strip() and not line.lstrip().startswith("#"):
+                commands.append(line.strip())
+        blocks.append(commands)
+    return blocks
+
+
+def doc_commands(heading: str) -> list[str]:
+    return [c for block in doc_blocks(DEPLOY_README.read_text(), heading) for c in block]
+
+
+def sourcing_commands() -> list[str]:
+    """Every documented command that reads the env file with a shell (anywhere in the doc,
+    inline code included)."""
+    text = DEPLOY_README.read_text()
+    found = [c for block in re.findall(r"^```sh\n(.*?)^```", text, re.M | re.S)
+             for c in block.splitlines()]
+    found += [c for c in re.findall(r"`([^`\n]+)`", text) if c not in found]
+    return [c for c in found if f". {ETC_ENV}" in c and VAULT_BIN in c]
+
+
+# Values a real site has: spaces, quotes' neighbours, the characters a URL and a key ring use.
+FILLED = {
+    "VAULT_BASE_URL": "https://vault.example.com",
+    "VAULT_REDIS_URL": "redis://vault:pa%24%24-word_1@127.0.0.1:6379/0",
+    "VAULT_SECRET_KEY": "q0sV-7ylq_3cTg2yZsmj1u0HL2Kc5qfDyCz8sMwYk4fK9nqf3jtcL0w5v9a1xT2e",
+    "VAULT_KEYS": "k2:QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY,"
+                  "k1:MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY",
+}
+
+
+def filled_env_file(path: Path, *, quote: bool = True, extra: str = "") -> Path:
+    """The example file as an operator fills it in: each CHANGE_ME replaced, every optional
+    line taken out of its comment (VAULT_OIDC_NAME='Example Corp' among them)."""
+    lines = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if re.match(r"#VAULT_\w+=", line):
+            line = line[1:]
+        name, _, _ = line.partition("=")
+        if name in FILLED:
+            line = f"{name}={FILLED[name]}"
+        if not quote:
+            line = line.replace("'", "")
+        lines.append(line)
+    path.write_text("\n".join(lines) + "\n" + extra)
+    return path
+
+
+def systemd_reads(path: Path) -> dict[str, str]:
+    """What systemd's EnvironmentFile= (and Compose's env_file) make of the file, for the forms
+    the example file allows: NAME=value, or NAME='value' with the quotes taken off (no quote
+    inside; systemd.exec(5))."""
+    values = {}
+    for line in path.read_text().splitlines():
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        name, _, value = line.partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] == "'":
+            value = value[1:-1]
+        values[name.strip()] = value
+    return values
+
+
+@pytest.fixture
+def stand_in_vault(tmp_path: Path) -> Path:
+    """An executable that writes its arguments and VAULT_* environment (JSON) to a file."""
+    out = tmp_path / "vault-ran.json"
+    script = tmp_path / "bin" / "vault"
+    script.parent.mkdir()
+    script.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                      f"json.dump({{'argv': sys.argv[1:], 'env': {{k: v for k, v in "
+                      f"os.environ.items() if k.startswith('VAULT_')}}}}, open({str(out)!r}, 'w'))\n")
+    script.chmod(0o755)
+    return script
+
+
+def run_documented(command: str, env_file: Path, vault: Path, shell: str) -> \
+        subprocess.CompletedProcess[str]:
+    command = command.replace(ETC_ENV, str(env_file)).replace(VAULT_BIN, str(vault))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("VAULT_")}
+    return subprocess.run([shell, "-c", command], env=env, capture_output=True, text=True,
+                          timeout=60, check=False)
+
+
+SHELLS = [s for s in ("sh", "bash", "dash") if shutil.which(s)]
+
+
+def test_the_example_env_file_is_read_alike_by_sh_systemd_and_compose() -> None:
+    """Every line (the optional ones too) is a form the three readers agree on."""
+    portable = re.compile(r"#?[A-Z][A-Z0-9_]*=([A-Za-z0-9_./:@%+,=~-]*|'[^']*')")
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        if re.match(r"#?[A-Z_]+=", line):
+            assert portable.fullmatch(line), line
+    assert "#VAULT_OIDC_NAME='Example Corp'" in ENV_EXAMPLE.read_text().splitlines()
+
+
+def test_the_documented_commands_read_the_env_file_with_values_with_spaces(
+        tmp_path: Path, stand_in_vault: Path) -> None:
+    commands = sourcing_commands()
+    # The first admin and the key rotation.
+    subcommands = {m[1] for c in commands if (m := re.search(rf"{VAULT_BIN} (\w+ \w+)", c))}
+    assert {"agent add", "keys rotate"} <= subcommands, commands
+    env_file = filled_env_file(tmp_path / "vault.env",
+                               extra="VAULT_HELPSCOUT_FRAME_ANCESTORS='https://a.example https://b.example'\n")
+    expected = systemd_reads(env_file)
+    assert expected["VAULT_OIDC_NAME"] == "Example Corp"
+    for shell in SHELLS:
+        for command in commands:
+            ran = tmp_path / "vault-ran.json"
+            ran.unlink(missing_ok=True)
+            result = run_documented(command, env_file, stand_in_vault, shell)
+            assert result.returncode == 0, (shell, command, result.stderr)
+            assert result.stderr == "", (shell, command, result.stderr)
+            seen = json.loads(ran.read_text())
+            assert seen["env"] == expected, (shell, command)
+            assert " ".join(seen["argv"]) in command
+
+
+def test_a_value_sh_cannot_read_stops_the_documented_commands(
+        tmp_path: Path, stand_in_vault: Path) -> None:
+    """The old example's unquoted `VAULT_OIDC_NAME=Example Corp`: sh runs `Corp` and would go on
+    without the setting; the documented commands stop, non-zero, and vault never runs."""
+    env_file = filled_env_file(tmp_path / "vault.env", quote=False)
+    assert "VAULT_OIDC_NAME=Example Corp" in env_file.read_text().splitlines()
+    for shell in SHELLS:
+        for command in sourcing_commands():
+            result = run_documented(command, env_file, stand_in_vault, shell)
+            assert result.returncode != 0, (shell, command)
+            assert "Corp" in result.stderr
+            assert not (tmp_path / "vault-ran.json").exists()
+
+
+def test_vault_starts_only_once_the_env_file_is_filled_in(tmp_path: Path) -> None:
+    """The documented lines that start vault (systemd and compose), run with a stand-in
+    systemctl and docker: nothing starts while a CHANGE_ME is left, and grep names its lines."""
+    calls = tmp_path / "calls"
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in ("systemctl", "docker"):
+        (bin_dir / tool).write_text(f'#!/bin/sh\necho "{tool} $*" >> {calls}\n')
+        (bin_dir / tool).chmod(0o755)
+    starts = {"2b.": ("systemctl enable --now vault", ETC_ENV),
+              "2a.": ("docker compose -f deploy/compose.yaml up -d --build", "deploy/vault.env")}
+    for heading, (start, env_path) in starts.items():
+        [line] = [c for c in doc_commands(heading) if start in c]
+        for env_file, started in ((tmp_path / "example.env", False),
+                                  (tmp_path / "filled.env", True)):
+            if started:
+                filled_env_file(env_file)
+            else:
+                shutil.copy(ENV_EXAMPLE, env_file)
+            calls.unlink(missing_ok=True)
+            result = subprocess.run(
+                ["sh", "-c", line.replace(env_path, str(env_file))], capture_output=True,
+                text=True, timeout=60, check=False, cwd=str(ROOT),
+                env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"})
+            if started:
+                assert result.returncode == 0, result.stderr
+                assert calls.read_text().splitlines() == [start]
+            else:
+                assert result.returncode != 0 and not calls.exists(), line
+                assert "VAULT_SECRET_KEY=CHANGE_ME" in result.stdout
+
+
+def test_the_documented_steps_come_in_order() -> None:
+    """Each env file is copied, then opened to be filled in as the last command of its block
+    (whatever is pasted after an editor command is typed into the editor), and only then is
+    vault started or asked for the first admin; on the VM, the unit and its documentation are
+    installed and systemd reloaded before the unit is enabled."""
+    for heading, env_path, start in (
+            ("2a.", "deploy/vault.env", "up -d --build"),
+            ("2b.", ETC_ENV, "systemctl enable --now vault")):
+        blocks = doc_blocks(DEPLOY_README.read_text(), heading)
+        commands = [c for block in blocks for c in block]
+
+        def at(words: str, after: int = -1, where: list[str] = commands) -> int:
+            """Where the first command with `words` after command `after` is."""
+            found = [i for i, c in enumerate(where) if words in c and i > after]
+            assert found, (words, after, where)
+            return found[0]
+
+        edit = f"${{EDITOR:-vi}} {env_path}"
+        assert at("vault.env.example") < at(edit) < at(start) < at("agent add")
+        assert [block for block in blocks if block and edit in block[-1]]
+        if env_path == ETC_ENV:
+            unit = at("/etc/systemd/system/vault.service")
+            assert at("daemon-reload", after=unit) < at(start)
+            assert at("/usr/share/doc/vault") < at(start)
+
+
+def test_the_unit_s_documentation_is_where_the_documented_install_puts_it(tmp_path: Path) -> None:
+    """The VM section's `install` commands, run into a scratch root: the unit's Documentation=
+    files, its EnvironmentFile= and the unit itself are there afterwards."""
+    skipped = []
+    for made_by_apt_get in ("etc/redis", "etc/caddy", "etc/systemd/system"):
+        (tmp_path / made_by_apt_get).mkdir(parents=True)
+    for command in doc_commands("2b."):
+        words = shlex.split(command)
+        if words[0] != "install":
+            continue
+        args, i = [], 1
+        while i < len(words):
+            if words[i] in {"-o", "-g"}:  # owners: this test's root owns the scratch copies
+                i += 2
+                continue
+            word = words[i]
+            args.append(str(tmp_path) + word if word.startswith("/") else word)
+            i += 1
+        sources = [a for a in args[:-1] if not a.startswith("-") and not a.isdigit()
+                   and not a.startswith(str(tmp_path))]
+        if any(not (ROOT / s).exists() for s in sources):
+            skipped.append(command)  # a site's own file, made in step 1
+            continue
+        subprocess.run(["install", *args], check=True, cwd=str(ROOT), timeout=60)
+    assert [c for c in skipped if "users.local.acl" not in c] == []
+    unit = systemd_unit(tmp_path / "etc/systemd/system/vault.service")
+    docs = unit["Unit"]["Documentation"][-1].split()
+    assert docs and all(url.startswith("file:///") for url in docs)
+    for url in docs:
+        assert (tmp_path / url.removeprefix("file:///")).is_file(), url
+    assert (tmp_path / unit["Service"]["EnvironmentFile"][-1].lstrip("/")).is_file()
+    assert (tmp_path / "etc/vault/vault.env").stat().st_mode & 0o077 == 0
 
