@@ -227,6 +227,24 @@ def test_this_machine_lets_a_process_set_its_affinity() -> None:
     assert affinity_refusal() is None
 
 
+@pytest.mark.parametrize(("cpu_max", "cores", "pinned"), [
+    ("max 100000\n", 2, True), ("200000 100000\n", 2, True), ("150000 100000\n", 2, True),
+    ("100000 100000\n", 2, False), ("400000 100000\n", 16, False),
+    ("50000 100000\n", 1, True), ("garbage\n", 4, True)])
+def test_workers_are_pinned_only_on_cores_of_their_own(tmp_path: Path, cpu_max: str, cores: int,
+                                                      pinned: bool) -> None:
+    """A CPU quota below the allowed cores (`docker run --cpus`, a Kubernetes limit) is no place
+    to pin: every such container would pin to the host's first cores."""
+    from vault.serve import quota_refusal
+
+    path = tmp_path / "cpu.max"
+    path.write_text(cpu_max)
+    refusal = quota_refusal(cores, path)
+    assert (refusal is None) == pinned
+    if refusal is not None:
+        assert f"over {cores} allowed cores" in refusal and "--cpuset-cpus" in refusal
+
+
 def test_a_core_the_kernel_refuses_leaves_the_worker_unpinned_and_says_so() -> None:
     """The kernel's own EINVAL (a core this machine does not have, as after a cpuset shrank):
     post_fork, run in this very process, neither raises nor changes its affinity."""

@@ -60,6 +60,7 @@ __all__ = [
     "post_fork",
     "pre_fork",
     "prepare_metrics_dir",
+    "quota_refusal",
     "release_metrics_dir",
     "serve",
 ]
@@ -79,6 +80,18 @@ log = logging.getLogger("vault")
 CGROUP_CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
+def cpu_quota(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int | None:
+    """This process's cgroup v2 CPU quota in whole cores (rounded up, at least 1), or None
+    when it has none (or none readable)."""
+    try:
+        quota, period = cgroup_cpu_max.read_text().split()[:2]
+        if quota != "max":
+            return max(1, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 def cpu_count(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
     """The cores this process may use, at least 1: its CPU affinity, lowered to its cgroup v2
     CPU quota when it has one (`docker run --cpus 1` sets a quota, not an affinity)."""
@@ -86,13 +99,8 @@ def cpu_count(cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> int:
         cores = max(1, len(os.sched_getaffinity(0)))
     except (AttributeError, OSError):
         cores = max(1, os.cpu_count() or 1)
-    try:
-        quota, period = cgroup_cpu_max.read_text().split()[:2]
-        if quota != "max":
-            cores = min(cores, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass  # no cgroup v2 quota (or none readable): the affinity stands
-    return cores
+    quota = cpu_quota(cgroup_cpu_max)
+    return cores if quota is None else min(cores, quota)  # no quota: the affinity stands
 
 
 def default_concurrency(cores: int | None = None) -> tuple[int, int]:
@@ -325,6 +333,22 @@ except OSError as exc:
 """
 
 
+def quota_refusal(cores: int, cgroup_cpu_max: Path = CGROUP_CPU_MAX) -> str | None:
+    """Why `cores` allowed cores are no place to pin workers when a CPU quota is smaller than
+    them; None otherwise.
+
+    A container limited by `--cpus` (or a Kubernetes CPU limit) gets a quota, not a cpuset: it
+    may run on every core of the host, a few at a time. Pinned, its workers would sit on the
+    host's first cores, and so would those of every other such container, while the rest idle.
+    """
+    quota = cpu_quota(cgroup_cpu_max)
+    if quota is None or quota >= cores:
+        return None
+    return (f"a CPU quota of {quota} core(s) over {cores} allowed cores (a container's --cpus, "
+            "not a cpuset); give it its own cores (--cpuset-cpus, systemd's CPUAffinity=) to "
+            "pin workers")
+
+
 def affinity_refusal() -> str | None:
     """None when a process here may set its CPU affinity; otherwise why not, in an operator's
     words.
@@ -366,16 +390,17 @@ def pre_fork(server: Any, worker: Any) -> None:
     a worker that replaces a dead one takes its core, and more workers than cores share them
     evenly. Cores are this process's own (its CPU affinity, which a container's cpuset sets).
 
-    Before the first worker, the master asks once whether a process here may set its affinity
-    at all (`affinity_refusal`); when it may not, it says why in its log, once, and no worker
-    is pinned: they serve wherever the kernel places them, never killed or restarted for it.
+    Before the first worker, the master asks once whether its cores are its own (no CPU quota
+    below them: `quota_refusal`) and whether a process here may set its affinity at all
+    (`affinity_refusal`); when not, it says why in its log, once, and no worker is pinned: they
+    serve wherever the kernel places them, never killed or restarted for it.
     """
     try:
         cores = sorted(os.sched_getaffinity(0))
     except (AttributeError, OSError):
         return  # no CPU affinity on this platform: the kernel places the workers
     if not hasattr(server, "vault_pin_refusal"):
-        server.vault_pin_refusal = affinity_refusal()
+        server.vault_pin_refusal = quota_refusal(len(cores)) or affinity_refusal()
         if server.vault_pin_refusal is not None:
             server.log.warning("Workers are not pinned to cores: %s. They run wherever the "
                                "kernel places them (set VAULT_PIN_WORKERS=0 to skip this "
