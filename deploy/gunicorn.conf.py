@@ -19,7 +19,9 @@ Environment:
                              starts; without it a private folder in $TMPDIR is made and
                              removed at exit
   VAULT_PIN_WORKERS          1 (default): each worker runs on a core of its own, chosen in
-                             the master (vault.serve.pre_fork); 0: the kernel places them
+                             the master (vault.serve.pre_fork), unless a CPU quota is below
+                             the allowed cores or the system refuses it (logged once);
+                             0: the kernel places them
   VAULT_*                    the app's own settings (see README.md)
 
 Command-line options given to gunicorn override these (`--workers 4`, `--bind ...`).

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import runpy
 import shlex
 import shutil
 import signal
@@ -956,3 +957,42 @@ def test_the_unit_s_documentation_is_where_the_documented_install_puts_it(tmp_pa
     assert (tmp_path / unit["Service"]["EnvironmentFile"][-1].lstrip("/")).is_file()
     assert (tmp_path / "etc/vault/vault.env").stat().st_mode & 0o077 == 0
 
+
+# -- worker pinning: one decision, in every shipped set-up -------------------------------------------
+
+
+def pinning_in(environment: dict[str, str]) -> bool:
+    """Whether `vault serve` pins its workers given these settings (the default if unset)."""
+    from vault.serve import pin_workers
+
+    return pin_workers(environment)
+
+
+def test_every_shipped_set_up_pins_workers_as_vault_serve_does(
+        dockerfile: list[Stage], compose: dict[str, Any], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    default = pinning_in({})
+    # The README's configuration table states the same default.
+    row = re.search(r"^\| `VAULT_PIN_WORKERS` \| `([01])` \|", (ROOT / "README.md").read_text(), re.M)
+    assert row and (row.group(1) == "1") == default
+    # The systemd unit: its Environment= lines, then the example env file it reads.
+    service = systemd_unit(UNIT)["Service"]
+    unit_env = dict(word.split("=", 1) for line in service.get("Environment", [])
+                    for word in shlex.split(line))
+    unit_env.update({k: v for k, v in systemd_reads(ENV_EXAMPLE).items()
+                     if k == "VAULT_PIN_WORKERS"})
+    # Compose: the service's environment, then its env file (the same example).
+    compose_env = {k: str(v) for k, v in compose["services"]["vault"]["environment"].items()}
+    compose_env.update({k: v for k, v in systemd_reads(ENV_EXAMPLE).items()
+                        if k == "VAULT_PIN_WORKERS"})
+    set_ups = {"systemd unit": unit_env, "compose": compose_env,
+               "Dockerfile": dockerfile[-1].env()}
+    for name, environment in set_ups.items():
+        assert pinning_in(environment) == default, name
+    # deploy/gunicorn.conf.py, run as gunicorn runs it, with no VAULT_* set.
+    for name in list(os.environ):
+        if name.startswith("VAULT_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    conf = runpy.run_path(str(DEPLOY / "gunicorn.conf.py"))
+    assert ("pre_fork" in conf and "post_fork" in conf) == default
