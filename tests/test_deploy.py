@@ -830,6 +830,29 @@ def test_the_example_env_file_is_read_alike_by_sh_systemd_and_compose() -> None:
     assert "#VAULT_OIDC_NAME='Example Corp'" in ENV_EXAMPLE.read_text().splitlines()
 
 
+ENVIRONMENT_D_GENERATOR = Path(
+    "/usr/lib/systemd/user-environment-generators/30-systemd-environment-d-generator")
+
+
+def test_systemd_s_own_parser_reads_the_filled_env_file_as_the_model_does(
+        tmp_path: Path) -> None:
+    """systemd's env-file parser (the one of EnvironmentFile=, run here through the
+    environment.d generator, which prints what it read) against `systemd_reads`, which the sh
+    test below holds the documented commands to."""
+    if not ENVIRONMENT_D_GENERATOR.exists():
+        pytest.skip("systemd is not installed")
+    folder = tmp_path / "environment.d"
+    folder.mkdir()
+    env_file = filled_env_file(folder / "vault.conf")
+    printed = subprocess.run([str(ENVIRONMENT_D_GENERATOR)], capture_output=True, text=True,
+                             timeout=60, check=True, env={"XDG_CONFIG_HOME": str(tmp_path)})
+    read = dict(shlex.split(line)[0].split("=", 1) for line in printed.stdout.splitlines())
+    # (The generator leaves empty values out, as environment.d does; they are not the question.)
+    assert {k: v for k, v in read.items() if k.startswith("VAULT_")} == {
+        k: v for k, v in systemd_reads(env_file).items() if v}
+    assert read["VAULT_OIDC_NAME"] == "Example Corp"
+
+
 def test_the_documented_commands_read_the_env_file_with_values_with_spaces(
         tmp_path: Path, stand_in_vault: Path) -> None:
     commands = sourcing_commands()
