@@ -386,13 +386,12 @@ def pre_fork(server: Any, worker: Any) -> None:
     A worker of gthread threads holds the GIL in turn; each time one thread waits (for Redis,
     for a client) another takes over, and when the two run on different cores the hand-over
     is a wake-up of a sleeping core, which on a virtual machine is slow. Pinned to one core, the
-    hand-over is a switch on that core. Measured in interleaved rounds on 2 cores shared with
-    Redis and the load generator (README "Benchmark"): 1.16 to 1.43 times the creates and
-    reveals of unpinned workers (medians of same-round ratios), with a CPU-bound neighbour on
-    one core or roaming too, so pinning is the default. The core is the one the fewest live
-    workers run on, so a worker that replaces a dead one takes its core, and more workers than
-    cores share them evenly. Cores are this process's own (its CPU affinity, which a
-    container's cpuset sets).
+    hand-over is a switch on that core. Measured faster than unpinned workers on a small host
+    shared with Redis, with a CPU-bound neighbour too (README "Benchmark",
+    bench/results/2026-12-07-2c-pinning.json), so pinning is the default. The core is the one
+    the fewest live workers run on, so a worker that replaces a dead one takes its core, and
+    more workers than cores share them evenly. Cores are this process's own (its CPU affinity,
+    which a container's cpuset sets).
 
     Before the first worker, the master asks once whether its cores are its own (no CPU quota
     below them: `quota_refusal`) and whether a process here may set its affinity at all
