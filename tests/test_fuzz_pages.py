@@ -73,6 +73,16 @@ def world(make_app: Callable[..., Any], make_agent: Callable[..., Any]
            "clients": {"nobody": nobody, "agent": as_agent, "admin": as_admin}}
 
 
+@pytest.fixture(autouse=True)
+def _vault_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """vault's loggers do not propagate to the root logger (vault.logs): hand their records to
+    caplog too, so that an error logged while answering fails `check`."""
+    logger = logging.getLogger("vault")
+    logger.addHandler(caplog.handler)
+    yield
+    logger.removeHandler(caplog.handler)
+
+
 def check(rv: Any, caplog: pytest.LogCaptureFixture, what: str) -> None:
     assert rv.status_code < 500, what
     body = rv.get_data()
