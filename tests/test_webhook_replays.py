@@ -190,3 +190,33 @@ def test_an_assignment_without_an_assignee_field_changes_nothing(client, ext, ag
                                                  userUpdatedAt=T3))
     assert rv.get_json()["action"] == "assigned"
     assert ext.store.ticket_record("5006")["assignee"] == ""
+
+
+def test_a_body_of_the_same_moment_as_the_last_one_renamed_a_merge_is_ignored(client, ext,
+                                                                               agent):
+    """A status change and an assignment of one agent's action share their userUpdatedAt."""
+    assigned = convo(5007, conv_id=66007, assignee={"id": 1, "email": agent.email},
+                     userUpdatedAt=T1)
+    status = convo(5007, "pending", conv_id=66007, assignee={"id": 1, "email": agent.email},
+                   userUpdatedAt=T1, preview="another body")
+    hs_post(client, "convo.assigned", assigned)
+    hs_post(client, "convo.status", status)
+    s = share(client, "5007")
+    forget_deliveries(ext)
+    for body in (assigned, status):
+        rv = hs_post(client, "convo.merged", body)
+        assert rv.get_json()["action"] == "ignored", rv.get_json()
+    assert waiting(client, s["id"])
+
+
+def test_a_merge_of_a_ticket_vault_forgot_purges_nothing_and_leaves_no_tombstone(client, ext,
+                                                                                agent):
+    captured_body = convo(5008, conv_id=66008, assignee={"id": 1, "email": agent.email},
+                          userUpdatedAt=T1)
+    hs_post(client, "convo.assigned", captured_body)
+    # Months later: the ticket record and every delivery record have expired.
+    ext.store.client.delete(ext.store.ticket_key("5008"))
+    forget_deliveries(ext)
+    rv = hs_post(client, "convo.merged", captured_body)
+    assert rv.status_code == 200 and rv.get_json()["purged"] == 0
+    assert share(client, "5008")["id"]  # the ticket takes submissions: no tombstone

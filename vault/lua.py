@@ -242,11 +242,28 @@ local function add_secret(ticket, id, kind, env, expires, env_ttl, meta_ttl, man
   keep(ix, meta_ttl)
   keep(k('t', ticket), meta_ttl)
 end
+-- The digests of the last signed bodies a ticket's helpdesk news came in (newest first, at most
+-- 8, space-separated in its record's `hs_body`): a body among them is no news any more.
+local function body_seen(t, body)
+  local seen = redis.call('HGET', t, 'hs_body') or ''
+  return string.find(' ' .. seen .. ' ', ' ' .. body .. ' ', 1, true) ~= nil, seen
+end
 -- News from the helpdesk about ticket record `t`: remember its conversation id and the digest
 -- of the signed body it came in, and refuse (false) an update strictly older than the last one
 -- applied, else record its time. `updated` is '' from a source without a clock, '-' from one
 -- with a clock whose body carried no time: that cannot be shown newer than what was applied.
 local function helpdesk_news(t, conv, updated, body)
+  if body ~= '' then
+    local known, seen = body_seen(t, body)
+    if not known then
+      local kept = {body}
+      for digest in string.gmatch(seen, '%S+') do
+        if #kept == 8 then break end
+        kept[#kept + 1] = digest
+      end
+      redis.call('HSET', t, 'hs_body', table.concat(kept, ' '))
+    end
+  end
   if updated == '-' then
     if redis.call('HGET', t, 'hs_updated') then return false end
   elseif updated ~= '' then
@@ -255,7 +272,6 @@ local function helpdesk_news(t, conv, updated, body)
     redis.call('HSET', t, 'hs_updated', updated)
   end
   if conv ~= '' then redis.call('HSET', t, 'hs_id', conv) end
-  if body ~= '' then redis.call('HSET', t, 'hs_body', body) end
   return true
 end
 -- (refusal or nil, the ticket's assignee or ''), from one read of the ticket record.
@@ -521,13 +537,17 @@ return {'ok', ticket}
 # digest of the helpdesk's signed body ('' if none), '1' when the purge is only as good as its
 # body (a merge, which the unsigned event name alone asserts). A close is always applied, and it
 # moves the ticket's helpdesk clock forward so that an older reopening cannot undo it; such a
-# merge is refused as stale when its body is older than the last one applied, or is that very
-# body (delivered before as another event).
+# merge is refused as stale when its body is older than the last one applied, or is one of the
+# last bodies delivered (as another event), and does nothing to a ticket without a record.
 PURGE = _writing(r"""
 local ticket, reason, tomb = ARGV[9], ARGV[10], tonumber(ARGV[11])
 local t = k('t', ticket)
-if ARGV[15] == '1' and ARGV[14] ~= '' and redis.call('HGET', t, 'hs_body') == ARGV[14] then
-  return {'stale'}
+if ARGV[15] == '1' then
+  -- Of a ticket vault holds nothing of (no record, no item), such a merge purges nothing and
+  -- leaves no tombstone (an old capture must not close a ticket vault forgot); a body already
+  -- delivered as news of the ticket is stale.
+  if redis.call('EXISTS', t, k('ix', ticket)) == 0 then return {'ok', '0', ''} end
+  if ARGV[14] ~= '' and body_seen(t, ARGV[14]) then return {'stale'} end
 end
 if not helpdesk_news(t, ARGV[12], ARGV[13], ARGV[14]) and ARGV[15] == '1' then
   return {'stale'}
