@@ -482,3 +482,19 @@ def test_no_content_answers_carry_no_page_policy(client):
     assert rv.status_code == 204
     assert "Content-Type" not in rv.headers
     assert rv.headers["Content-Security-Policy"] == "default-src 'none'; frame-ancestors 'none'"
+
+
+def test_a_name_stored_before_the_name_rule_is_shown_within_it(client, agent, ext):
+    """A name from an older vault (control characters, a bidi override) is recorded at the
+    reveal as it is stored, and cleaned wherever the API shows it."""
+    ext.store.update_agent(agent.email, {"name": "Al\x1b[2Jice\u202e\r\nX"})
+    s = share(client, "8801")
+    assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).status_code \
+        == 200
+    client.post(f"/api/v1/secrets/{s['id']}/ack", headers=agent.headers)
+    meta = client.get(f"/api/v1/secrets/{s['id']}").get_json()
+    again = client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).get_json()
+    ticket = client.get("/api/v1/tickets/8801", headers=agent.headers).get_json()
+    shown = [meta["revealed_by"], again["revealed_by"],
+             *[x["revealed_by"] for x in ticket["secrets"]]]
+    assert shown == ["Al[2Jice X"] * 3

@@ -35,6 +35,7 @@ from vault.errors import (
     ValidationFailed,
     VaultError,
 )
+from vault.names import display_name
 from vault.storage import (
     AGENT,
     AGENT_NAME,
@@ -90,6 +91,12 @@ def iso(ms: int | str | None) -> str | None:
 def envelope_context(secret_id: str) -> bytes:
     """What a stored envelope's at-rest wrap is bound to: it cannot be moved to another id."""
     return b"vault-envelope:" + secret_id.encode()
+
+
+def shown_name(stored: Any) -> str:
+    """An agent's name as recorded at a reveal, shown within the name rule: a name stored
+    before the rule held (raw control characters, say) is cleaned on the way out."""
+    return display_name(stored, clean=True)
 
 
 def emit(event: str, **fields: Any) -> None:
@@ -221,7 +228,7 @@ class Vault:
         reason = _text(values[0])
         extra: dict[str, Any] = {"reason": reason}
         if reason == "revealed":
-            extra["revealed_by"] = _text(values[1]) if len(values) > 1 else ""
+            extra["revealed_by"] = shown_name(_text(values[1])) if len(values) > 1 else ""
             extra["revealed_at"] = iso(_text(values[2])) if len(values) > 2 else None
         raise Gone(_GONE_DETAIL.get(reason, "This is gone."), **extra)
 
@@ -361,7 +368,7 @@ class Vault:
                                 "expires_at": iso(h["expires_at"])}
         if state == "revealed":
             body["revealed_at"] = iso(h.get("revealed_at"))
-            body["revealed_by"] = h.get("revealed_by", "")
+            body["revealed_by"] = shown_name(h.get("revealed_by", ""))
         if h.get("request"):
             body["request_id"] = h["request"]
         return body
@@ -484,7 +491,7 @@ class Vault:
                                 "created_at": iso(h.get("created_at")),
                                 "expires_at": iso(h.get("expires_at")),
                                 "revealed_at": iso(h.get("revealed_at")),
-                                "revealed_by": h.get("revealed_by") or None,
+                                "revealed_by": shown_name(h.get("revealed_by")) or None,
                                 "request_id": h.get("request") or None})
         return (sorted(requests, key=lambda r: r["created_at"] or ""),
                 sorted(secrets, key=lambda s: s["created_at"] or ""))
