@@ -1,7 +1,9 @@
 """Metrics and access logs under real gunicorn with four workers, configured by
 deploy/gunicorn.conf.py: /metrics counts what was sent, whichever worker answers (and after
 workers were replaced), and the access log of a full flow holds no token, key, password, cookie,
-`Authorization` value, `Referer` or query string. Plus the events' counting rules, in process.
+`Authorization` value, `Referer` or query string. Plus the events' counting rules, in process,
+and the closed label sets: whatever a client sends (methods, paths, headers, bodies), every label
+of every series keeps to its fixed set, so /metrics stays as large as the app's routes make it.
 """
 
 from __future__ import annotations
@@ -10,7 +12,10 @@ import base64
 import hashlib
 import hmac
 import json
+import random
 import re
+import socket
+import string
 import subprocess
 import sys
 import time
@@ -33,9 +38,24 @@ from conftest import (
     stop_server,
 )
 from helpers import WP_FIELDS, Lines, sealed, share
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.utils import floatToGoString
+from werkzeug.test import EnvironBuilder
 
 from vault import create_app
+from vault.metrics import (
+    HTTP_METHODS,
+    HTTP_STATUSES,
+    LATENCY_BUCKETS,
+    OTHER,
+    SECRET_EVENTS,
+    UNMATCHED,
+    WEBHOOK_RESULTS,
+    WEBHOOK_SOURCES,
+    Metrics,
+)
 
 CONF = "deploy/gunicorn.conf.py"
 STANDARD_KEY = base64.b64decode("c2VjcmV0LWtleS1mb3Itc3RhbmRhcmQtd2ViaG9va3M=")
@@ -398,3 +418,326 @@ def test_a_refetch_inside_the_grace_window_is_not_a_second_reveal(
     events = [e["event"] for e in client.get("/api/v1/tickets/R-3", headers=agent.headers
                                              ).get_json()["events"]]
     assert events.count("secret.revealed") == 1 and events.count("secret.refetched") == 1
+
+
+# -- closed label sets: nothing a client sends adds a series ------------------------------------
+
+def closed_sets(app: Any) -> dict[str, set[str]]:
+    """Every label vault exports, with every value it may take. A new label fails
+    `assert_closed` until it is named here with its closed set."""
+    return {
+        "route": {rule.rule for rule in app.url_map.iter_rules()} | {UNMATCHED},
+        "method": set(HTTP_METHODS) | {OTHER},
+        "status": set(HTTP_STATUSES) | {OTHER},
+        "le": {floatToGoString(b) for b in LATENCY_BUCKETS} | {"+Inf"},
+        "event": set(SECRET_EVENTS),
+        "source": set(WEBHOOK_SOURCES),
+        "result": set(WEBHOOK_RESULTS),
+    }
+
+
+def assert_closed(text: str | Any, allowed: dict[str, set[str]]) -> Samples:
+    """Every label of every sample in the exposition `text` (or a registry) is one of
+    `allowed`'s values."""
+    samples: Samples = {}
+    families = text_string_to_metric_families(text) if isinstance(text, str) else text.collect()
+    for family in families:
+        for sample in family.samples:
+            for name, label in sample.labels.items():
+                assert name in allowed, f"{sample.name}: label {name!r} has no closed set"
+                assert label in allowed[name], f"{sample.name}: {name}={label!r}"
+            samples[sample.name, frozenset(sample.labels.items())] = sample.value
+    return samples
+
+
+def wsgi(app: Any, method: str, path: str, *, headers: dict[str, str] | None = None,
+         body: bytes = b"") -> tuple[int, dict[str, str]]:
+    """One request through the whole WSGI stack, with the method and path exactly as a server
+    could pass them (any string of latin-1 characters, unchecked)."""
+    environ = EnvironBuilder(path="/", method="POST", headers=headers, data=body).get_environ()
+    environ["REQUEST_METHOD"], environ["PATH_INFO"] = method, path
+    answer: dict[str, Any] = {}
+
+    def start_response(status: str, response_headers: list[tuple[str, str]],
+                       exc_info: Any = None) -> Callable[[bytes], None]:
+        answer["status"], answer["headers"] = status, dict(response_headers)
+        return lambda data: None
+
+    chunks = app(environ, start_response)
+    try:
+        b"".join(chunks)
+    finally:
+        getattr(chunks, "close", lambda: None)()
+    return int(answer["status"][:3]), answer["headers"]
+
+
+def invented_methods(rng: random.Random, n: int) -> list[bytes]:
+    """Method tokens no server knows: the issue's QWERTYA, QWERTYB..., random tokens of every
+    length, lowercase and mixed-case ones, RFC 9110 token punctuation, WebDAV's, and bytes no
+    token may hold (a control character, a space's neighbours, 8-bit)."""
+    fixed = [b"QWERTYA", b"QWERTYB", b"get", b"post", b"Delete", b"qwerty", b"M-SEARCH",
+             b"PROPFIND", b"TRACE", b"CONNECT", b"A!#$%&'*+-.^_`|~Z", b"X" * 20, b"Y" * 21,
+             b"Z" * 200, b"W" * 4000, b"GE\x00T", b"GET\x7f", b"\xff\xfeGET", b"G\xc3\xa9T",
+             b"\x01", b"[]", b'"QUOTED"']
+    tokens = string.ascii_uppercase + string.ascii_lowercase + string.digits + "!#$%&'*+-.^_`|~"
+    made = list(fixed)
+    while len(made) < n:
+        kind = rng.random()
+        if kind < 0.5:
+            suffix = "".join(rng.choices(string.ascii_uppercase, k=rng.randint(1, 8)))
+            made.append(b"QWERTY" + suffix.encode())
+        elif kind < 0.8:
+            made.append("".join(rng.choices(tokens, k=rng.randint(1, 60))).encode())
+        else:
+            made.append(bytes(rng.choice([*range(0x21, 0x7f), *range(0x80, 0x100)])
+                              for _ in range(rng.randint(1, 30))))
+    return made
+
+
+def http_series(samples: Samples) -> set[tuple[str, str, str]]:
+    return {(dict(labels)["route"], dict(labels)["method"], dict(labels)["status"])
+            for (name, labels) in samples if name == "vault_http_requests_total"}
+
+
+def test_every_method_vault_serves_has_its_own_label(app: Any) -> None:
+    served = set().union(*(rule.methods or set() for rule in app.url_map.iter_rules()))
+    assert served <= HTTP_METHODS, served - HTTP_METHODS
+
+
+# A page, an unknown page, API routes with and without a variable, an unknown API path.
+FLOOD_PATHS = ("/", "/nowhere", "/api/v1/secrets", f"/api/v1/secrets/{UNKNOWN_ID}", "/healthz",
+               "/api/v1/webhooks/standard", "/api/v1/nowhere", "/metrics")
+
+
+def test_3000_invented_methods_add_no_series_and_count_as_other(app: Any) -> None:
+    """The issue's attack in process: after one request of each method class on each path,
+    3,000 more invented methods add no series, keep /metrics the same size to within its
+    digits, and are every one counted, as "other"."""
+    client = app.test_client()
+    allowed = closed_sets(app)
+    for path in FLOOD_PATHS:
+        for method in (*sorted(HTTP_METHODS), "QWERTY"):
+            wsgi(app, method, path)
+    client.get("/metrics")
+    before_text = client.get("/metrics").get_data(as_text=True)
+    before = assert_closed(before_text, allowed)
+
+    methods = [m.decode("latin-1") for m in invented_methods(random.Random(21), 3000)]
+    statuses = set()
+    for i, method in enumerate(methods):
+        status, headers = wsgi(app, method, FLOOD_PATHS[i % len(FLOOD_PATHS)])
+        assert "X-Request-Id" in headers
+        statuses.add(status)
+    after_text = client.get("/metrics").get_data(as_text=True)
+    after = assert_closed(after_text, allowed)
+
+    assert http_series(after) == http_series(before)
+    assert set(after) == set(before)
+    # Only values changed: a few more digits in each count and sum, nowhere near the 240 KB
+    # the same flood once added.
+    assert len(after_text) < len(before_text) + 4096, (len(before_text), len(after_text))
+    other = sum(1 for m in methods if m.upper() not in HTTP_METHODS)
+    assert other > 2900
+    assert total(after, "vault_http_requests_total", method=OTHER) - \
+        total(before, "vault_http_requests_total", method=OTHER) == other
+    assert total(after, "vault_http_requests_total") - \
+        total(before, "vault_http_requests_total") == len(methods) + 1  # and the first scrape
+    assert statuses <= {200, 204, 400, 401, 404, 405, 413, 415}, statuses
+    # The plumbing's cache holds one child per exported series, no more.
+    plumbing = app.wsgi_app
+    assert set(plumbing._requests) == http_series(after)
+    assert set(plumbing._latency) == {dict(labels)["route"] for (name, labels) in after
+                                      if name == "vault_http_request_duration_seconds_count"}
+
+
+def test_a_label_outside_its_set_is_refused_not_added() -> None:
+    metrics = Metrics()
+    metrics.webhook("standard", "applied")
+    with pytest.raises(KeyError):
+        metrics.webhook("QWERTY", "applied")
+    with pytest.raises(KeyError):
+        metrics.webhook("standard", "QWERTY")
+    with pytest.raises(KeyError):
+        metrics.secret_event("QWERTY")
+    text = metrics.render()[0].decode()
+    assert "QWERTY" not in text
+    assert value(assert_closed(text, {"source": set(WEBHOOK_SOURCES),
+                                      "result": set(WEBHOOK_RESULTS),
+                                      "event": set(SECRET_EVENTS)}),
+                 "vault_webhooks_total", source="standard", result="applied") == 1
+
+
+# Values a client chooses: printable latin-1 (what a server hands to WSGI), with no line breaks.
+_TEXT = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xff, exclude_characters="\x7f"),
+                max_size=40)
+_METHOD = st.one_of(st.sampled_from(sorted(HTTP_METHODS)),
+                    st.sampled_from(["get", "Post", "QWERTYA", "PROPFIND", "TRACE", "CONNECT"]),
+                    st.text(string.ascii_letters + "!#$%&'*+-.^_`|~", min_size=1, max_size=30),
+                    st.binary(max_size=60).map(lambda b: b.decode("latin-1")))
+_HS_EVENTS = ["convo.assigned", "convo.deleted", "convo.merged", "convo.status", "convo.moved",
+              "convo.created", "helpscout.test"]
+_STD_TYPES = ["ticket.closed", "ticket.assigned", "ticket.reopened", "ticket.deleted",
+              "ticket.unknown"]
+
+
+@st.composite
+def _any_request(draw: Any, rules: list[str]) -> tuple[str, str, dict[str, str], bytes]:
+    """A request of any method to any of the app's routes (its variables filled with anything)
+    or to no route at all, with webhook headers, a credential and a body of the client's
+    choosing."""
+    rule = draw(st.sampled_from([*rules, "/<nowhere>", "/api/v1/<nowhere>"]))
+    path = re.sub(r"<[^>]*>", lambda _: draw(_TEXT.filter(lambda t: "/" not in t)) or "x", rule)
+    names = draw(st.lists(st.sampled_from(["X-HelpScout-Event", "X-HelpScout-Signature",
+                                           "webhook-id", "webhook-timestamp",
+                                           "webhook-signature", "Authorization",
+                                           "X-Manage-Token", "X-CSRF-Token", "Content-Type"]),
+                          unique=True, max_size=4))
+    headers = {name: draw(_TEXT) for name in names}
+    body = draw(st.one_of(st.binary(max_size=200),
+                          _TEXT.map(lambda t: json.dumps({"type": t, "data": {"ticket": t}})
+                                    .encode())))
+    return draw(_METHOD), path, headers, body
+
+
+def _signed_standard(msg_id: str, body: dict[str, Any], key: bytes = STANDARD_KEY
+                     ) -> tuple[str, str, dict[str, str], bytes]:
+    raw = json.dumps(body).encode()
+    stamp = str(int(time.time()))
+    signature = base64.b64encode(hmac.new(key, f"{msg_id}.{stamp}.".encode() + raw,
+                                          hashlib.sha256).digest()).decode()
+    return "POST", "/api/v1/webhooks/standard", {
+        "Content-Type": "application/json", "webhook-id": msg_id, "webhook-timestamp": stamp,
+        "webhook-signature": "v1," + signature}, raw
+
+
+def _signed_helpscout(event: str, body: dict[str, Any], key: bytes = b"hs-secret-one"
+                      ) -> tuple[str, str, dict[str, str], bytes]:
+    raw = json.dumps(body).encode()
+    signature = base64.b64encode(hmac.new(key, raw, hashlib.sha1).digest()).decode()
+    return "POST", "/api/v1/webhooks/helpscout", {
+        "Content-Type": "application/json", "X-HelpScout-Event": event,
+        "X-HelpScout-Signature": signature}, raw
+
+
+_TICKET = st.sampled_from(["F-1", "F-2", "880001", "bad ticket", ""])
+_KEY = st.sampled_from([b"", b"forged"])  # b"": the real key
+# Webhook deliveries signed with the real key (replayed ones too: msg ids repeat) or a forged one.
+_SIGNED = st.one_of(
+    st.builds(lambda i, kind, ticket, key: _signed_standard(f"msg_{i}", {
+        "type": kind, "timestamp": "2026-01-01T00:00:00Z", "data": {"ticket": ticket}},
+        key or STANDARD_KEY),
+        st.integers(0, 20), st.sampled_from(_STD_TYPES), _TICKET, _KEY),
+    st.builds(lambda event, number, status, key: _signed_helpscout(event, {
+        "id": number, "number": number, "status": status}, key or b"hs-secret-one"),
+        st.sampled_from(_HS_EVENTS), st.integers(880_000, 880_005),
+        st.sampled_from(["active", "closed", "pending", "spam", "x"]), _KEY))
+
+
+def test_no_request_of_any_kind_puts_a_label_outside_its_set(app: Any) -> None:
+    """Property: over requests of any method, path, headers and body, signed webhook
+    deliveries of every event, and real shares and deletions (every label source: route,
+    method, status, webhook source and result, secret event), each scrape of /metrics holds
+    labels from their closed sets only, every request is counted once, and the plumbing caches
+    one child per series."""
+    rules = sorted({rule.rule for rule in app.url_map.iter_rules()})
+    allowed = closed_sets(app)
+    sent = [0]
+
+    def share_and_delete(ticket: str, delete: bool) -> None:
+        envelope, _ = sealed(ticket)
+        status, _ = wsgi(app, "POST", "/api/v1/secrets", headers={
+            "Content-Type": "application/json"}, body=json.dumps({
+                "ticket": ticket, "kind": "wordpress", "envelope": envelope}).encode())
+        sent[0] += 1
+        assert status in {201, 409, 429}
+        if delete and status == 201:
+            sent[0] += 1  # the id is not known here: an unknown one, refused
+            wsgi(app, "DELETE", f"/api/v1/secrets/{UNKNOWN_ID}",
+                 headers={"X-Manage-Token": "x"})
+
+    @given(st.one_of(_any_request(rules), _SIGNED,
+                     st.tuples(st.sampled_from(["F-1", "F-2"]), st.booleans())))
+    @settings(max_examples=200, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+    def run(request: tuple[Any, ...]) -> None:
+        if len(request) == 2:
+            share_and_delete(*request)
+        else:
+            method, path, headers, body = request
+            wsgi(app, method, path, headers=headers, body=body)
+            sent[0] += 1
+        assert_closed(app.extensions["vault"].metrics.registry, allowed)
+
+    run()
+    samples = assert_closed(app.test_client().get("/metrics").get_data(as_text=True), allowed)
+    assert total(samples, "vault_http_requests_total") == sent[0]  # the scrape counts after
+    assert {dict(labels)["result"] for (name, labels), v in samples.items()
+            if name == "vault_webhooks_total" and v} >= {"applied", "unauthorized"}
+    assert value(samples, "vault_secrets_total", event="created") >= 1
+    # The plumbing's cache holds one child per exported series (the scrape's own included).
+    assert set(app.wsgi_app._requests) == \
+        http_series(assert_closed(app.extensions["vault"].metrics.registry, allowed))
+
+
+def raw_request(port: int, method: bytes, path: str) -> tuple[int, dict[str, str]]:
+    """One request on a connection of its own, its method sent byte for byte (no client library
+    checks it). (status, lower-case headers), or (0, {}) when the server closed without an
+    answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(method + b" " + path.encode() + b" HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     b"Connection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    if not data:
+        return 0, {}
+    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
+    headers = dict(line.split(":", 1) for line in head[1:])
+    return int(head[0].split()[1]), {k.lower(): v.strip() for k, v in headers.items()}
+
+
+@pytest.mark.slow
+def test_a_served_vault_counts_2000_invented_methods_in_the_series_it_had(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """The issue's attack on `vault serve` (two workers, their metrics summed from the shared
+    folder): invented methods of every kind, sent byte for byte. What gunicorn refuses itself
+    never reaches vault; what reaches it counts as "other", in series that existed before."""
+    env = gunicorn_env(redis_server.url)
+    env["TMPDIR"] = str(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "vault.cli", "serve", "--bind",
+                             f"127.0.0.1:{port}", "--workers", "2", "--threads", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=ROOT)
+    server = Server(url=f"http://127.0.0.1:{port}", process=proc, log_path=tmp_path / "serve.log")
+    paths = ("/", "/nowhere", "/api/v1/secrets", "/healthz", "/api/v1/nowhere")
+    try:
+        follow_output(proc, b"Booting worker", what="vault serve", log_path=server.log_path)
+        allowed = closed_sets(create_app(base_config(redis_server.url)))
+        for path in paths:
+            for known in (*sorted(HTTP_METHODS), "QWERTY"):
+                assert "x-request-id" in raw_request(port, known.encode(), path)[1]
+        call("GET", server.url + "/metrics")
+        before_text = call("GET", server.url + "/metrics").text
+        before = assert_closed(before_text, allowed)
+
+        methods = invented_methods(random.Random(2021), 2000)
+        answers = [raw_request(port, method, paths[i % len(paths)])
+                   for i, method in enumerate(methods)]
+        after_text = call("GET", server.url + "/metrics").text
+        after = assert_closed(after_text, allowed)
+    finally:
+        stop_server(server)
+
+    assert set(after) == set(before)
+    assert len(after_text) < len(before_text) + 4096, (len(before_text), len(after_text))
+    # vault answered what carries its request id; gunicorn refused the rest (400) itself.
+    reached = [m for m, (_, headers) in zip(methods, answers, strict=True)
+               if "x-request-id" in headers]
+    refused = {status for _, (status, headers) in zip(methods, answers, strict=True)
+               if "x-request-id" not in headers}
+    assert len(reached) > 1000 and refused <= {0, 400}, refused
+    assert total(after, "vault_http_requests_total") - \
+        total(before, "vault_http_requests_total") == len(reached) + 1  # and the first scrape
+    assert total(after, "vault_http_requests_total", method=OTHER) - \
+        total(before, "vault_http_requests_total", method=OTHER) == \
+        sum(m.decode("latin-1").upper() not in HTTP_METHODS for m in reached)

@@ -7,7 +7,9 @@ memory-mapped files there, and /metrics, whichever worker answers it, sums every
 and histograms need nothing more; a Gauge added here must choose a `multiprocess_mode`.
 
 What is exported (counters carry the `_total` suffix, deploy/grafana/vault.json reads them):
-- `vault_http_requests_total{route, method, status}`: route is the Flask rule, never the path.
+- `vault_http_requests_total{route, method, status}`: route is the Flask rule, never the path
+  ("unmatched" when none matched); method one of HTTP_METHODS or "other"; status one of the
+  codes HTTP names or "other".
 - `vault_http_request_duration_seconds{route}`: latency histogram.
 - `vault_secrets_total{event}`: created (a retried fill answered from the first is not
   counted again), revealed (an envelope handed to the assignee's session; a re-fetch by that
@@ -17,11 +19,19 @@ What is exported (counters carry the `_total` suffix, deploy/grafana/vault.json 
 - `vault_webhooks_total{source, result}`: see WEBHOOK_RESULTS.
 - `vault_redis_errors_total`: operations that failed because Redis (or its replicas) did not
   answer: the 503s of the API and pages, and /readyz finding Redis down.
+
+Every label takes its values from a closed set, fixed by vault's code: nothing a client sends
+adds a series. /metrics is unauthenticated and each series is kept for the life of the process,
+so a label that copied a client's method token (any run of letters is one) would let anyone grow
+the scrape, the memory and the multiprocess files without end. A method or status outside its
+set counts as OTHER; events, sources and results are named by vault's own code, and one outside
+its set is refused (KeyError), never added.
 """
 
 from __future__ import annotations
 
 import os
+from http import HTTPStatus
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -34,6 +44,12 @@ from prometheus_client import multiprocess as mp
 from prometheus_client import values as prom_values
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+OTHER = "other"
+UNMATCHED = "unmatched"  # the route of a request no rule matched
+# Every method vault serves is among these (tests/test_metrics.py holds the app's rules to it).
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"})
+HTTP_STATUSES = frozenset(str(status.value) for status in HTTPStatus)
+LATENCY_BUCKETS = (.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5)
 SECRET_EVENTS = ("created", "revealed", "refused", "deleted", "purged")
 WEBHOOK_SOURCES = ("helpscout", "standard")
 # applied: acted on; ignored: understood, nothing to do (a test event, an unknown conversation,
@@ -74,8 +90,7 @@ class Metrics:
         self.requests = Counter("vault_http_requests", "HTTP requests by route and status",
                                 ["route", "method", "status"], registry=self.registry)
         self.latency = Histogram("vault_http_request_duration_seconds", "Request latency by route",
-                                 ["route"], registry=self.registry,
-                                 buckets=(.002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5))
+                                 ["route"], registry=self.registry, buckets=LATENCY_BUCKETS)
         self.secrets = Counter("vault_secrets", "Secret events: created, revealed, refused, "
                                "deleted, purged", ["event"], registry=self.registry)
         self.webhooks = Counter("vault_webhooks", "Webhook deliveries by source and result",
@@ -85,9 +100,8 @@ class Metrics:
         # Every series exists from the start at 0: rate() and alerts see the first event.
         # The children are kept: a label lookup per event costs a lock and a dict each time.
         self._secret_events = {event: self.secrets.labels(event) for event in SECRET_EVENTS}
-        for source in WEBHOOK_SOURCES:
-            for result in WEBHOOK_RESULTS:
-                self.webhooks.labels(source, result)
+        self._webhooks = {(source, result): self.webhooks.labels(source, result)
+                          for source in WEBHOOK_SOURCES for result in WEBHOOK_RESULTS}
 
     def secret_event(self, event: str, count: int = 1) -> None:
         """The service's hook: one of SECRET_EVENTS happened `count` times."""
@@ -95,7 +109,8 @@ class Metrics:
             self._secret_events[event].inc(count)
 
     def webhook(self, source: str, result: str) -> None:
-        self.webhooks.labels(source, result).inc()
+        """A delivery from one of WEBHOOK_SOURCES ended as one of WEBHOOK_RESULTS."""
+        self._webhooks[source, result].inc()
 
     def render(self) -> tuple[bytes, str]:
         if multiprocess_dir():

@@ -32,6 +32,7 @@ from vault.errors import (
     VaultError,
 )
 from vault.extension import ext
+from vault.metrics import HTTP_METHODS, HTTP_STATUSES, OTHER, UNMATCHED
 from vault.service import Principal
 from vault.storage import NO_GATE, Gate
 
@@ -376,9 +377,18 @@ class Plumbing:
         if "x-request-id" in present:
             headers[:] = [h for h in headers if h[0].lower() != "x-request-id"]
         headers.append(("X-Request-Id", request_id))
+        # Labels from closed sets only (vault.metrics): the route is one of the app's rules, and
+        # a method or status outside the known ones is OTHER, so the cache below and the series
+        # stay as few as the app's routes allow, whatever a client sends.
         rule = getattr(flask_request, "url_rule", None)
-        route = rule.rule if rule is not None else "unmatched"
-        key = (route, environ.get("REQUEST_METHOD", ""), status[:3])
+        route = rule.rule if rule is not None else UNMATCHED
+        method = environ.get("REQUEST_METHOD", "")
+        if method not in HTTP_METHODS:
+            method = method.upper()  # as the app (werkzeug) read it: "get" was served as GET
+            if method not in HTTP_METHODS:
+                method = OTHER
+        code_label = status[:3]
+        key = (route, method, code_label if code_label in HTTP_STATUSES else OTHER)
         counter = self._requests.get(key)
         if counter is None:
             counter = self._requests[key] = self.metrics.requests.labels(*key)
