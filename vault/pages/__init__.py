@@ -29,6 +29,7 @@ F = TypeVar("F")
 STATIC = Path(__file__).resolve().parent.parent / "static"
 # What a path keeps unquoted in `here()`: RFC 3986 path characters, never "?" or "#".
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
+_QUERY_SAFE = "!$'()*,/:;?@"
 
 
 @cache
@@ -93,7 +94,8 @@ def page_url(**changes: str | None) -> str:
         base = url_for(request.endpoint, **(request.view_args or {}))
         query = [(k, v) for k, v in request.args.items(multi=True) if k not in changes]
     query += [(k, v) for k, v in changes.items() if v is not None]
-    return base + ("?" + urlencode(query) if query else "")
+    # Encoded as url_for encodes a query (werkzeug's set of characters left as they are).
+    return base + ("?" + urlencode(query, safe=_QUERY_SAFE) if query else "")
 
 
 def viewer() -> Principal | None:
