@@ -21,6 +21,7 @@ from vault import ids
 from vault.crypto.envelope import generate_key, seal
 from vault.crypto.tokens import MANAGE_TOKEN, new_token, token_digest
 from vault.service import envelope_context
+from vault.storage.scripts import SCRIPTS
 
 # "A realistic 1 KiB envelope": envelope v1 text is "v1." + base64url(12-byte nonce + ciphertext
 # + 16-byte tag) without padding, so 738 bytes of JSON fields give 1025 characters (1024 itself
@@ -95,7 +96,7 @@ class BulkLoader:
         self.keyring = ext.keyring
         self.config = ext.config
         self.batch = batch
-        self._script = self.store._scripts["CREATE_SECRET"]
+        self._script = SCRIPTS["CREATE_SECRET"]
         self._envelopes: dict[str, bytes] = {}
 
     def envelope(self, ticket: str) -> bytes:
@@ -148,9 +149,9 @@ class BulkLoader:
             id_ = ids.new_id_in(tag)
             now = int(time.time() * 1000)
             wrapped = self.keyring.wrap(self.envelope(ticket), context=envelope_context(id_))
-            args = self.store._ticket_args(
-                tag, now, "customer", ticket, id_, KIND, wrapped, now + ttl * 1000, ttl * 1000,
-                meta_ttl_ms, token_digest(new_token(MANAGE_TOKEN)), cfg.max_waiting_per_ticket)
+            args = self.store._argv(tag, now, "customer", (
+                ticket, id_, KIND, wrapped, now + ttl * 1000, ttl * 1000, meta_ttl_ms,
+                token_digest(new_token(MANAGE_TOKEN)), cfg.max_waiting_per_ticket))
             pipe.execute_command("EVALSHA", sha, 1, key, *args)
             pending.append(id_)
             if len(pending) >= self.batch:

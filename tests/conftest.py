@@ -336,7 +336,7 @@ class Counting(Connection):
 
 def instrument(store: Any) -> None:
     """Every connection the store uses from now on counts its writes: its client's pool and its
-    scripts' lane (vault.storage._Lane) drop the connections made before."""
+    scripts' lane (vault.storage.runner.Lane) drop the connections made before."""
     pool = store.client.connection_pool
     pool.disconnect()
     pool.connection_class = Counting

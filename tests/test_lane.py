@@ -1,4 +1,4 @@
-"""The scripts' own connections (vault.storage._Lane) against a real redis-server: a reply is
+"""The scripts' own connections (vault.storage.runner.Lane) against a real redis-server: a reply is
 read by the caller who asked for it and by nobody else, a connection the server dropped is
 reopened once, and a fork starts without its parent's connections."""
 
