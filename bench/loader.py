@@ -21,6 +21,7 @@ from vault import ids
 from vault.crypto.envelope import generate_key, seal
 from vault.crypto.tokens import MANAGE_TOKEN, new_token, token_digest
 from vault.service import envelope_context
+from vault.storage import keys
 from vault.storage.scripts import SCRIPTS
 
 # "A realistic 1 KiB envelope": envelope v1 text is "v1." + base64url(12-byte nonce + ciphertext
@@ -144,7 +145,7 @@ class BulkLoader:
             if tag_key is None:
                 if len(tags) > 10_000:
                     tags.clear()
-                tag_key = tags[ticket] = (ids.slot_tag(ticket), self.store.ticket_key(ticket))
+                tag_key = tags[ticket] = (ids.slot_tag(ticket), keys.ticket(ticket))
             tag, key = tag_key
             id_ = ids.new_id_in(tag)
             now = int(time.time() * 1000)

@@ -12,6 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from vault.crypto import generate_key, seal
+from vault.storage import keys
 
 
 class Lines:
@@ -88,3 +89,19 @@ def fire(n: int, call: Any) -> list[Any]:
     for t in threads:
         t.join(60)
     return results
+
+
+def ticket_record(store: Any, ticket: str) -> dict[str, str]:
+    """A ticket's record as stored, read through the store's client (a plain read: a connection
+    of the client's pool, not a script)."""
+    return {_text(k): _text(v) for k, v in store.client.hgetall(keys.ticket(ticket)).items()}
+
+
+def keys_of_ticket(store: Any, ticket: str) -> list[str]:
+    """Every key in the ticket's hash tag (SCAN, never KEYS)."""
+    return sorted(_text(k) for k in store.client.scan_iter(match=keys.ticket_slot(ticket),
+                                                           count=1000))
+
+
+def _text(value: bytes | str) -> str:
+    return value if isinstance(value, str) else value.decode()

@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 from conftest import KEYS, Clock, base_config
-from helpers import fire, sealed
+from helpers import fire, keys_of_ticket, sealed, ticket_record
 from redis.connection import Connection
 
 from vault import create_app
@@ -33,6 +33,9 @@ from vault.crypto.envelope import open_envelope
 from vault.crypto.keyring import KeyRing, generate_key_spec
 from vault.ids import slot_tag
 from vault.rotation import rotate_all
+from vault.storage.keys import envelope as envelope_key
+from vault.storage.keys import secret as secret_key
+from vault.storage.keys import ticket as ticket_key
 
 pytestmark = pytest.mark.slow
 
@@ -111,10 +114,11 @@ def node_of(world: dict[str, Any], key: str) -> str:
 
 def tickets_on_different_nodes(world: dict[str, Any], prefix: str, n: int) -> list[str]:
     """`n` ticket names of the form prefix-i whose slots are served by `n` different nodes."""
-    store, found, nodes = world["ext"].store, [], set()
+    found: list[str] = []
+    nodes: set[Any] = set()
     for i in range(200):
         name = f"{prefix}-{i}"
-        node = node_of(world, store.ticket_key(name))
+        node = node_of(world, ticket_key(name))
         if node not in nodes:
             nodes.add(node)
             found.append(name)
@@ -159,14 +163,14 @@ def test_every_key_of_a_ticket_is_in_one_slot_and_tickets_spread_over_the_nodes(
     cluster = store.client
     slots = {}
     for ticket in tickets:
-        keys = store.keys_of_ticket(ticket)
+        keys = keys_of_ticket(store, ticket)
         assert len(keys) >= 5, keys  # record, index, request, secret, envelope, log
         assert all(f"{{{slot_tag(ticket)}}}" in k for k in keys)
         slots[ticket] = {cluster.keyslot(k) for k in keys}
         assert len(slots[ticket]) == 1, (ticket, slots[ticket])
     # Meaningful: three tickets, three slots, three nodes.
     assert len({next(iter(s)) for s in slots.values()}) == 3
-    assert len({node_of(world, store.ticket_key(t)) for t in tickets}) == 3
+    assert len({node_of(world, ticket_key(t)) for t in tickets}) == 3
 
 
 def test_the_full_request_flow(world):
@@ -202,7 +206,7 @@ def test_the_full_request_flow(world):
     gone = client.post(f"/api/v1/secrets/{sid}/reveal", headers=h["alice"])
     assert gone.status_code == 410 and gone.get_json()["reason"] == "revealed"
     assert client.get(f"/api/v1/requests/{rid}").get_json()["state"] == "revealed"
-    assert not ext.store.client.exists(ext.store.envelope_key(sid))
+    assert not ext.store.client.exists(envelope_key(sid))
 
     # Share flow on the same ticket, one deleted by its customer; a request on another ticket.
     shared = []
@@ -371,15 +375,15 @@ def test_a_purge_of_1000_secrets_leaves_only_the_tombstone(world):
     full = client.post("/api/v1/secrets", json={"ticket": ticket, "kind": "wordpress",
                                                 "envelope": envelope})
     assert full.status_code == 409 and full.get_json()["reason"] == "ticket-full"
-    assert len(store.keys_of_ticket(ticket)) > 2000
+    assert len(keys_of_ticket(store, ticket)) > 2000
     started = time.perf_counter()
     rv = client.post(f"/api/v1/tickets/{ticket}/close", headers=world["desk"])
     took = time.perf_counter() - started
     assert rv.status_code == 200, rv.get_json()
     assert rv.get_json()["purged"] == 1001  # 1000 secrets and the open request
     print(f"purge of 1000 secrets on the Cluster: {took * 1000:.0f} ms")
-    left = store.keys_of_ticket(ticket)
-    record = store.ticket_key(ticket)
+    left = keys_of_ticket(store, ticket)
+    record = ticket_key(ticket)
     for k in left:
         assert k == record or ":g:" in k or k.endswith(f":log:{ticket}"), k
     assert sum(":g:" in k for k in left) == 1001
@@ -387,7 +391,7 @@ def test_a_purge_of_1000_secrets_leaves_only_the_tombstone(world):
     assert len({cluster.keyslot(k) for k in left}) == 1
     for sid in ids[:: 100]:
         assert client.get(f"/api/v1/secrets/{sid}").get_json()["reason"] == "purged"
-    assert store.ticket_record(ticket)["closed"] == "1"
+    assert ticket_record(store, ticket)["closed"] == "1"
 
 
 def test_key_rotation_finds_every_envelope_on_every_node(world):
@@ -568,7 +572,7 @@ def test_writes_wait_for_the_replica_of_the_tickets_own_master(replicated):
         envelope, _ = sealed(here)
         sid = client.post("/api/v1/secrets", json={"ticket": here, "kind": "wordpress",
                                                    "envelope": envelope}).get_json()["id"]
-        (replica,) = replicated.replicas_of(node_of({"ext": ext}, ext.store.ticket_key(here)))
+        (replica,) = replicated.replicas_of(node_of({"ext": ext}, ticket_key(here)))
         with Paused(replica):
             # WAIT runs on the connection that wrote, to the ticket's own master: its replica
             # is paused, so a write here is not acknowledged...
@@ -587,6 +591,6 @@ def test_writes_wait_for_the_replica_of_the_tickets_own_master(replicated):
         # And the replica has every acknowledged write.
         with contextlib.closing(replica.client()) as c:
             assert c.execute_command("READONLY") in {b"OK", "OK", True}
-            assert c.hget(ext.store.secret_key(sid), "state") == b"revealed"
+            assert c.hget(secret_key(sid), "state") == b"revealed"
     finally:
         ext.close()

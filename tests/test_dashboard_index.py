@@ -12,6 +12,8 @@ from vault import create_app
 from vault.errors import ValidationFailed
 from vault.service import Principal, Vault
 from vault.storage import Store
+from vault.storage.keys import mine as mine_key
+from vault.storage.keys import ticket as ticket_key
 
 
 def request(client: Any, agent: Any, ticket: str) -> dict[str, Any]:
@@ -84,7 +86,7 @@ def test_an_assignment_moves_the_ticket_to_the_new_assignee(client, ext, agent, 
     assert tickets_of(ext, bob.email) == ["D-4"]
     assert tickets_of(ext, agent.email) == []
     # Removed from the former assignee's index in the same step, not just hidden on reading.
-    assert redis_client.zscore(ext.store.mine_key(agent.email), "D-4") is None
+    assert redis_client.zscore(mine_key(agent.email), "D-4") is None
 
 
 def test_a_claim_at_reveal_lists_the_ticket(client, ext, agent):
@@ -118,7 +120,7 @@ def test_a_closed_ticket_stays_listed_as_closed_with_nothing_left(client, ext, a
 
 def test_a_ticket_whose_record_expired_is_left_out(client, ext, agent, redis_client):
     request(client, agent, "D-8")
-    redis_client.delete(ext.store.ticket_key("D-8"))
+    redis_client.delete(ticket_key("D-8"))
     assert tickets_of(ext, agent.email) == []
 
 
@@ -126,13 +128,13 @@ def test_a_stale_entry_for_a_ticket_assigned_elsewhere_is_left_out(client, ext, 
                                                                  make_agent, redis_client):
     bob = make_agent("bob@example.com")
     request(client, bob, "D-9")
-    redis_client.zadd(ext.store.mine_key(agent.email), {"D-9": 1})
+    redis_client.zadd(mine_key(agent.email), {"D-9": 1})
     assert tickets_of(ext, agent.email) == []
 
 
 def test_the_index_expires_with_what_it_indexes(client, ext, agent, redis_client):
     request(client, agent, "D-10")
-    ttl_ms = redis_client.pttl(ext.store.mine_key(agent.email))
+    ttl_ms = redis_client.pttl(mine_key(agent.email))
     config = ext.config
     assert 0 < ttl_ms <= (config.max_ttl + config.tombstone_ttl) * 1000
     assert ext.store.index_ttl_ms == (config.max_ttl + config.tombstone_ttl) * 1000
@@ -150,9 +152,9 @@ def test_the_index_drops_entries_older_than_a_ticket_can_live_and_keeps_a_cap(re
         for n in range(4):
             vault.create_request(alice, f"t{n}")
             clock.advance(1)
-        names = [n.decode() for n in redis_client.zrange(store.mine_key(alice.email), 0, -1)]
+        names = [n.decode() for n in redis_client.zrange(mine_key(alice.email), 0, -1)]
         assert names == ["t1", "t2", "t3"]  # "old" trimmed by age, "t0" by the cap
-        assert 0 < redis_client.pttl(store.mine_key(alice.email)) <= 10_000
+        assert 0 < redis_client.pttl(mine_key(alice.email)) <= 10_000
     finally:
         store.close()  # its lane's connection too
 
@@ -184,9 +186,9 @@ def test_on_a_cluster_the_index_is_written_after_the_script(redis_client, ext, c
     assert [t["ticket"] for t in vault.agent_tickets(alice.email)] == ["C-1"]
     vault.assign("C-1", "bob@example.com", actor="helpdesk")
     assert vault.agent_tickets(alice.email) == []
-    assert redis_client.zscore(store.mine_key(alice.email), "C-1") is None
+    assert redis_client.zscore(mine_key(alice.email), "C-1") is None
     assert [t["ticket"] for t in vault.agent_tickets("bob@example.com")] == ["C-1"]
-    assert 0 < redis_client.pttl(store.mine_key("bob@example.com")) <= store.index_ttl_ms
+    assert 0 < redis_client.pttl(mine_key("bob@example.com")) <= store.index_ttl_ms
     # The global audit stream is still written too.
     assert [e.event for e in store.audit_tail(10)][-1] == "ticket.assigned"
 

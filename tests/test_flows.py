@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers import WP_FIELDS, sealed, share
+from helpers import WP_FIELDS, sealed, share, ticket_record
 
 from vault.crypto import open_envelope
 from vault.ids import slot_tag
+from vault.storage.keys import envelope as envelope_key
+from vault.storage.keys import gone as gone_key
+from vault.storage.keys import ticket as ticket_key
 
 
 def problem(rv: Any) -> dict[str, Any]:
@@ -206,9 +209,9 @@ def test_the_winning_session_may_refetch_within_the_grace_window_only(client, ag
 def test_ack_deletes_the_envelope_at_once(client, agent, redis_client, ext):
     s = share(client, "32")
     client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)
-    assert redis_client.exists(ext.store.envelope_key(s["id"]))
+    assert redis_client.exists(envelope_key(s["id"]))
     assert client.post(f"/api/v1/secrets/{s['id']}/ack", headers=agent.headers).status_code == 204
-    assert not redis_client.exists(ext.store.envelope_key(s["id"]))
+    assert not redis_client.exists(envelope_key(s["id"]))
     assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).status_code \
         == 410
     # Acknowledging again is still 204; another session is 403.
@@ -221,11 +224,10 @@ def test_ack_deletes_the_envelope_at_once(client, agent, redis_client, ext):
 def test_grace_zero_deletes_the_envelope_in_the_reveal_itself(make_app, agent, redis_client):
     app = make_app(reveal_grace=0)
     client = app.test_client()
-    ext = app.extensions["vault"]
     s = share(client, "33")
     assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).status_code \
         == 200
-    assert not redis_client.exists(ext.store.envelope_key(s["id"]))
+    assert not redis_client.exists(envelope_key(s["id"]))
     assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).status_code \
         == 410
 
@@ -296,8 +298,8 @@ def test_close_purges_everything_and_leaves_only_the_tombstone(client, agent, he
     assert client.get(f"/api/v1/requests/{req['id']}").status_code == 410
     tag = slot_tag("4242")
     left = {k.decode() for k in redis_client.scan_iter(f"vault:{{{tag}}}:*")}
-    gone = {ext.store.gone_key(i) for i in [req["id"], *[s["id"] for s in shared]]}
-    assert left == {ext.store.ticket_key("4242"), f"vault:{{{tag}}}:log:4242"} | gone
+    gone = {gone_key(i) for i in [req["id"], *[s["id"] for s in shared]]}
+    assert left == {ticket_key("4242"), f"vault:{{{tag}}}:log:4242"} | gone
     for key in left - {f"vault:{{{tag}}}:log:4242"}:
         assert redis_client.pttl(key) > 0, key
 
@@ -320,7 +322,7 @@ def test_the_tombstone_expires_with_its_ttl(make_app, helpdesk, redis_client):
     app = make_app(tombstone_ttl=30 * 86400)
     client = app.test_client()
     client.post("/api/v1/tickets/51/close", headers=helpdesk)
-    ttl = redis_client.pttl(app.extensions["vault"].store.ticket_key("51"))
+    ttl = redis_client.pttl(ticket_key("51"))
     assert 29 * 86400 * 1000 < ttl <= 30 * 86400 * 1000
 
 
@@ -329,7 +331,7 @@ def test_a_ticket_key_gets_a_life_then_only_a_longer_one(make_app, helpdesk, red
     shortens a longer life one of them already has (a reopened ticket's 30-day record)."""
     app = make_app(tombstone_ttl=30 * 86400)
     client = app.test_client()
-    record = app.extensions["vault"].store.ticket_key("52")
+    record = ticket_key("52")
     waiting = f"vault:{{{slot_tag('52')}}}:w:52"
     client.post("/api/v1/tickets/52/close", headers=helpdesk)
     client.post("/api/v1/tickets/52/reopen", headers=helpdesk)
@@ -394,8 +396,8 @@ def test_a_claim_by_reveal_gives_the_ticket_record_a_lifetime(client, agent, ext
     s = share(client, "90")
     assert client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers).status_code \
         == 200
-    assert ext.store.ticket_record("90")["assignee"] == agent.email
-    assert redis_client.pttl(ext.store.ticket_key("90")) > 0
+    assert ticket_record(ext.store, "90")["assignee"] == agent.email
+    assert redis_client.pttl(ticket_key("90")) > 0
 
 
 def test_a_revealed_secret_is_expired_after_its_ttl(client, agent, clock):
@@ -473,7 +475,7 @@ def test_an_expired_secret_claims_no_ticket(client, agent, ext, clock):
     clock.advance(61)
     rv = client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)
     assert rv.status_code == 410 and problem(rv)["reason"] == "expired"
-    assert not ext.store.ticket_record("97").get("assignee")
+    assert not ticket_record(ext.store, "97").get("assignee")
 
 
 def test_no_content_answers_carry_no_page_policy(client):

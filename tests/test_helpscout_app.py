@@ -24,6 +24,7 @@ from conftest import base_config, free_port
 from helpers import helpscout_app_query, helpscout_js_signature, sealed, share
 
 from vault import create_app
+from vault.storage.keys import envelope as envelope_key
 
 APP = "/integrations/helpscout/app"
 APP_SECRET = "hs-app-secret"  # VAULT_HELPSCOUT_APP_SECRET of base_config
@@ -104,7 +105,7 @@ def test_the_page_holds_no_envelope_key_token_or_customer_field(client, agent, e
                          json={"kind": "wordpress", "envelope": envelope}).get_json()
     html = page_of(load(client, context("6002")))
     assert "waiting to be read" in html
-    stored = ext.store.client.get(ext.store.envelope_key(filled["secret_id"])).decode()
+    stored = ext.store.client.get(envelope_key(filled["secret_id"])).decode()
     for canary in (envelope, key, filled["manage_token"], agent.token, req["id"],
                    filled["secret_id"], "canary", "pw-c", "note-canary-2", stored, "555"):
         assert canary not in html, canary

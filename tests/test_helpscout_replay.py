@@ -20,7 +20,7 @@ import pytest
 import redis
 import requests
 from conftest import ROOT, Server, base_config, free_port, gunicorn_env, start_gunicorn, stop_server
-from helpers import sealed
+from helpers import sealed, ticket_record
 
 from vault import create_app
 
@@ -170,7 +170,7 @@ def test_the_recorded_run_step_by_step_assigns_purges_reopens_and_deletes(
     assert step.lines == [{"line": TEST, "event": "helpscout.test", "status": 200,
                            "result": {"action": "none", "event": "helpscout.test"}}]
     assert step.stderr == "replayed 1 delivery: 1 accepted\n"
-    assert store.store.ticket_record(A) == {}
+    assert ticket_record(store.store, A) == {}
 
     # Conversation 1847 assigned to Alice: she becomes the assignee, her Help Scout id is learnt.
     step = replay(url, only(A_ASSIGNED))
@@ -178,7 +178,7 @@ def test_the_recorded_run_step_by_step_assigns_purges_reopens_and_deletes(
     assert step.lines == [{"line": A_ASSIGNED, "event": "convo.assigned", "status": 200,
                            "result": {"event": "convo.assigned", "action": "assigned",
                                       "ticket": A, "assignee": ALICE}}]
-    assert store.store.ticket_record(A)["assignee"] == ALICE
+    assert ticket_record(store.store, A)["assignee"] == ALICE
     assert store.accounts.agent_for_helpscout(ALICE_HS_ID) == ALICE
 
     # The customer sends credentials for ticket 1847.
@@ -191,7 +191,7 @@ def test_the_recorded_run_step_by_step_assigns_purges_reopens_and_deletes(
     assert step.code == 0, step.stderr
     assert step.results == [{"event": "convo.status", "action": "none", "ticket": A}]
     assert state(url, first.json()["id"]) == (200, None)
-    assert store.store.ticket_record(A).get("closed") != "1"
+    assert ticket_record(store.store, A).get("closed") != "1"
 
     # Closed: the secret is purged and the ticket takes no new one.
     step = replay(url, only(A_CLOSED))
@@ -224,7 +224,7 @@ def test_the_recorded_run_step_by_step_assigns_purges_reopens_and_deletes(
     assert step.code == 0, step.stderr
     assert step.results == [{"event": "convo.assigned", "action": "assigned", "ticket": B,
                              "assignee": ALICE}]
-    assert store.store.ticket_record(B)["assignee"] == ALICE
+    assert ticket_record(store.store, B)["assignee"] == ALICE
     third = submit(url, B)
     assert third.status_code == 201
 
@@ -235,8 +235,8 @@ def test_the_recorded_run_step_by_step_assigns_purges_reopens_and_deletes(
                            "result": {"event": "convo.deleted", "action": "purged",
                                       "ticket": B, "purged": 1}}]
     assert state(url, third.json()["id"]) == (410, "purged")
-    assert store.store.ticket_record(B)["closed"] == "1"
-    assert store.store.ticket_record(A)["assignee"] == ALICE
+    assert ticket_record(store.store, B)["closed"] == "1"
+    assert ticket_record(store.store, A)["assignee"] == ALICE
 
 
 def test_the_whole_file_at_once_then_again_answers_every_delivery_as_a_duplicate(
@@ -258,7 +258,7 @@ def test_the_whole_file_at_once_then_again_answers_every_delivery_as_a_duplicate
     store.vault.reopen(B, actor="test")
     waiting = submit(server.url, B)
     assert waiting.status_code == 201
-    before = ([store.store.ticket_record(t) for t in (A, B)],
+    before = ([ticket_record(store.store, t) for t in (A, B)],
               [e.stream_id for e in store.store.audit_tail(1000)])
 
     again = replay(server.url, text)
@@ -267,7 +267,7 @@ def test_the_whole_file_at_once_then_again_answers_every_delivery_as_a_duplicate
     assert again.stderr == ("replayed 8 deliveries: 8 accepted (8 as duplicates, not acted on "
                             "again)\n")
     assert state(server.url, waiting.json()["id"]) == (200, None)
-    assert ([store.store.ticket_record(t) for t in (A, B)],
+    assert ([ticket_record(store.store, t) for t in (A, B)],
             [e.stream_id for e in store.store.audit_tail(1000)]) == before
 
 
@@ -309,7 +309,7 @@ def test_a_bad_line_stops_the_replay_before_anything_is_sent(
     assert run.stdout == ""
     assert run.stderr.startswith(f"Error: line {len(RECORDED) + 1}: ")
     assert message in run.stderr and len(run.stderr.splitlines()) == 1
-    assert store.store.ticket_record(A) == {}
+    assert ticket_record(store.store, A) == {}
     assert store.accounts.agent_for_helpscout(ALICE_HS_ID) is None
     # Nothing reached vault: the good lines, replayed now, are new to it.
     fixed = replay(server.url, good)
@@ -336,7 +336,7 @@ def test_a_wrong_secret_is_refused_delivery_by_delivery_and_exits_1(
         assert line["error"] == ("The X-HelpScout-Signature does not match. "
                                  "Check VAULT_HELPSCOUT_SECRET.")
     assert run.stderr == "replayed 8 deliveries: 0 accepted, 8 refused\n"
-    assert store.store.ticket_record(A) == {} and store.store.ticket_record(B) == {}
+    assert ticket_record(store.store, A) == {} and ticket_record(store.store, B) == {}
     assert store.accounts.agent_for_helpscout(ALICE_HS_ID) is None
 
 
@@ -349,7 +349,7 @@ def test_a_refused_delivery_does_not_stop_the_ones_after_it(
     assert "error" in run.lines[0] and "result" not in run.lines[0]
     assert run.lines[1]["result"]["action"] == "assigned"
     assert run.stderr == "replayed 2 deliveries: 1 accepted, 1 refused\n"
-    assert store.store.ticket_record(A)["assignee"] == ALICE
+    assert ticket_record(store.store, A)["assignee"] == ALICE
 
 
 def test_a_rate_limited_delivery_is_reported_with_retry_after_and_not_retried(
@@ -365,7 +365,7 @@ def test_a_rate_limited_delivery_is_reported_with_retry_after_and_not_retried(
     for line in run.lines[2:]:
         assert "result" not in line and "(Retry-After: " in line["error"]
     assert run.stderr == "replayed 4 deliveries: 2 accepted, 2 refused\n"
-    record = store.store.ticket_record(A)
+    record = ticket_record(store.store, A)
     assert record["assignee"] == ALICE and record.get("closed") != "1"
 
 

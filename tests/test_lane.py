@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import private_redis
-from helpers import sealed
+from helpers import sealed, ticket_record
 
 from vault.errors import Unavailable
 
@@ -25,7 +25,7 @@ def test_the_scripts_of_a_plain_redis_run_through_the_lane_and_reads_through_the
     lane, pool = ext.store.lane, ext.store.client.connection_pool
     assert lane is not None
     lane.reset()
-    ext.store.ticket_record("lane-1")  # a plain read: a connection of the client's pool
+    ticket_record(ext.store, "lane-1")  # a plain read: a connection of the client's pool
     pooled = list(pool._available_connections)
     ext.vault.close("lane-1", reason="closed", actor="test")  # a script: the lane's own
     assert len(lane._idle) == 1 and lane._idle[0] not in pooled

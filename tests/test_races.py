@@ -13,9 +13,11 @@ from typing import Any
 import pytest
 import requests
 from conftest import base_config, gunicorn_env, start_gunicorn, stop_server
-from helpers import fire, sealed
+from helpers import fire, keys_of_ticket, sealed, ticket_record
 
 from vault import create_app
+from vault.storage.keys import envelope as envelope_key
+from vault.storage.keys import ticket as ticket_key
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +95,7 @@ def test_a_claim_race_between_agents_leaves_one_assignee_and_one_winner(server, 
     codes = fire(len(agents), reveal)
     assert codes.count(200) == 1, codes
     assert codes.count(403) == len(agents) - 1, codes
-    assignee = local.store.ticket_record("claim-1")["assignee"]
+    assignee = ticket_record(local.store, "claim-1")["assignee"]
     assert assignee == agents[codes.index(200)]
 
 
@@ -127,7 +129,7 @@ def test_submissions_racing_a_close_never_survive_the_purge(server, local, redis
     # Redis holds only the tombstone: the ticket record, gone-markers and the audit stream.
     client = redis_server.client()
     store = local.store
-    left = set(store.keys_of_ticket(ticket))
+    left = set(keys_of_ticket(store, ticket))
     for k in left:
-        assert k == store.ticket_key(ticket) or ":g:" in k or k.endswith(f":log:{ticket}"), k
-    assert not any(client.exists(store.envelope_key(sid)) for sid in accepted)
+        assert k == ticket_key(ticket) or ":g:" in k or k.endswith(f":log:{ticket}"), k
+    assert not any(client.exists(envelope_key(sid)) for sid in accepted)

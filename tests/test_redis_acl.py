@@ -22,7 +22,7 @@ import pytest
 import redis
 from click.testing import CliRunner
 from conftest import KEYS, Clock, base_config
-from helpers import WP_FIELDS, sealed, share
+from helpers import WP_FIELDS, keys_of_ticket, sealed, share
 from production_redis import ProductionRedis, production_redis
 from test_accounts import PASSWORD, cookie_of, login, with_cookie
 from test_webhooks import convo, hs_post, std_post
@@ -332,7 +332,7 @@ def test_kill_9_and_restart_from_the_aof_loses_nothing_acknowledged(tmp_path: Pa
             purged = share(client, "8003")
             assert client.post("/api/v1/tickets/8003/close", headers=helpdesk
                                ).get_json()["purged"] == 1
-            purged_keys = set(ext.store.keys_of_ticket("8003"))
+            purged_keys = set(keys_of_ticket(ext.store, "8003"))
             before = everything(server)
             assert len(before) > 20
 
@@ -354,7 +354,7 @@ def test_kill_9_and_restart_from_the_aof_loses_nothing_acknowledged(tmp_path: Pa
                                  kind="wordpress") == WP_FIELDS
             assert login(client, "alice@example.com").status_code == 200  # the agent survived
             assert client.get(f"/api/v1/secrets/{purged['id']}").get_json()["reason"] == "purged"
-            assert set(ext.store.keys_of_ticket("8003")) == purged_keys  # still purged
+            assert set(keys_of_ticket(ext.store, "8003")) == purged_keys  # still purged
             assert not any(":e:" in k for k in purged_keys)
             envelope, _ = sealed("8003")
             assert client.post("/api/v1/secrets", json={  # the tombstone still refuses

@@ -15,6 +15,7 @@ from vault.cli import cli
 from vault.crypto.envelope import open_envelope
 from vault.crypto.keyring import KeyRing, generate_key_spec
 from vault.rotation import RotationReport, envelope_context, rotate_all
+from vault.storage.keys import envelope as envelope_key
 
 KEY_A = generate_key_spec()
 KEY_B = generate_key_spec()
@@ -99,8 +100,8 @@ def test_swap_with_a_stale_value_writes_nothing(app_a: Any) -> None:
     envelope, _ = sealed("T-9", "other", FIELDS)
     doomed = app_a.vault.create_secret("T-9", "other", envelope)
     deleted_id, revealed_id = doomed["id"], secrets[1][0]
-    deleted_key = app_a.store.envelope_key(deleted_id)
-    revealed_key = app_a.store.envelope_key(revealed_id)
+    deleted_key = envelope_key(deleted_id)
+    revealed_key = envelope_key(revealed_id)
     stale = {k: app_a.store.get_raw(k) for k in (deleted_key, revealed_key)}
 
     app_a.vault.delete_secret(deleted_id, doomed["manage_token"])
@@ -114,7 +115,7 @@ def test_swap_with_a_stale_value_writes_nothing(app_a: Any) -> None:
 
 def test_swap_with_a_stale_value_does_not_overwrite_a_newer_one(app_a: Any) -> None:
     secret_id = seed(app_a)[0][0]
-    key = app_a.store.envelope_key(secret_id)
+    key = envelope_key(secret_id)
     old = app_a.store.get_raw(key)
     ring = KeyRing.from_string(f"{KEY_B},{KEY_A}")
     newer = ring.rotate(old, context=envelope_context(secret_id))
@@ -154,7 +155,7 @@ def test_an_envelope_revealed_during_rotation_is_not_resurrected(app_a: Any) -> 
     report = rotate_all(racing, KeyRing.from_string(f"{KEY_B},{KEY_A}"))
 
     assert report == RotationReport(scanned=3, rewrapped=2, vanished=1)
-    assert app_a.store.get_raw(app_a.store.envelope_key(victim)) is None
+    assert app_a.store.get_raw(envelope_key(victim)) is None
     assert app_a.vault.secret_meta(victim)["state"] == "revealed"
 
 

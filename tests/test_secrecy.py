@@ -10,6 +10,7 @@ from helpers import sealed
 
 from vault.crypto import open_envelope
 from vault.logs import JsonFormatter
+from vault.storage.keys import envelope as envelope_key
 from vault.web import SESSION_COOKIE
 
 PLAINTEXT = {"url": "https://canary-site.example", "username": "canary-user-7f3a",
@@ -107,7 +108,7 @@ def test_stored_envelopes_are_wrapped_at_rest(client, ext, redis_client):
     envelope, _ = sealed("rest-1", fields=PLAINTEXT)
     sid = client.post("/api/v1/secrets", json={"ticket": "rest-1", "kind": "wordpress",
                                                "envelope": envelope}).get_json()["id"]
-    stored = redis_client.get(ext.store.envelope_key(sid))
+    stored = redis_client.get(envelope_key(sid))
     assert stored is not None and stored.startswith(b"w1.")
     assert envelope.encode() not in stored
     assert ext.keyring.unwrap(stored, context=b"vault-envelope:" + sid.encode()) \

@@ -13,6 +13,8 @@ from typing import Any
 
 from helpers import sealed, share
 
+from vault.storage.keys import envelope as envelope_key
+
 APP_SECRET = "hs-app-secret"
 CANARY = {"url": "https://canary-site.example/wp-admin/", "username": "canary-user-7f3a",
           "password": "canary-password-9b1c", "note": "canary-note-5e2d"}
@@ -88,7 +90,7 @@ def test_the_sidebar_holds_no_envelope_key_token_or_customer_field(client, agent
     client.post(f"/api/v1/secrets/{other['id']}/reveal", headers=agent.headers)
     html = html_of(sidebar(client, context(5002)))
     assert "waiting to be read" in html and "revealed by" in html
-    stored = ext.store.client.get(ext.store.envelope_key(filled["secret_id"]))
+    stored = ext.store.client.get(envelope_key(filled["secret_id"]))
     assert stored  # the waiting secret's wrapped envelope
     canaries = [envelope, key, filled["manage_token"], other["envelope"], other["key"],
                 other["manage_token"], agent.token, req["id"], filled["secret_id"], other["id"],

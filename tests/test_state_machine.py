@@ -56,6 +56,7 @@ from vault.crypto.tokens import MANAGE_TOKEN, new_token
 from vault.errors import VaultError
 from vault.extension import VaultExtension
 from vault.service import Principal, iso
+from vault.storage.keys import envelope as envelope_key
 
 LONG = os.environ.get("VAULT_FUZZ_LONG") == "1"
 EXAMPLES = int(os.environ.get("VAULT_FUZZ_EXAMPLES", 3000 if LONG else 200))
@@ -626,9 +627,9 @@ class VaultMachine(RuleBasedStateMachine):
             # grace; still there while it waits. (Past the grace window by the injected clock
             # Redis still holds it until its own PEXPIRE, which runs on real time.)
             if not s.stored:
-                assert not stored(self.ext.store.envelope_key(s.id)), s
+                assert not stored(envelope_key(s.id)), s
             elif s.state == "waiting":
-                assert stored(self.ext.store.envelope_key(s.id)), s
+                assert stored(envelope_key(s.id)), s
             got = outcome(lambda s=s: self.svc.secret_meta(s.id))
             if s.state in ("deleted", "discarded", "purged"):
                 self.check("secret_meta", got, (410, s.state))

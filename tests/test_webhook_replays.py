@@ -14,8 +14,10 @@ import json
 from typing import Any
 
 import pytest
-from helpers import share
+from helpers import share, ticket_record
 from test_webhooks import convo, hs_post, waiting
+
+from vault.storage.keys import ticket as ticket_key
 
 EVENTS = ["convo.assigned", "convo.status", "convo.deleted", "convo.merged", "convo.created",
           "convo.moved", "convo.tags", "convo.customer.reply.created", "customer.created",
@@ -133,7 +135,7 @@ def test_one_body_sent_for_a_status_change_and_an_assignment_is_acted_on_as_both
     assert hs_post(client, "convo.status", body).get_json()["action"] == "none"
     rv = hs_post(client, "convo.assigned", body)
     assert rv.get_json()["action"] == "assigned"
-    assert ext.store.ticket_record("5003")["assignee"] == bob.email
+    assert ticket_record(ext.store, "5003")["assignee"] == bob.email
     # Each one's repeat is answered from its own first result.
     assert hs_post(client, "convo.assigned", body).get_json()["duplicate"] is True
     assert hs_post(client, "convo.status", body).get_json()["duplicate"] is True
@@ -155,11 +157,11 @@ def test_a_body_without_its_time_cannot_undo_a_later_update(client, ext, agent, 
     rv = hs_post(client, "convo.assigned", convo(5004, conv_id=66004,
                                                  assignee={"id": 2, "email": bob.email}))
     assert rv.get_json()["action"] == "ignored"
-    assert ext.store.ticket_record("5004")["assignee"] == agent.email
+    assert ticket_record(ext.store, "5004")["assignee"] == agent.email
     hs_post(client, "convo.status", convo(5004, "closed", conv_id=66004, userUpdatedAt=T2))
     rv = hs_post(client, "convo.status", convo(5004, "active", conv_id=66004))
     assert rv.get_json()["action"] == "ignored"
-    assert ext.store.ticket_record("5004").get("closed") == "1"
+    assert ticket_record(ext.store, "5004").get("closed") == "1"
     assert len(audited(ext, "5004")) == 2
     # A closing is applied with or without its time.
     hs_post(client, "convo.status", convo(5004, "active", conv_id=66004, userUpdatedAt=T3))
@@ -184,12 +186,12 @@ def test_an_assignment_without_an_assignee_field_changes_nothing(client, ext, ag
                                             userUpdatedAt=T1))
     rv = hs_post(client, "convo.assigned", convo(5006, conv_id=66006, userUpdatedAt=T2))
     assert rv.get_json()["action"] == "ignored"
-    assert ext.store.ticket_record("5006")["assignee"] == agent.email
+    assert ticket_record(ext.store, "5006")["assignee"] == agent.email
     # An explicit null assignee is an unassignment, as before.
     rv = hs_post(client, "convo.assigned", convo(5006, conv_id=66006, assignee=None,
                                                  userUpdatedAt=T3))
     assert rv.get_json()["action"] == "assigned"
-    assert ext.store.ticket_record("5006")["assignee"] == ""
+    assert ticket_record(ext.store, "5006")["assignee"] == ""
 
 
 def test_a_body_of_the_same_moment_as_the_last_one_renamed_a_merge_is_ignored(client, ext,
@@ -215,7 +217,7 @@ def test_a_merge_of_a_ticket_vault_forgot_purges_nothing_and_leaves_no_tombstone
                           userUpdatedAt=T1)
     hs_post(client, "convo.assigned", captured_body)
     # Months later: the ticket record and every delivery record have expired.
-    ext.store.client.delete(ext.store.ticket_key("5008"))
+    ext.store.client.delete(ticket_key("5008"))
     forget_deliveries(ext)
     rv = hs_post(client, "convo.merged", captured_body)
     assert rv.status_code == 200 and rv.get_json()["purged"] == 0

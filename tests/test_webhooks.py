@@ -8,7 +8,7 @@ import hmac
 import json
 from typing import Any
 
-from helpers import sealed, share
+from helpers import sealed, share, ticket_record
 
 STANDARD_KEY = base64.b64decode("c2VjcmV0LWtleS1mb3Itc3RhbmRhcmQtd2ViaG9va3M=")
 
@@ -94,7 +94,7 @@ def test_helpscout_assignment_sets_the_assignee_and_learns_the_user_id(client, a
                  userUpdatedAt="2026-11-20T10:00:00Z")
     rv = hs_post(client, "convo.assigned", body)
     assert rv.status_code == 200
-    assert ext.store.ticket_record("3005")["assignee"] == agent.email
+    assert ticket_record(ext.store, "3005")["assignee"] == agent.email
     assert ext.accounts.agent_for_helpscout("4711") == agent.email
 
 
@@ -108,7 +108,7 @@ def test_helpscout_older_assignment_is_ignored(client, agent, make_agent, ext):
     rv = hs_post(client, "convo.assigned", older)
     assert rv.status_code == 200
     assert rv.get_json()["action"] == "ignored"
-    assert ext.store.ticket_record("3006")["assignee"] == agent.email
+    assert ticket_record(ext.store, "3006")["assignee"] == agent.email
 
 
 def test_helpscout_old_reopening_cannot_reopen_a_closed_ticket(client):
@@ -207,10 +207,10 @@ def test_standard_assign_reopen_delete(client, clock, agent, ext):
                                                               "agent": agent.email}},
                   msg_id="a1", timestamp=ts)
     assert rv.status_code == 200
-    assert ext.store.ticket_record("4006")["assignee"] == agent.email
+    assert ticket_record(ext.store, "4006")["assignee"] == agent.email
     std_post(client, {"type": "ticket.deleted", "data": {"ticket": "4006"}}, msg_id="a2",
              timestamp=ts)
-    assert ext.store.ticket_record("4006")["closed"] == "1"
+    assert ticket_record(ext.store, "4006")["closed"] == "1"
     rv = std_post(client, {"type": "ticket.reopened", "data": {"ticket": "4006"}}, msg_id="a3",
                   timestamp=ts)
     assert rv.get_json()["action"] == "reopened"
@@ -229,7 +229,7 @@ def test_helpscout_a_late_or_replayed_reopening_cannot_undo_a_close(client, ext)
     assert hs_post(client, "convo.status", reopen).get_json()["action"] == "ignored"
     late = convo(3011, "pending", userUpdatedAt="2026-11-20T10:30:00Z")
     assert hs_post(client, "convo.status", late).get_json()["action"] == "ignored"
-    assert ext.store.ticket_record("3011")["closed"] == "1"
+    assert ticket_record(ext.store, "3011")["closed"] == "1"
 
 
 def test_an_absurd_timestamp_is_401_not_500(client):
@@ -270,7 +270,7 @@ def test_a_malformed_assignee_changes_nothing(client, agent, ext):
     for bad in ("bob@example.com", ["x"], 7):
         rv = hs_post(client, "convo.assigned", convo(3013, assignee=bad))
         assert rv.status_code == 400
-    assert ext.store.ticket_record("3013")["assignee"] == agent.email
+    assert ticket_record(ext.store, "3013")["assignee"] == agent.email
     hs_post(client, "convo.assigned", convo(3013, assignee={"id": {"a": 1}, "email": agent.email},
                                             userUpdatedAt="2026-11-21T00:00:00Z"))
     assert not list(ext.store.client.scan_iter("vault:{acct}:hsuser:{*"))

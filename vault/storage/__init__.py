@@ -14,7 +14,6 @@
 
 from __future__ import annotations
 
-from vault.storage import keys
 from vault.storage.audit import AuditEvent, AuditOps
 from vault.storage.gate import AGENT, AGENT_NAME, AGENT_SESSION, NO_GATE, Gate
 from vault.storage.rotation import RotationOps
@@ -42,10 +41,3 @@ __all__ = [
 class Store(ViewOps, AuditOps, WebhookOps, RotationOps):
     """Every key, every script. Times are milliseconds since the epoch, from the app's clock.
     Built as `Runner` is (the client and the store's settings)."""
-
-    # Key names, for diagnostics and tests that look at Redis itself.
-    ticket_key = staticmethod(keys.ticket)
-    secret_key = staticmethod(keys.secret)
-    envelope_key = staticmethod(keys.envelope)
-    gone_key = staticmethod(keys.gone)
-    mine_key = staticmethod(keys.mine)

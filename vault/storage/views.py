@@ -73,10 +73,6 @@ class ViewOps(TicketOps):
             h, gone = pipe.execute()
         return strings(h), _reason(gone)
 
-    def ticket_record(self, ticket: str) -> dict[str, str]:
-        with self._guard():
-            return strings(self.client.hgetall(keys.ticket(ticket)))
-
     def ticket_view(self, ticket: str, *, now_ms: int, events: int = 100
                     ) -> tuple[dict[str, str], list[Item], list[AuditEvent]]:
         raw = self._eval("TICKET_VIEW", [keys.ticket(ticket)],
@@ -141,9 +137,3 @@ class ViewOps(TicketOps):
             [(text(id_), int(ms)) for id_, ms in deleted], int(more), agent)
         named = {view.record.get("assignee", ""), agent or "", *(r.who_email for r in view.rows)}
         return view._replace(agents=self.agent_names(sorted(e for e in named if e)))
-
-    def keys_of_ticket(self, ticket: str) -> list[str]:
-        """Every key in the ticket's hash tag (tests and diagnostics; SCAN, never KEYS)."""
-        with self._guard():
-            return sorted(text(k) for k in self.client.scan_iter(
-                match=keys.ticket_slot(ticket), count=1000))
