@@ -28,7 +28,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         from werkzeug.middleware.proxy_fix import ProxyFix
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.trusted_proxies)  # type: ignore[method-assign]
     extension.build(app, settings)
-    web.install(app)
+    web.install(app, error_page=pages.error_page, static_is_current=pages.static_is_current)
     i18n.install(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(api.ops)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -19,6 +20,7 @@ from typing import Any
 
 import pyotp
 
+from vault.audit import emit
 from vault.config import Config
 from vault.crypto.b64 import b64url_encode
 from vault.crypto.keyring import InvalidWrap, KeyRing
@@ -43,7 +45,7 @@ from vault.errors import (
     ValidationFailed,
 )
 from vault.names import display_name
-from vault.service import Principal, emit
+from vault.principal import Principal
 from vault.storage import Gate, Store
 
 # Printable, no spaces: surrogates and control characters are not an e-mail (and not UTF-8).
@@ -548,6 +550,34 @@ class Accounts:
     def logout(self, cookie: str) -> None:
         if is_token(cookie, SESSION):
             self.store.delete_session(token_digest(cookie))
+
+    # -- sign-in through the identity provider ------------------------------------------------------
+
+    def keep_sign_in(self, state: str, record: dict[str, str], ttl_ms: int) -> None:
+        """Keep a started sign-in's record under the digest of its `state` (never the state)."""
+        self.store.put_sign_in(token_digest(state), json.dumps(record), ttl_ms)
+
+    def take_sign_in(self, state: str) -> Any:
+        """The record kept for `state`, deleted as it is read: None when there is none (forged,
+        replayed or expired) or it is not JSON; otherwise what the JSON holds, for the caller
+        to check."""
+        raw = self.store.take_sign_in(token_digest(state))
+        if raw is None:
+            return None
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return None
+
+    def agent_exists(self, email: str) -> bool:
+        """Whether `email` (already normalised) is a vault agent's."""
+        return self.store.get_agent(email) is not None
+
+    def link_helpscout_user(self, email: str, helpscout_id: str) -> None:
+        """Record the agent's Help Scout user id (an agent of that e-mail only), which the
+        sidebar uses to tell the agent it is showing to."""
+        if self.store.get_agent(email) is not None:
+            self.store.update_agent(email, {"helpscout_id": helpscout_id})
 
     @staticmethod
     def csrf_ok(principal: Principal, presented: str | None) -> bool:

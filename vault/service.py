@@ -12,10 +12,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from vault import ids, logs
+from vault import ids
+from vault.audit import emit
 from vault.config import Config
 from vault.crypto.envelope import KINDS, EnvelopeTooLarge, InvalidEnvelope, check_shape
 from vault.crypto.keyring import InvalidWrap, KeyRing
@@ -36,6 +36,7 @@ from vault.errors import (
     VaultError,
 )
 from vault.names import display_name
+from vault.principal import Principal
 from vault.storage import (
     AGENT,
     AGENT_NAME,
@@ -49,34 +50,8 @@ from vault.storage import (
     Store,
 )
 
-audit_log = logging.getLogger("vault.audit")
 log = logging.getLogger("vault")
 MAX_NOTE = 500
-
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is calling: an agent (by session or API token) or a helpdesk key."""
-
-    kind: str  # "agent" or "apikey"
-    email: str  # the agent's e-mail, or the helpdesk key's name
-    name: str
-    role: str  # "agent", "admin" or "helpdesk"
-    session: str  # what a reveal is bound to: one web login or one API token
-    csrf: str = ""
-    via_cookie: bool = False
-
-    @property
-    def is_admin(self) -> bool:
-        return self.kind == "agent" and self.role == "admin"
-
-    @property
-    def is_agent(self) -> bool:
-        return self.kind == "agent"
-
-    @property
-    def is_helpdesk(self) -> bool:
-        return self.kind == "apikey"
 
 
 def iso(ms: int | str | None) -> str | None:
@@ -97,11 +72,6 @@ def shown_name(stored: Any) -> str:
     """An agent's name as recorded at a reveal, shown within the name rule: a name stored
     before the rule held (raw control characters, say) is cleaned on the way out."""
     return display_name(stored, clean=True)
-
-
-def emit(event: str, **fields: Any) -> None:
-    """One structured audit line. Callers pass ids, names and counts, never secret material."""
-    logs.line(audit_log, event, audit={"event": event, **fields})
 
 
 def check_ticket(ticket: Any) -> str:
@@ -649,6 +619,32 @@ class Vault:
         if reopened:
             emit("ticket.reopened", ticket=ticket, actor=actor)
         return {"ticket": ticket, "reopened": reopened}
+
+    # -- helpdesk deliveries (vault.helpdesks applies them) -----------------------------------------
+
+    def claim_delivery(self, source: str, digest: str, ttl_ms: int) -> str | None:
+        """Mark a delivery as seen: None if it is new, else the first one's stored answer
+        ("" while that one is still being handled)."""
+        return self.store.webhook_claim(source, digest, ttl_ms)
+
+    def delivery_done(self, source: str, digest: str, answer: dict[str, Any], ttl_ms: int
+                      ) -> None:
+        self.store.webhook_done(source, digest, answer, ttl_ms)
+
+    def forget_delivery(self, source: str, digest: str) -> None:
+        """A delivery whose handling failed is forgotten, so the helpdesk's retry is acted on."""
+        self.store.webhook_forget(source, digest)
+
+    def remember_conversation(self, conversation: str, ticket: str, ttl_ms: int) -> None:
+        """Which ticket a helpdesk conversation id stands for (its sidebar may give the id only)."""
+        self.store.remember_conversation(conversation, ticket, ttl_ms)
+
+    def conversation_ticket(self, conversation: str) -> str | None:
+        return self.store.conversation_ticket(conversation)
+
+    def ping(self) -> None:
+        """Raise unless the store answers."""
+        self.store.ping()
 
     def delivery_ignored(self, ticket: str | None, *, source: str, event: str,
                          reason: str) -> None:

@@ -33,7 +33,7 @@ from vault.errors import (
 )
 from vault.extension import ext
 from vault.metrics import HTTP_METHODS, HTTP_STATUSES, OTHER, UNMATCHED
-from vault.service import Principal
+from vault.principal import Principal
 from vault.storage import NO_GATE, Gate
 
 log = logging.getLogger("vault.http")
@@ -258,28 +258,26 @@ def problem_response(error: VaultError) -> Response:
     return resp
 
 
-def _html_error(error: VaultError) -> Response:
-    """A page in the visitor's language, worded by status (the English detail is for APIs)."""
+def _html_error(error: VaultError, page: Callable[[VaultError], Response]) -> Response:
+    """`page` renders the error in the visitor's language (the pages' own, given to `install`:
+    this module imports no view)."""
     try:
-        from vault.pages import render
-        resp = render("error.html", page="error", status=error.status, error_status=error.status,
-                      error_reason=error.extra.get("reason", ""))
-        resp.status_code = error.status
+        resp = page(error)
     except Exception:
         # The error page itself failed (a broken store behind the session lookup, say): a
         # plain page still says what happened rather than turning into a 500.
         from markupsafe import escape
-        page = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        html = (f"<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
                 f"<title>{escape(error.title)} · vault</title></head><body><main>"
                 f"<h1>{escape(error.title)}</h1><p>{escape(error.detail)}</p></main></body></html>")
-        resp = Response(page, status=error.status, mimetype="text/html")
+        resp = Response(html, status=error.status, mimetype="text/html")
     if isinstance(error, RateLimited | Unavailable):
         resp.headers["Retry-After"] = str(error.retry_after)
     return resp
 
 
-def render_error(error: VaultError) -> Response:
-    return problem_response(error) if is_api() else _html_error(error)
+def render_error(error: VaultError, page: Callable[[VaultError], Response]) -> Response:
+    return problem_response(error) if is_api() else _html_error(error, page)
 
 
 def _from_http(exc: HTTPException) -> VaultError:
@@ -434,23 +432,24 @@ def note_error(error: VaultError) -> None:
         ext().metrics.redis_errors.inc()
 
 
-def install(app: Flask) -> None:
-    """The WSGI plumbing and the error handlers for every blueprint."""
+def install(app: Flask, *, error_page: Callable[[VaultError], Response],
+            static_is_current: Callable[[str, str], bool]) -> None:
+    """The WSGI plumbing and the error handlers for every blueprint. The pages own what this
+    layer below them needs of them, and hand it over here: `error_page` renders an error as a
+    page, `static_is_current` says whether a static file's `?v=` names its current version."""
     app.json = JsonProvider(app)
     e = app.extensions["vault"]
-    from vault.pages import static_is_current  # the pages own their files' versions
-
     app.wsgi_app = Plumbing(app.wsgi_app, production=e.config.production,  # type: ignore[method-assign]
                             metrics=e.metrics, static_is_current=static_is_current)
 
     @app.errorhandler(VaultError)
     def _vault_error(error: VaultError) -> Response:
         note_error(error)
-        return render_error(error)
+        return render_error(error, error_page)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response:
-        resp = render_error(_from_http(exc))
+        resp = render_error(_from_http(exc), error_page)
         valid = getattr(exc, "valid_methods", None)
         if exc.code == 405 and valid:
             resp.headers["Allow"] = ", ".join(sorted(valid))
@@ -463,8 +462,8 @@ def install(app: Flask) -> None:
                       | rexc.ReadOnlyError | rexc.ClusterDownError):
             # A Redis fault that escaped the store's translation: a store fault, fail closed.
             ext().metrics.redis_errors.inc()
-            return render_error(Unavailable())
+            return render_error(Unavailable(), error_page)
         log.error("unhandled error", exc_info=exc,
                   extra={"request_id": request_id(), "path": request.path})
         err = VaultError("Something went wrong on our side. It was logged.")
-        return render_error(err)
+        return render_error(err, error_page)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Response, jsonify, request
 
+from vault.accounts import normalise_email
 from vault.api import bp, ops
 from vault.errors import BadRequest, ValidationFailed
 from vault.extension import ext
-from vault.service import Principal, check_ticket
+from vault.principal import Principal
+from vault.service import check_ticket
 from vault.web import (
     SESSION_COOKIE,
     client_address,
@@ -21,6 +24,8 @@ from vault.web import (
     require_admin_or_helpdesk,
     require_agent,
 )
+
+log = logging.getLogger("vault")
 
 
 def created(body: dict[str, Any]) -> tuple[Response, int]:
@@ -122,7 +127,6 @@ def set_assignee(ticket: str) -> Response:
     ticket = check_ticket(ticket)
     body = json_body()
     agent = body.get("agent")
-    from vault.accounts import normalise_email
     try:
         email = normalise_email(agent)
     except ValidationFailed:
@@ -130,10 +134,9 @@ def set_assignee(ticket: str) -> Response:
             from None
     e = ext()
     e.vault.assign(ticket, email, actor=who.email)
-    known = e.store.get_agent(email) is not None
+    known = e.accounts.agent_exists(email)
     if not known:
-        import logging
-        logging.getLogger("vault").warning(
+        log.warning(
             "ticket assigned to an e-mail that is no vault agent; nobody can reveal until "
             "that agent exists or an admin reassigns", extra={"ticket": ticket})
     return jsonify({"ticket": ticket, "assignee": email, "known_agent": known})
@@ -220,7 +223,7 @@ def readyz() -> tuple[Response, int]:
     e = ext()
     checks = {"redis": "ok", "keyring": "ok"}
     try:
-        e.store.ping()
+        e.vault.ping()
     except Exception:
         checks["redis"] = "unavailable"
         e.metrics.redis_errors.inc()

@@ -18,9 +18,9 @@ from flask import Blueprint, Response, g, redirect, render_template, request, ur
 from flask_babel import format_datetime
 
 from vault import i18n
-from vault.errors import Forbidden
+from vault.errors import Forbidden, VaultError
 from vault.extension import ext
-from vault.service import Principal
+from vault.principal import Principal
 from vault.web import SESSION_COOKIE
 
 bp = Blueprint("pages", __name__)
@@ -151,6 +151,15 @@ def render(template: str, *, page: str, status: int = 200, **context: Any) -> Re
     return Response(html, status=status, mimetype="text/html")
 
 
+def error_page(error: VaultError) -> Response:
+    """An error as a page in the visitor's language, worded by status (the English detail is
+    for APIs); vault.web's error handlers call it for every HTML error."""
+    resp = render("error.html", page="error", status=error.status, error_status=error.status,
+                  error_reason=error.extra.get("reason", ""))
+    resp.status_code = error.status
+    return resp
+
+
 @bp.app_context_processor
 def _helpers() -> dict[str, Any]:
     return {"static_url": static_url, "when": when, "languages": i18n.LANGUAGE_NAMES,
@@ -187,5 +196,5 @@ def register(app: Any) -> None:
     app.register_blueprint(bp)
 
 
-__all__ = ["admin_page", "agent_page", "bp", "check_form_csrf", "render", "safe_next",
-           "static_url", "viewer", "when"]
+__all__ = ["admin_page", "agent_page", "bp", "check_form_csrf", "error_page", "render",
+           "safe_next", "static_is_current", "static_url", "viewer", "when"]

@@ -13,7 +13,6 @@ code and the state never reach a log.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import secrets
@@ -63,7 +62,7 @@ def sso_start() -> Response:
         return _unavailable(e, exc)
     record = {"browser": token_digest(browser), "nonce": nonce, "verifier": verifier,
               "next": safe_next(request.args.get("next"))}
-    e.store.put_sign_in(token_digest(state), json.dumps(record), SIGN_IN_TTL * 1000)
+    e.accounts.keep_sign_in(state, record, SIGN_IN_TTL * 1000)
     resp = redirect(url, 303)
     # Lax: the provider sends the browser back with a top-level GET, which carries it.
     resp.set_cookie(BROWSER_COOKIE, browser, max_age=SIGN_IN_TTL, secure=True, httponly=True,
@@ -77,14 +76,13 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
     state = request.args.get("state", "")
     if not state:
         raise SignInRefused("state-missing", 400)
-    raw = e.store.take_sign_in(token_digest(state))
-    if raw is None:
+    record = e.accounts.take_sign_in(state)
+    if record is None:
         raise SignInRefused("state-unknown", 400)  # forged, replayed or older than 10 minutes
     try:
-        record = json.loads(raw)
         bound, nonce, verifier, target = (record["browser"], record["nonce"],
                                           record["verifier"], record["next"])
-    except (ValueError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise SignInRefused("state-unknown", 400) from None  # a record vault did not write
     browser = request.cookies.get(BROWSER_COOKIE, "")
     if not constant_time_equals(token_digest(browser), str(bound)):
