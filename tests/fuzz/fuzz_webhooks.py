@@ -1,11 +1,13 @@
-"""Atheris target: the helpdesk webhooks' signature checks and body parsers (vault/api/webhooks.py,
+"""Atheris target: the helpdesk webhooks' signature checks and body parsers (vault/helpdesks/,
 and the Help Scout sidebar that shares the Help Scout signature).
 
 Properties, for every input:
-- `_helpscout_verify` returns only for the right signature and otherwise raises Unauthenticated;
-- `_standard_verify` (Standard Webhooks headers: id, timestamp, signatures) returns the message
+- `helpscout.verify_body` returns only for the right signature and otherwise raises
+  Unauthenticated;
+- `standard.verify` (Standard Webhooks headers: id, timestamp, signatures) returns the message
   id only for a valid signature inside the tolerance, otherwise raises Unauthenticated;
-- `parse_json_object` returns a dict or raises BadRequest; `_ms` returns an int or None;
+- `parse_json_object` returns a dict or raises BadRequest; `helpscout.updated_ms` returns an
+  int or None;
 - a delivery signed for real, with any event and any body (structured like the helpdesks'
   bodies, or any bytes), is answered 200, 400 or 413 as problem+json, never 5xx, and no
   exception escapes the app (it runs with exceptions propagated).
@@ -44,8 +46,8 @@ import redis  # noqa: F401
 
 with atheris.instrument_imports():
     from vault import create_app
-    from vault.api import webhooks
     from vault.errors import BadRequest, Unauthenticated
+    from vault.helpdesks import helpscout, standard
     from vault.web import parse_json_object
 
 NOW = 1_790_000_000
@@ -140,7 +142,7 @@ def test_one_input(data: bytes) -> None:
             header = helpscout_signature(raw, fdp.PickValueInList(list(HS_SECRETS)))
         valid = header.strip() in {helpscout_signature(raw, s) for s in HS_SECRETS}
         try:
-            webhooks._helpscout_verify(raw, HS_SECRETS, header or None)
+            helpscout.verify_body(raw, HS_SECRETS, header or None)
             assert valid, "a wrong signature was accepted"
         except Unauthenticated:
             assert not valid, "a right signature was refused"
@@ -164,7 +166,9 @@ def test_one_input(data: bytes) -> None:
         with APP.test_request_context("/api/v1/webhooks/standard", method="POST",
                                       headers=headers, data=raw):
             try:
-                got = webhooks._standard_verify(EXT, raw)
+                got = standard.verify(raw, lambda name: flask.request.headers.get(name, ""),
+                                      EXT.config.webhook_secret,
+                                      tolerance=EXT.config.webhook_tolerance, now=NOW)
             except Unauthenticated:
                 assert not valid, "a right signature was refused"
                 return
@@ -173,8 +177,8 @@ def test_one_input(data: bytes) -> None:
     if mode == 2:  # the body parser and the date parser
         with contextlib.suppress(BadRequest):
             assert isinstance(parse_json_object(fdp.ConsumeBytes(300)), dict)
-        when = webhooks._ms(fdp.PickValueInList(DATES) if fdp.ConsumeBool()
-                            else fdp.ConsumeUnicodeNoSurrogates(30))
+        when = helpscout.updated_ms(fdp.PickValueInList(DATES) if fdp.ConsumeBool()
+                                    else fdp.ConsumeUnicodeNoSurrogates(30))
         assert when is None or isinstance(when, int)
         return
     if mode in (3, 4):  # a signed Help Scout delivery: any event, any body

@@ -2,8 +2,9 @@
 
 Help Scout loads `GET /integrations/helpscout/app` in an iframe of the conversation sidebar,
 with the conversation's context (`conversation-id`, `conversation-number`, `user-id`, ...) and
-`X-HelpScout-Signature` in the query string (vault.crypto.signatures has the format). The page
-is the legacy sidebar's HTML (vault.api.sidebar, one template for both) in vault's CSS:
+`X-HelpScout-Signature` in the query string (vault.helpdesks.helpscout has the format, and
+what the sidebar shows). The page is the legacy sidebar's HTML (one template for both) in
+vault's CSS:
 
 - signed with any secret of VAULT_HELPSCOUT_APP_SECRET, checked before anything touches Redis;
   unsigned, wrongly signed or stale (a retired secret; a signed `timestamp`, should Help Scout
@@ -18,61 +19,25 @@ is the legacy sidebar's HTML (vault.api.sidebar, one template for both) in vault
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from flask import Response, g, render_template, request
 from flask_babel import gettext
 
 from vault import i18n
-from vault.api.sidebar import HELPSCOUT_ID, app_secrets, sidebar_context
-from vault.crypto.signatures import BadSignature, helpscout_query_context
-from vault.errors import RateLimited, Unauthenticated, Unavailable, VaultError
+from vault.errors import RateLimited, Unavailable, VaultError
 from vault.extension import VaultExtension, ext
-from vault.ids import is_ticket
+from vault.helpdesks import helpscout
 from vault.pages import bp
 from vault.web import PAGE_CSP, note_error
 
 APP_PATH = "/integrations/helpscout/app"
-# Parameters vault reads from its own callback URL: Help Scout does not sign them.
-UNSIGNED = ("lang",)
-
-
-def _ticket(e: VaultExtension, context: dict[str, str]) -> str | None:
-    """The vault ticket of the conversation: its number, else what the webhooks learnt of its
-    id (Help Scout's ids and numbers differ; vault's ticket is the number)."""
-    number = context.get("conversation-number", "")
-    if is_ticket(number):
-        return number
-    conversation = context.get("conversation-id", "")
-    return e.store.conversation_ticket(conversation) \
-        if HELPSCOUT_ID.fullmatch(conversation) else None
-
-
-def _fresh(e: VaultExtension, context: dict[str, str]) -> None:
-    """A signed `timestamp` (Unix seconds or milliseconds) must be within the tolerance."""
-    stamp = context.get("timestamp")
-    if stamp is None:
-        return
-    if not re.fullmatch(r"[0-9]{1,13}", stamp):
-        raise Unauthenticated("The signed timestamp is not one vault reads.")
-    seconds = int(stamp) / (1000 if len(stamp) > 11 else 1)
-    if abs(e.vault.clock() - seconds) > e.config.webhook_tolerance:
-        raise Unauthenticated("The signature is too old (or from the future): reload the page.")
 
 
 def _sidebar(e: VaultExtension) -> dict[str, Any]:
-    try:
-        context = helpscout_query_context(request.query_string, app_secrets(e),
-                                          unsigned=UNSIGNED)
-    except BadSignature as exc:
-        raise Unauthenticated(str(exc)) from None
-    _fresh(e, context)
-    ticket = _ticket(e, context)
-    found = sidebar_context(e, ticket, context.get("user-id", ""))
-    # A saved conversation whose number Help Scout did not give and no webhook told vault.
-    found["unknown_conversation"] = ticket is None and bool(
-        HELPSCOUT_ID.fullmatch(context.get("conversation-id", "")))
+    ticket, hs_user, unknown = helpscout.app_subject(request.query_string, e.config, e.vault)
+    found = helpscout.sidebar_context(e.vault, e.config, e.webhook_windows, ticket, hs_user)
+    found["unknown_conversation"] = unknown
     return found
 
 
