@@ -65,7 +65,7 @@ def short(func: str, path: str) -> str:
 # Each sample goes to the first step whose frame is on its stack (most specific first), so the
 # shares add up to 100%: what a request spends its CPU on. The budget table multiplies each share
 # by the server's CPU time per request (from /proc), so each row is microseconds per request.
-# Before the gate (vault.lua), authentication and the rate limit were round trips of their own;
+# Before the gate (vault/storage/lua/access.lua), authentication and the rate limit were round trips of their own;
 # since, they run inside the domain step's one script and count in its row.
 STEPS = [
     ("access log line", ("JsonLogger.access (vault/serve.py)",)),

@@ -2,10 +2,11 @@
 
 The documented strings (`VAULT_RATELIMIT_*`, "30/minute", "5/minute;100/hour") are parsed by
 `limits`, flask-limiter's own engine, and counted as its Redis fixed-window strategy counts them
-(`vault.lua`, `over_limit`): the same windows, the same counter names (`RateLimitItem.key_for`,
-kept under the account slot's hash tag so a Cluster counts them beside the credential they
-follow). Counting inside the scripts is what lets a create, a fill and a reveal be one round trip
-with their limit (PRODUCT.md "Storage"); the other routes count theirs with the GATE script.
+(`over_limit` in `vault/storage/lua/`): the same windows, the same counter names
+(`RateLimitItem.key_for`, kept under the account slot's hash tag so a Cluster counts them beside
+the credential they follow). Counting inside the scripts is what lets a create, a fill and a
+reveal be one round trip with their limit (docs/architecture.md, "Round trips"); the other
+routes count theirs with the GATE script.
 """
 
 from __future__ import annotations
