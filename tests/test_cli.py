@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from conftest import KEYS, RedisServer, free_port
 
@@ -143,6 +144,22 @@ def test_agent_list_prints_one_tab_separated_line_per_agent(run: Run) -> None:
         "a@example.com\ta@example.com\tadmin\tenabled\t",
         "b@example.com\tBea\tagent\tdisabled\t42",
     ]
+
+
+def test_store_commands_that_check_no_password_hash_none(run: Run,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 22: the dummy hash (for logins of unknown e-mails) is made by the first login,
+    not by every command: `agent list` hashes nothing, `agent add` only the new password."""
+    made: list[str] = []
+    real = PasswordHasher.hash
+    monkeypatch.setattr(PasswordHasher, "hash", lambda self, password, **kw: made.append(
+        real(self, password, **kw)) or made[-1])
+    add_agent(run)
+    assert len(made) == 1
+    for command in (["agent", "list"], ["token", "create", EMAIL], ["apikey", "list"],
+                    ["agent", "disable", EMAIL]):
+        assert run(*command).exit_code == 0
+    assert len(made) == 1
 
 
 def test_agent_edit_changes_name_role_and_helpscout_id(run: Run, ext: Any) -> None:

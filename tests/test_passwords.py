@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
+from argon2 import PasswordHasher
 
 from vault.crypto import Passwords
 
@@ -99,6 +102,54 @@ def test_dummy_verify_runs_without_error(passwords: Passwords) -> None:
 
 def test_dummy_verify_accepts_a_lone_surrogate(passwords: Passwords) -> None:
     passwords.dummy_verify("\udfff")
+
+
+@pytest.fixture
+def hashes_made(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every argon2 hash made from here on (counted at argon2-cffi's PasswordHasher.hash)."""
+    made: list[str] = []
+    real = PasswordHasher.hash
+
+    def counting(self: PasswordHasher, password: str | bytes, *, salt: bytes | None = None
+                 ) -> str:
+        made.append(real(self, password, salt=salt))
+        return made[-1]
+
+    monkeypatch.setattr(PasswordHasher, "hash", counting)
+    return made
+
+
+def test_the_dummy_hash_is_made_by_the_first_check_and_only_then(hashes_made: list[str]) -> None:
+    """Issue 22: a store command of the CLI makes a Passwords and checks no password, so it
+    must not pay for an argon2 hash; a check for an account that exists makes the dummy too,
+    so the first login of a process is as slow for a known e-mail as for an unknown one."""
+    passwords = Passwords.cheap_for_tests()
+    assert hashes_made == []
+    real = passwords.hash("pw")
+    assert len(hashes_made) == 1
+    assert passwords.verify(real, "pw")  # a known account's check: the dummy is made now
+    assert len(hashes_made) == 2
+    passwords.dummy_verify("pw")
+    assert not passwords.verify(real, "other")
+    assert not passwords.verify("garbage", "pw")
+    assert len(hashes_made) == 2  # once per process
+
+
+def test_threads_checking_at_once_make_one_dummy_hash(hashes_made: list[str]) -> None:
+    passwords = Passwords.cheap_for_tests()
+    start = threading.Barrier(8)
+
+    def check() -> None:
+        start.wait(10)
+        passwords.dummy_verify("pw")
+
+    threads = [threading.Thread(target=check) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert not any(thread.is_alive() for thread in threads)
+    assert len(hashes_made) == 1
 
 
 def test_parameters_are_keyword_only() -> None:

@@ -8,6 +8,7 @@ each carries its own parameters: ``verify`` checks old hashes after the paramete
 from __future__ import annotations
 
 import secrets
+import threading
 from typing import ClassVar
 
 from argon2 import Parameters, PasswordHasher, Type, profiles
@@ -33,8 +34,13 @@ class Passwords:
             type=Type.ID,
         )
         # A hash of a password nobody knows, made with the same parameters as real ones, so
-        # that checking a login for an unknown e-mail costs as much as for a known one.
-        self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(32))
+        # that checking a login for an unknown e-mail costs as much as for a known one. Made
+        # on the first password check of the process, not here: most users of this class
+        # (every store command of the CLI) never check a password, and a hash costs a full
+        # argon2 run. The first check pays for it whether its account exists or not, so the
+        # one slower answer tells nothing either.
+        self._dummy: str | None = None
+        self._dummy_lock = threading.Lock()
 
     @classmethod
     def production(cls) -> Passwords:
@@ -68,14 +74,25 @@ class Passwords:
         """Hash ``password`` with a fresh salt. Raises ValueError if it is not valid Unicode."""
         return self._hasher.hash(password)
 
+    def _dummy_hash(self) -> str:
+        """The unknown password's hash, made once (under a lock: threads share this)."""
+        dummy = self._dummy
+        if dummy is None:
+            with self._dummy_lock:
+                if self._dummy is None:
+                    self._dummy = self._hasher.hash(secrets.token_urlsafe(32))
+                dummy = self._dummy
+        return dummy
+
     def verify(self, stored_hash: str, password: str) -> bool:
         """Whether ``password`` matches ``stored_hash``; False also for a garbled hash."""
+        dummy = self._dummy_hash()  # for a known account too: see __init__
         try:
             return self._hasher.verify(stored_hash, _password_bytes(password))
         except InvalidHashError:
             # A hash argon2 cannot decode (an agent made by a sign-in has none: "!"): "no",
             # after a full hash all the same, so the time does not tell which agents those are.
-            if stored_hash is not self._dummy_hash:
+            if stored_hash is not dummy:
                 self.dummy_verify(password)
             return False
         except (VerificationError, UnicodeEncodeError):
@@ -90,7 +107,7 @@ class Passwords:
 
     def dummy_verify(self, password: str) -> None:
         """Spend the time of a real ``verify``, for logins whose account does not exist."""
-        self.verify(self._dummy_hash, password)
+        self.verify(self._dummy_hash(), password)
 
 
 def _password_bytes(password: str) -> bytes:
