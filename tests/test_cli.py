@@ -15,7 +15,8 @@ from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
 from conftest import KEYS, RedisServer, free_port
 
-from vault.cli import _follow_global, cli
+from vault.cli import cli
+from vault.cli.admin import _follow_global
 from vault.crypto.keyring import KeyRing
 from vault.crypto.tokens import AGENT_TOKEN, API_KEY, is_token
 
@@ -524,7 +525,7 @@ HOSTILE = "Mallory\x1b]0;owned\x07\x1b[2J\u202eevil\u009b31m\r\nNext line"
 def test_a_refusal_from_the_server_reaches_the_terminal_without_control_characters() -> None:
     from email.message import Message
 
-    from vault.cli import _http_error
+    from vault.cli.client import _http_error
 
     headers = Message()
     headers["Retry-After"] = "5\x1b[2J"
@@ -537,7 +538,7 @@ def test_a_refusal_from_the_server_reaches_the_terminal_without_control_characte
 
 
 def test_the_revealed_fields_are_json_with_every_control_character_escaped() -> None:
-    from vault.cli import _json_line
+    from vault.cli.client import _json_line
 
     fields = {"password": "pä ss\x1b[2J\u009b\u202e\U000e0001", "user": "日本"}
     line = _json_line(fields)
