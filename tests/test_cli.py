@@ -7,7 +7,10 @@ import os
 import pty
 import select
 import sys
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -426,6 +429,92 @@ def test_request_errors_never_show_the_token(run: Run) -> None:
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot reach vault at {url}")
     assert A_TOKEN not in result.output and "A" * 20 not in result.output
+
+
+class FakeVault:
+    """An HTTP server standing in for vault: answers `status` with `body` (and `location`),
+    keeping each request's line and headers."""
+
+    def __init__(self, status: int, body: dict[str, Any], location: str = "") -> None:
+        self.seen: list[tuple[str, dict[str, str]]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                fake.seen.append((self.requestline, dict(self.headers.items())))
+                raw = json.dumps(body).encode()
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def fake_vaults() -> Iterator[Callable[..., FakeVault]]:
+    made: list[FakeVault] = []
+
+    def make(*args: Any, **kwargs: Any) -> FakeVault:
+        made.append(FakeVault(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for fake in made:
+        fake.close()
+
+
+CREATED = {"url": "https://vault.test/r/" + "R" * 28, "expires_at": "2026-12-08T10:00:00Z"}
+
+
+def test_request_takes_the_proxy_from_the_environment_and_nothing_else(
+        run: Run, fake_vaults: Callable[..., FakeVault], tmp_path: Path) -> None:
+    """The proxy variables apply, as they did with urllib; a .netrc does not (requests would
+    have put its password in place of the bearer token)."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login me password netrc-canary\n"
+                     "machine vault.test login me password netrc-canary\n")
+    netrc.chmod(0o600)
+    home = {"HOME": str(tmp_path), "NETRC": str(netrc)}
+    direct = fake_vaults(201, CREATED)
+    result = run("request", "--ticket", "T-1", VAULT_URL=direct.url, VAULT_TOKEN=A_TOKEN, **home)
+    assert result.exit_code == 0, result.output
+    assert result.stdout.startswith(CREATED["url"] + "#")
+    [(line, headers)] = direct.seen
+    assert line == "POST /api/v1/requests HTTP/1.1"
+    assert headers["Authorization"] == f"Bearer {A_TOKEN}"
+
+    proxy = fake_vaults(201, CREATED)
+    result = run("request", "--ticket", "T-2", VAULT_URL="http://vault.test", VAULT_TOKEN=A_TOKEN,
+                 http_proxy=proxy.url, HTTP_PROXY=None, no_proxy=None, NO_PROXY=None, **home)
+    assert result.exit_code == 0, result.output
+    [(line, headers)] = proxy.seen
+    assert line == "POST http://vault.test/api/v1/requests HTTP/1.1"
+    assert headers["Authorization"] == f"Bearer {A_TOKEN}"
+
+
+def test_a_redirect_is_reported_not_followed(run: Run,
+                                             fake_vaults: Callable[..., FakeVault]) -> None:
+    elsewhere = fake_vaults(201, CREATED)
+    moved = fake_vaults(307, {}, location=elsewhere.url + "/api/v1/requests")
+    result = run("request", "--ticket", "T-1", VAULT_URL=moved.url, VAULT_TOKEN=A_TOKEN)
+    assert result.exit_code == 1
+    assert result.stderr == ("Error: vault answered with a redirect (HTTP 307); set VAULT_URL "
+                             "to the address it redirects to\n")
+    assert len(moved.seen) == 1 and elsewhere.seen == []  # the token went nowhere else
 
 
 def test_a_malformed_token_is_refused_without_being_shown(run: Run) -> None:

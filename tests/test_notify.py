@@ -30,6 +30,7 @@ class Receiver:
 
     def __init__(self) -> None:
         self.got: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue()
+        self.authorization: list[str | None] = []
         self.hold = threading.Event()
         self.hold.set()
         receiver = self
@@ -41,6 +42,7 @@ class Receiver:
                     event = Webhook(SECRET).verify(body, dict(self.headers.items()))
                 except WebhookVerificationError as exc:
                     event = {"unverified": str(exc)}
+                receiver.authorization.append(self.headers.get("Authorization"))
                 receiver.got.put((self.path, event))
                 receiver.hold.wait(120)
                 self.send_response(401 if "unverified" in event else 204)
@@ -185,6 +187,52 @@ def test_a_refusing_receiver_is_logged_with_its_status(make_app, notify_logs, re
     assert record.getMessage() == "notification refused"
     assert record.__dict__["status"] == 401 and record.__dict__["target"] == receiver.origin
     assert "query-canary-88" not in notify_logs.text()
+
+
+def test_a_redirect_is_logged_as_a_refusal_and_not_followed(make_app, notify_logs, receiver):
+    """Following it would take the signed delivery wherever the redirect points."""
+    class Moved(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(307)
+            self.send_header("Location", receiver.origin + "/hook")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    moved = ThreadingHTTPServer(("127.0.0.1", 0), Moved)
+    threading.Thread(target=moved.serve_forever, daemon=True).start()
+    try:
+        app = make_app(notify_url=f"http://127.0.0.1:{moved.server_address[1]}/hook",
+                       notify_secret=SECRET)
+        assert share(app.test_client(), "n-6")["id"]
+        assert app.extensions["vault"].notifier.flush(10)
+    finally:
+        moved.shutdown()
+        moved.server_close()
+    [record] = notify_logs.records
+    assert record.getMessage() == "notification refused" and record.__dict__["status"] == 307
+    assert receiver.got.empty()
+
+
+def test_proxy_variables_and_netrc_do_not_apply(make_app, receiver, monkeypatch, tmp_path):
+    """The receiver's URL is the configured one, reached directly, with nothing added."""
+    netrc = tmp_path / ".netrc"
+    netrc.write_text("machine 127.0.0.1 login me password netrc-canary\n")
+    netrc.chmod(0o600)
+    for name, value in {"HOME": str(tmp_path), "NETRC": str(netrc),
+                        "http_proxy": f"http://127.0.0.1:{free_port()}",
+                        "HTTP_PROXY": f"http://127.0.0.1:{free_port()}"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("no_proxy", raising=False)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    app = make_app(notify_url=receiver.origin + "/hook", notify_secret=SECRET)
+    s = share(app.test_client(), "n-7")
+    assert receiver.next() == ("/hook", {"type": "secret.submitted", "timestamp": AnyTime(),
+                                         "data": {"ticket": "n-7", "id": s["id"],
+                                                  "kind": "wordpress"}})
+    assert receiver.authorization == [None]
 
 
 def test_a_malformed_notify_secret_refuses_to_start(make_app):

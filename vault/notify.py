@@ -7,6 +7,11 @@ ticket, id of the request, secret_id, kind). The ticket, ids, kind and time: not
 They are sent from a small background pool, after the submission is stored, so they never slow
 or fail a customer's request; a failure is logged (the target's scheme, host and port only:
 its path or query may hold a token) and dropped.
+
+They go straight to the configured URL (vault.httpclient): no redirect is followed (it would
+take the signed delivery elsewhere), and the environment's proxy variables and `.netrc` do not
+apply. The receiver is often on the internal network, its URL holds its token, and the server's
+environment was not written with notifications in mind.
 """
 
 from __future__ import annotations
@@ -14,7 +19,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import http.client
 import json
 import logging
 import secrets
@@ -23,6 +27,10 @@ import time
 import urllib.parse
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
+
+import requests
+
+from vault.httpclient import Session
 
 log = logging.getLogger("vault.notify")
 
@@ -58,8 +66,6 @@ class Notifier:
             raise ValueError("VAULT_NOTIFY_URL needs VAULT_NOTIFY_SECRET")
         sign(secret, "probe", 0, b"")  # a malformed secret fails at start-up, not per event
         self.url, self.secret, self.timeout = url, secret, timeout
-        self.host, self.port, self.https = parts.hostname, port, parts.scheme == "https"
-        self.path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         # What logs may name: scheme, host and port. Chat bridges keep their token in the path
         # (Slack, Discord), others in the query: neither is logged.
         shown = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
@@ -115,21 +121,19 @@ class Notifier:
         headers = {"Content-Type": "application/json", "webhook-id": msg_id,
                    "webhook-timestamp": str(stamp),
                    "webhook-signature": sign(self.secret, msg_id, stamp, payload)}
-        factory = (http.client.HTTPSConnection if self.https else http.client.HTTPConnection)
-        conn = factory(self.host, self.port, timeout=self.timeout)
         try:
-            # The path and the query both: a receiver's URL may carry its own token in either.
-            conn.request("POST", self.path, body=payload, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            status = response.status
-        except (OSError, ValueError, http.client.HTTPException) as exc:
+            # A connection per notification, closed after it (they are few): no kept-alive
+            # connection a receiver could drop between two. The path and the query both go:
+            # a receiver's URL may carry its own token in either.
+            with Session(proxies_from_env=False) as session:
+                status = session.post(self.url, data=payload, headers=headers,
+                                      timeout=self.timeout).status_code
+        except (requests.RequestException, ValueError) as exc:
+            # Only the type: requests' messages hold the whole URL, its token with it.
             log.warning("notification not delivered",
                         extra={"event": type(exc).__name__, "target": self.target,
                                "type": body["type"]})
             return
-        finally:
-            conn.close()
         if status >= 300:
             log.warning("notification refused", extra={"status": status, "target": self.target,
                                                        "type": body["type"]})

@@ -12,6 +12,13 @@ fetched again when a token names a key id it does not hold (a provider's key rot
 every 30 seconds. An unreachable provider never stops vault from starting: the first sign-in
 that needs it gets ProviderUnavailable (a 503 page), and password login keeps working.
 
+Every request to the provider goes through vault.httpclient: no redirect is followed (the
+discovery document, the keys and the token answer come from the URLs the configuration and the
+discovery document name, or not at all), `.netrc` and requests' CA bundle variables do not apply
+(certificates are checked against the system's trust store), but the environment's proxy
+variables do: the provider is usually outside, and a server may reach it only through its
+organisation's proxy.
+
 Nothing here logs a code, a token, a nonce or a verifier.
 """
 
@@ -45,6 +52,7 @@ from vault.accounts import normalise_email
 from vault.config import Config
 from vault.errors import SignInRefused as Refused
 from vault.errors import Unavailable, ValidationFailed
+from vault.httpclient import Session, configure, environment_proxies
 from vault.names import display_name
 
 __all__ = ["CALLBACK_PATH", "Identity", "IdentityProvider", "ProviderUnavailable"]
@@ -102,12 +110,17 @@ class IdentityProvider:
         self._keyset_at = 0.0
         self._failed_at: float | None = None
         self.last_error = ""
+        # For the discovery document and the keys, whose fetches hold self._lock: one at a time.
+        self._http = Session(proxies_from_env=True)
 
     # -- what the provider publishes -------------------------------------------------------------
 
     def _get_json(self, url: str, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
         try:
-            resp = requests.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            resp = self._http.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            if resp.is_redirect:
+                raise ProviderUnavailable(f"{url}: a redirect (HTTP {resp.status_code}), which "
+                                          "vault does not follow")
             resp.raise_for_status()
             body = resp.json()
         except (requests.RequestException, ValueError) as exc:
@@ -186,9 +199,11 @@ class IdentityProvider:
         methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         method = "client_secret_basic" if "client_secret_basic" in methods \
             else "client_secret_post"
-        return OAuth2Session(self.config.oidc_client_id, self.config.oidc_client_secret,
-                             scope=SCOPE, redirect_uri=self.redirect_uri,
-                             code_challenge_method="S256", token_endpoint_auth_method=method)
+        session = OAuth2Session(self.config.oidc_client_id, self.config.oidc_client_secret,
+                                scope=SCOPE, redirect_uri=self.redirect_uri,
+                                code_challenge_method="S256", token_endpoint_auth_method=method)
+        configure(session)  # Authlib's own requests Session, set up as vault's (module docstring)
+        return session
 
     def authorization_url(self, *, state: str, nonce: str, verifier: str) -> str:
         """Where to send the browser: the provider's authorization endpoint, code flow."""
@@ -223,8 +238,10 @@ class IdentityProvider:
                 # Sorted before Authlib reads it (_token_answer): Authlib's own errors do not
                 # tell a refusal from a proxy's error page.
                 session.register_compliance_hook("access_token_response", _token_answer)
-                token = session.fetch_token(meta["token_endpoint"], code=code,
-                                            code_verifier=verifier, timeout=HTTP_TIMEOUT)
+                token = session.fetch_token(
+                    meta["token_endpoint"], code=code, code_verifier=verifier,
+                    timeout=HTTP_TIMEOUT, allow_redirects=False,
+                    proxies=environment_proxies(meta["token_endpoint"]))
         except (Refused, ProviderUnavailable):
             raise
         except AuthlibBaseError as exc:  # OAuthError (requests client), OAuth2Error: an answer

@@ -8,16 +8,15 @@ import json
 import os
 import re
 import sys
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import Message
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 
 from vault.cli.common import TICKET_RE, CliError, fail, note
-from vault.cli.transport import exchange, json_object, origin_of, printable, vault_url
+from vault.cli.transport import Vault, json_object, printable, vault_url
 from vault.crypto.envelope import InvalidEnvelope, generate_key, open_envelope
 from vault.crypto.tokens import AGENT_TOKEN, is_token
 from vault.names import display_name
@@ -28,7 +27,7 @@ _KEY_RE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 @dataclass
 class Api:
-    base: str
+    vault: Vault
     token: str
 
     @classmethod
@@ -40,26 +39,24 @@ class Api:
                  "`vault token create EMAIL`)", 2)
         if not is_token(value, AGENT_TOKEN):
             fail("VAULT_TOKEN is not an agent API token (vt_ followed by 43 characters)", 2)
-        return cls(base=base, token=value)
+        return cls(vault=Vault(base), token=value)
 
     @property
     def origin(self) -> str:
-        return origin_of(self.base)
+        return self.vault.origin
 
     def call(self, method: str, path: str, body: dict[str, Any] | None = None, *,
              auth: bool = True) -> dict[str, Any]:
         """One API call; the JSON answer, or CliError with the server's `detail`."""
         data = None if body is None else json.dumps(body).encode()
-        # The scheme was checked in from_env: only http and https reach here.
-        req = urllib.request.Request(self.base + path, data=data, method=method)  # noqa: S310
-        req.add_header("Accept", "application/json")
+        headers = {"Accept": "application/json"}
         if data is not None:
-            req.add_header("Content-Type", "application/json")
+            headers["Content-Type"] = "application/json"
         if auth:
-            req.add_header("Authorization", f"Bearer {self.token}")
-        status, headers, raw = exchange(req, self.origin)
+            headers["Authorization"] = f"Bearer {self.token}"
+        status, answer_headers, raw = self.vault.send(method, path, body=data, headers=headers)
         if not 200 <= status < 300:
-            fail(_http_error(status, headers, raw))
+            fail(_http_error(status, answer_headers, raw))
         if not raw:
             return {}
         answer = json_object(raw)
@@ -76,7 +73,7 @@ def _json_line(value: Any) -> str:
     return "".join(c if c.isprintable() else json.dumps(c)[1:-1] for c in text)
 
 
-def _http_error(status: int, headers: Message, raw: bytes) -> str:
+def _http_error(status: int, headers: Mapping[str, str], raw: bytes) -> str:
     problem = json_object(raw)
     if 300 <= status < 400:
         return (f"vault answered with a redirect (HTTP {status}); set VAULT_URL to the address "

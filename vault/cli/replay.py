@@ -7,15 +7,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import urllib.request
+from collections.abc import Mapping
 from dataclasses import dataclass
-from email.message import Message
 from typing import IO, Any
 
 import click
 
 from vault.cli.common import CliError, fail, note
-from vault.cli.transport import exchange, json_object, origin_of, printable, vault_url
+from vault.cli.transport import Vault, json_object, printable, vault_url
 from vault.crypto.signatures import helpscout_sign
 
 HELPSCOUT_PATH = "/api/v1/webhooks/helpscout"
@@ -71,7 +70,7 @@ def _delivery(number: int, data: bytes) -> Delivery | None:
     return Delivery(line=number, event=event, raw=raw)
 
 
-def _replay_error(status: int, headers: Message, raw: bytes) -> str:
+def _replay_error(status: int, headers: Mapping[str, str], raw: bytes) -> str:
     """What a refused delivery's answer says, for its JSON line."""
     if 300 <= status < 400:
         return (f"vault answered with a redirect (HTTP {status}); set VAULT_URL to the address "
@@ -127,17 +126,13 @@ def helpscout_replay(ctx: click.Context, file: IO[bytes]) -> None:
     if not deliveries:
         fail("the file holds no deliveries (only blank lines or comments)", 2)
 
-    origin, accepted, repeats = origin_of(base), 0, 0
+    vault, accepted, repeats = Vault(base), 0, 0
     for sent, delivery in enumerate(deliveries):
-        # The scheme was checked in _vault_url: only http and https reach here.
-        req = urllib.request.Request(base + HELPSCOUT_PATH, data=delivery.raw,  # noqa: S310
-                                     method="POST")
-        req.add_header("Accept", "application/json")
-        req.add_header("Content-Type", "application/json")
-        req.add_header("X-HelpScout-Event", delivery.event)
-        req.add_header("X-HelpScout-Signature", helpscout_sign(key, delivery.raw))
         try:
-            status, headers, raw = exchange(req, origin)
+            status, headers, raw = vault.send("POST", HELPSCOUT_PATH, body=delivery.raw, headers={
+                "Accept": "application/json", "Content-Type": "application/json",
+                "X-HelpScout-Event": delivery.event,
+                "X-HelpScout-Signature": helpscout_sign(key, delivery.raw)})
         except CliError as exc:
             if sent:
                 exc.message += (f"; {sent} of {len(deliveries)} deliveries were sent, the rest "

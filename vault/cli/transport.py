@@ -7,23 +7,17 @@ from __future__ import annotations
 
 import json
 import os
-import urllib.error
-import urllib.request
-from email.message import Message
+from collections.abc import Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
+import requests
+
 from vault.cli.common import fail
+from vault.httpclient import Session
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 HTTP_TIMEOUT = 30.0
-
-
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # A redirect would carry the bearer token to wherever it points: refuse them all.
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> None:
-        return None
 
 
 def vault_url() -> str:
@@ -47,28 +41,69 @@ def origin_of(base: str) -> str:
     return f"{parts.scheme}://{parts.hostname}" + (f":{parts.port}" if parts.port else "")
 
 
-def exchange(req: urllib.request.Request, origin: str) -> tuple[int, Message, bytes]:
-    """Send one request: (status, headers, body) of whatever vault answered, redirects
-    included (never followed). CliError when no answer comes (unreachable, timeout)."""
-    opener = urllib.request.build_opener(_NoRedirects)
-    try:
-        with opener.open(req, timeout=HTTP_TIMEOUT) as resp:
-            return resp.status, resp.headers, resp.read()
-    except urllib.error.HTTPError as exc:
+class Vault:
+    """A running vault at `base` (VAULT_URL without its trailing slash), over one session.
+
+    The user's proxy variables apply (`https_proxy`, `no_proxy`...: a laptop behind its
+    organisation's proxy reaches vault as its browser does, and urllib, used here before,
+    honoured them too); `.netrc` does not (requests would put its password in place of the
+    bearer token). Redirects are never followed: one would carry the token, or a signed
+    delivery, to wherever it points; a 3xx is reported as the answer it is (vault.httpclient).
+    """
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.origin = origin_of(base)
+        self._session = Session(proxies_from_env=True)
+
+    def send(self, method: str, path: str, *, body: bytes | None = None,
+             headers: dict[str, str]) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one request: (status, headers, body) of whatever vault answered, redirects
+        included. CliError when no answer comes (unreachable, timeout), naming the origin
+        only: requests' own messages hold the whole URL."""
         try:
-            raw = exc.read() or b""
-        except OSError:
-            raw = b""
-        return exc.code, exc.headers, raw
-    except urllib.error.URLError as exc:
-        reason = exc.reason if isinstance(exc.reason, str) else type(exc.reason).__name__
-        if isinstance(exc.reason, OSError) and exc.reason.strerror:
-            reason = exc.reason.strerror
-        fail(f"cannot reach vault at {origin}: {reason}")
-    except TimeoutError:
-        fail(f"vault at {origin} did not answer within {HTTP_TIMEOUT:.0f} s")
-    except OSError as exc:
-        fail(f"cannot talk to vault at {origin}: {exc.strerror or type(exc).__name__}")
+            resp = self._session.request(method, self.base + path, data=body, headers=headers,
+                                         timeout=HTTP_TIMEOUT)
+            return resp.status_code, resp.headers, resp.content
+        except requests.ConnectTimeout as exc:  # before Timeout: it is both
+            fail(f"cannot reach vault at {self.origin}: {_reason(exc)}")
+        except requests.Timeout:
+            fail(f"vault at {self.origin} did not answer within {HTTP_TIMEOUT:.0f} s")
+        except requests.ConnectionError as exc:
+            if _caused_by(exc, TimeoutError):  # the socket's, while reading the body
+                fail(f"vault at {self.origin} did not answer within {HTTP_TIMEOUT:.0f} s")
+            fail(f"cannot reach vault at {self.origin}: {_reason(exc)}")
+        except requests.RequestException as exc:
+            fail(f"cannot talk to vault at {self.origin}: {_reason(exc)}")
+
+
+def _causes(exc: BaseException) -> Iterator[BaseException]:
+    """exc and what it wraps: requests wraps urllib3, which wraps the socket's OSError (as a
+    cause, a reason or an argument)."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo and len(seen) < 20:
+        found = todo.pop(0)
+        if id(found) in seen:
+            continue
+        seen.add(id(found))
+        yield found
+        todo.extend(e for e in (found.__cause__, found.__context__,
+                                getattr(found, "reason", None), *found.args)
+                    if isinstance(e, BaseException))
+
+
+def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
+    return any(isinstance(e, kind) for e in _causes(exc))
+
+
+def _reason(exc: BaseException) -> str:
+    """What failed, from the operating system's error under the wrappers: its message
+    ("Connection refused", "Name or service not known", a certificate check's) or its type."""
+    for cause in _causes(exc):
+        if isinstance(cause, OSError) and not isinstance(cause, requests.RequestException):
+            return cause.strerror or type(cause).__name__
+    return type(exc).__name__
 
 
 def json_object(raw: bytes) -> dict[str, Any] | None:
