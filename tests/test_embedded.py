@@ -5,6 +5,11 @@ A pure check of script compatibility: the behaviour itself is tested on the real
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
+from conftest import free_port
 from helpers import sealed, share
 
 from vault import create_app
@@ -39,3 +44,21 @@ def test_every_flow_runs_on_the_embedded_store():
             "email": "demo@example.com", "password": "correct horse battery"}).status_code == 200
     finally:
         ext.close()
+
+
+def test_vault_serve_without_fakeredis_says_what_to_install():
+    """A production install has no fakeredis (it is the `demo` extra): `vault serve` with
+    nothing configured says so in one line, instead of failing on an import."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("VAULT_")}
+    # The import system's own "not installed": a None in sys.modules makes `import` fail.
+    code = ("import sys; sys.modules['fakeredis'] = None; "
+            f"sys.argv = ['vault', 'serve', '--bind', '127.0.0.1:{free_port()}']; "
+            "from vault.cli import main; main()")
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert (done.returncode, done.stdout) == (2, ""), done.stderr
+    # Before it, only the demo's usual log line (a throwaway key ring); no traceback.
+    *logged, error = done.stderr.splitlines()
+    assert error == ("Error: the embedded demo mode (no VAULT_REDIS_URL) needs fakeredis: "
+                     "install vault[demo] (scripts/serve does), or set VAULT_REDIS_URL")
+    assert all(line.startswith('{"level": "WARNING"') for line in logged), logged

@@ -1,4 +1,5 @@
-"""Installing vault prints nothing to worry a new user (issue 12, point 8).
+"""Installing vault prints nothing to worry a new user (issue 12, point 8), and what it installs
+is what its code imports (issue 22).
 
 setuptools' flat-layout discovery used to print a "Please be careful with folders in your
 working directory with the same name as your package" block on every fresh install; the
@@ -9,9 +10,13 @@ everything the build said (`-v`).
 
 from __future__ import annotations
 
+import ast
+import importlib.metadata
+import re
 import shutil
 import subprocess
 import sys
+import tomllib
 import venv
 import zipfile
 from pathlib import Path
@@ -65,3 +70,65 @@ def test_a_built_wheel_carries_the_lua_scripts_and_runs_them_from_there(tmp_path
     said = subprocess.run([sys.executable, "-c", probe, str(unpacked)], capture_output=True,
                           text=True, check=True, timeout=60).stdout.split()
     assert said == ["True", "9e810f8bbeff8e544904fe76ddf0fc793bfc594b"]
+
+
+def _name(requirement: str) -> str:
+    """A requirement's distribution name, normalised (PEP 503): "fakeredis[lua]>=2" → fakeredis."""
+    found = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert found, requirement
+    return re.sub(r"[-_.]+", "-", found.group(0)).lower()
+
+
+def _imported_distributions() -> dict[str, set[str]]:
+    """{distribution: the vault/ files that import it}, every import counted (in functions too)."""
+    owners = importlib.metadata.packages_distributions()
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / "vault").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                top = name.partition(".")[0]
+                if top == "vault" or top in sys.stdlib_module_names:
+                    continue
+                assert top in owners, f"{path}: {top} is imported but not installed"
+                for dist in owners[top]:
+                    found.setdefault(_name(dist), set()).add(str(path.relative_to(ROOT)))
+    return found
+
+
+def test_the_dependencies_are_what_vault_imports() -> None:
+    """Issue 22: each library vault/ imports is declared (not left to another's dependencies),
+    and each declared one is imported: flask-limiter, whose engine `limits` is what vault uses,
+    is not. The embedded demo's fakeredis is the `demo` extra, out of a production install;
+    the tests, which run the demo, install it."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    extras = project["optional-dependencies"]
+    demo = {_name(r) for r in extras["demo"]}
+    imported = _imported_distributions()
+    assert demo == {"fakeredis"}
+    assert set(imported) - declared == demo, imported
+    assert declared - set(imported) == set()
+    assert "flask-limiter" not in declared and "limits" in declared
+    assert "vault[demo]" in extras["test"]
+
+
+def test_libraries_whose_private_parts_vault_uses_have_an_upper_bound() -> None:
+    """Flask (the JSON provider's `_prepare_response_obj`), gunicorn (the `Server` banner) and
+    redis-py (the script runner's lane), and `limits`, whose key names are in the Redis layout."""
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    bounded = {_name(r): r for r in project["dependencies"] if "<" in r}
+    assert set(bounded) >= {"flask", "gunicorn", "redis", "limits"}, bounded
+    pinned = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines()
+                  if "==" in line and not line.startswith("#"))
+    for name, requirement in bounded.items():
+        version = next(v for d, v in pinned.items() if _name(d) == name)
+        below = requirement.partition("<")[2]
+        as_tuple = [int(part) for part in below.split(".")]
+        assert [int(part) for part in version.split(".")[:len(as_tuple)]] < as_tuple, (
+            f"constraints.txt pins {name} {version}, at or above its bound {requirement}")

@@ -46,7 +46,12 @@ def load_keyring(config: Config) -> KeyRing:
 
 def build_store(config: Config) -> Store:
     if config.embedded:
-        import fakeredis
+        try:
+            import fakeredis
+        except ImportError:  # a production install: the demo's store is an extra
+            raise ConfigError("the embedded demo mode (no VAULT_REDIS_URL) needs fakeredis: "
+                              "install vault[demo] (scripts/serve does), or set "
+                              "VAULT_REDIS_URL") from None
 
         client: Any = fakeredis.FakeRedis(server=fakeredis.FakeServer())
         cluster = False

@@ -307,7 +307,8 @@ def drop_server_banner() -> None:
     """gunicorn writes `Server: gunicorn` on every response and has no setting to leave it out
     (checked up to 27.0). It tells a scanner what to try and a user nothing, so vault sends none:
     gunicorn's own header lines, minus that one. Idempotent; the workers inherit it from the
-    master."""
+    master. It replaces a private method (pyproject.toml bounds gunicorn below 28): were it
+    renamed, the banner would come back (tests/test_metrics.py looks for it)."""
     from gunicorn.http import wsgi
 
     current = wsgi.Response.default_headers

@@ -74,6 +74,8 @@ class JsonProvider(DefaultJSONProvider):
     def response(self, *args: Any, **kwargs: Any) -> Any:  # Flask types it as werkzeug's
         if self.compact is False or (self.compact is None and self._app.debug):
             return super().response(*args, **kwargs)  # indented, as Flask does when debugging
+        # Flask's private argument reading, as jsonify's (pyproject.toml bounds Flask below 3.2:
+        # were it renamed or changed, every JSON answer would fail).
         body = self._encode(self._prepare_response_obj(args, kwargs)) + "\n"
         return self._app.response_class(body, mimetype=self.mimetype)
 

@@ -40,7 +40,7 @@ import atheris
 import fakeredis  # noqa: F401
 import flask
 import flask_babel  # noqa: F401
-import flask_limiter  # noqa: F401
+import limits  # noqa: F401
 import prometheus_client  # noqa: F401
 import redis  # noqa: F401
 
