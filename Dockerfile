@@ -16,7 +16,8 @@ WORKDIR /src
 COPY pyproject.toml constraints.txt README.md ./
 COPY vault ./vault
 COPY scripts/install-vault ./scripts/install-vault
-# Every dependency ships a manylinux wheel: no compiler is needed, none is installed.
+# Every dependency ships a manylinux wheel: no compiler is needed, none is installed. No extra:
+# the image runs against Redis, so the embedded demo's store (vault[demo], fakeredis) stays out.
 RUN scripts/install-vault --strip /opt/vault /src
 
 # -- run: the base image, the virtualenv, nothing else ------------------------------------------
