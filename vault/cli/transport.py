@@ -8,13 +8,16 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import requests
-
 from vault.cli.common import fail
-from vault.httpclient import Session
+
+if TYPE_CHECKING:
+    from vault.httpclient import Session
+
+# requests (vault.httpclient) is imported by the first Vault made: the store's commands, most
+# of the CLI, never talk HTTP and need not load it.
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 HTTP_TIMEOUT = 30.0
@@ -52,15 +55,19 @@ class Vault:
     """
 
     def __init__(self, base: str) -> None:
+        from vault.httpclient import Session
+
         self.base = base
         self.origin = origin_of(base)
-        self._session = Session(proxies_from_env=True)
+        self._session: Session = Session(proxies_from_env=True)
 
     def send(self, method: str, path: str, *, body: bytes | None = None,
              headers: dict[str, str]) -> tuple[int, Mapping[str, str], bytes]:
         """Send one request: (status, headers, body) of whatever vault answered, redirects
         included. CliError when no answer comes (unreachable, timeout), naming the origin
         only: requests' own messages hold the whole URL."""
+        import requests
+
         try:
             resp = self._session.request(method, self.base + path, data=body, headers=headers,
                                          timeout=HTTP_TIMEOUT)
@@ -100,6 +107,8 @@ def _caused_by(exc: BaseException, kind: type[BaseException]) -> bool:
 def _reason(exc: BaseException) -> str:
     """What failed, from the operating system's error under the wrappers: its message
     ("Connection refused", "Name or service not known", a certificate check's) or its type."""
+    import requests
+
     for cause in _causes(exc):
         if isinstance(cause, OSError) and not isinstance(cause, requests.RequestException):
             return cause.strerror or type(cause).__name__
