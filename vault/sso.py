@@ -110,14 +110,15 @@ class IdentityProvider:
         self._keyset_at = 0.0
         self._failed_at: float | None = None
         self.last_error = ""
-        # For the discovery document and the keys, whose fetches hold self._lock: one at a time.
-        self._http = Session(proxies_from_env=True)
 
     # -- what the provider publishes -------------------------------------------------------------
 
     def _get_json(self, url: str, timeout: float = HTTP_TIMEOUT) -> dict[str, Any]:
         try:
-            resp = self._http.get(url, timeout=timeout, headers={"Accept": "application/json"})
+            # A session per fetch (at most one an hour, and one per key rotation): no connection
+            # is kept, none could be shared by the workers gunicorn forks.
+            with Session(proxies_from_env=True) as http:
+                resp = http.get(url, timeout=timeout, headers={"Accept": "application/json"})
             if resp.is_redirect:
                 raise ProviderUnavailable(f"{url}: a redirect (HTTP {resp.status_code}), which "
                                           "vault does not follow")
