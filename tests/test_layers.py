@@ -31,13 +31,11 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
     ("views", ("vault.pages", "vault.api"), True),
     ("http", ("vault.web", "vault.extension"), False),
     ("rules", ("vault.service", "vault.accounts", "vault.helpdesks", "vault.sso",
-               "vault.notify", "vault.rotation", "vault.principal", "vault.audit",
-               # Help Scout's signatures' old name, kept for the CLI: it re-exports the helpdesk's
-               "vault.crypto.signatures"), False),
-    ("storage and crypto", ("vault.storage", "vault.lua", "vault.redis_client", "vault.crypto",
+               "vault.notify", "vault.rotation", "vault.principal", "vault.audit"), False),
+    ("storage and crypto", ("vault.storage", "vault.redis_client", "vault.crypto",
                             "vault.ratelimit"), False),
     ("ids, config, errors", ("vault.ids", "vault.config", "vault.errors", "vault.names",
-                             "vault.logs", "vault.metrics", "vault.i18n",
+                             "vault.logs", "vault.metrics", "vault.i18n", "vault.httpclient",
                              "vault.crypto.b64"), False),
 ]
 

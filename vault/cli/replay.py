@@ -15,7 +15,7 @@ import click
 
 from vault.cli.common import CliError, fail, note
 from vault.cli.transport import Vault, json_object, printable, vault_url
-from vault.crypto.signatures import helpscout_sign
+from vault.helpdesks.helpscout import helpscout_sign
 
 HELPSCOUT_PATH = "/api/v1/webhooks/helpscout"
 _EVENT_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")

@@ -90,10 +90,10 @@ class Lane:
     made by the client's pool (same address, timeouts, TLS, credentials and Sentinel lookup),
     and the command packed by hiredis in one call.
 
-    Measured (`bench/run --wsgi`, README "Benchmark"): redis-py 8's `Redis.evalsha` spends about
-    90 µs of CPU around each call that a bare socket does not (argument re-packing, the pool's
-    poll of every borrowed connection for stray data, observability counters, the retry
-    wrapper), an eighth of a vault request. The lane keeps what those steps are for:
+    Why (measured in bench/README.md): redis-py's `Redis.evalsha` spends CPU around each call
+    that a bare socket does not (argument re-packing, the pool's poll of every borrowed
+    connection for stray data, observability counters, the retry wrapper), an eighth of a vault
+    request. The lane keeps what those steps are for:
 
     - a connection goes back to the lane only after a whole reply was read (a Redis error reply
       is a whole reply); after anything else it is disconnected first, so no reply is ever read
@@ -126,6 +126,9 @@ class Lane:
         try:
             conn = self._idle.pop()  # list.pop and append are atomic: no lock
         except IndexError:
+            # redis-py's connections below its public client (make_connection,
+            # send_packed_command, read_response): pyproject.toml bounds redis below 9, and a
+            # change there fails every script call (tests/test_lane.py).
             conn = self.pool.make_connection()
         try:
             try:
