@@ -36,7 +36,7 @@ AGENT = "bench@bench.example.com"
 AGENT_PASSWORD = "bench agent password, never used to log in"  # noqa: S105
 
 TARGETS = {
-    "vs_snappass": 1.0,  # required (PRODUCT.md "Performance"): create and reveal each >= 1.0x
+    "vs_snappass": 1.0,  # required (bench/README.md): create and reveal each >= 1.0x
     "vs_snappass_goal": 1.5,  # the goal beyond it
     "vs_ceiling": 0.6,  # a goal: at least 0.6 of the ceiling's rate
     "p99_ms": 50.0,  # p99 under 50 ms at 32 connections
@@ -568,7 +568,7 @@ def main() -> int:
     parser.add_argument("--race-rounds", type=int, default=100)
     parser.add_argument("--race-callers", type=int, default=200)
     parser.add_argument("--workers", type=int, default=2,
-                        help="gunicorn workers for every server (default 2, PRODUCT.md's "
+                        help="gunicorn workers for every server (default 2, the judged "
                              "setup: vault serve --workers 2)")
     parser.add_argument("--no-default-run", action="store_true",
                         help="skip the second throughput table, at vault's production default "

@@ -473,7 +473,7 @@ def count_round_trips(cluster_client: Any, *, idle: int = 2) -> None:
 
 
 def test_round_trips_on_the_cluster(world):
-    """PRODUCT.md "Storage": on a Cluster a create and a reveal are two round trips, the
+    """docs/architecture.md, "Round trips": on a Cluster a create and a reveal are two round trips, the
     account slot (rate limit, and for the reveal the token with its revocation epoch) and then
     the ticket's slot. What lives outside both (the global audit stream, the agents' index)
     follows off the request's path, and is there once the process has sent it."""

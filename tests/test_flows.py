@@ -1,4 +1,4 @@
-"""The two flows of PRODUCT.md through the JSON API, on a real Redis."""
+"""The two flows (docs/architecture.md) through the JSON API, on a real Redis."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ AGENT_EMAIL = "fuzz-agent@example.com"
 ADMIN_EMAIL = "fuzz-admin@example.com"
 PASSWORD = "correct horse battery staple"
 TOKENS = "TEST_FUZZ_BEARER_TOKENS"  # where the fixture leaves the tokens for the auth provider
-# The routes PRODUCT.md gives to "admin or helpdesk key"; every other authenticated route is an
+# The routes docs/api.md gives to "admin or helpdesk key"; every other authenticated route is an
 # agent's, and the agent's token is what a real caller sends there.
 ADMIN_OPERATIONS = {"setAssignee", "closeTicket", "reopenTicket"}
 HELPSCOUT = "/api/v1/webhooks/helpscout"
@@ -227,7 +227,7 @@ def test_undeclared_method_is_405_with_allow(client: Any) -> None:
 
 
 class UnexpectedRedirect(AssertionError):
-    """A 3xx: PRODUCT.md says vault never redirects by itself."""
+    """A 3xx: vault never redirects by itself (docs/api.md, "Conventions")."""
 
 
 def test_doubled_slashes_are_not_redirected(client: Any) -> None:

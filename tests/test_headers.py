@@ -88,7 +88,7 @@ APP_CSP_EXACT = PAGE_CSP_EXACT.replace("frame-ancestors 'none'",
 
 
 def check_any(rv: Any, what: str) -> None:
-    """The header set of PRODUCT.md on one response, whatever its route and status."""
+    """The header set of docs/api.md on one response, whatever its route and status."""
     for name, value in COMMON.items():
         assert rv.headers.get(name) == value, f"{what}: {name}"
     path = what.split()[1]

@@ -19,7 +19,7 @@ from vault.ids import new_id
 METHODS = {"get", "put", "post", "delete", "patch", "head", "options", "trace"}
 # Flask adds HEAD to every GET rule and OPTIONS to every rule; OpenAPI leaves both implicit.
 IMPLICIT = {"HEAD", "OPTIONS"}
-# PRODUCT.md, "API contract (v1)": the only statuses the API may answer.
+# docs/api.md, "Conventions": the only statuses the API may answer.
 CONTRACT_STATUSES = {"200", "201", "204", "400", "401", "403", "404", "409", "410", "413", "429",
                      "503"}
 PROBLEM = "application/problem+json"

@@ -1,7 +1,7 @@
 """The race at scale: 200 sessions of the assigned agent reveal one secret at once, 100 rounds.
 
 Through a real gunicorn (several workers, threads each) on the real Redis, with the rate limits
-raised (as PRODUCT.md asks of concurrency tests). 200 threads live for the whole test, each with
+raised (as docs/api.md asks of concurrency tests). 200 threads live for the whole test, each with
 its own API token (its own session) and its own keep-alive connection; every round they are
 released together by a barrier, like tests/test_races.py does, and exactly one of them must get
 the envelope while the 199 others get 410 `revealed`. Nothing waits by the clock: barriers and

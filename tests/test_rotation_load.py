@@ -1,5 +1,6 @@
 """`vault keys rotate` while a real gunicorn serves reveals and submissions: nothing fails, and
-afterwards no stored envelope is wrapped under the retired key (PRODUCT.md's rotation order)."""
+afterwards no stored envelope is wrapped under the retired key (the rotation order of
+docs/security-model.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Round trips to Redis, counted on the client side (PRODUCT.md, "Storage").
+"""Round trips to Redis, counted on the client side (docs/architecture.md, "Round trips").
 
 The `counted` fixture (conftest.py) swaps each Redis connection used by the app (the store's:
 rate limits are counted by its scripts too) for one that counts how many times it writes to the

@@ -1,4 +1,4 @@
-"""Ticket names and the ids of requests and secrets (PRODUCT.md, "Exact formats").
+"""Ticket names and the ids of requests and secrets (docs/api.md, "Exact formats").
 
 An id is 28 base64url characters: a 6-character slot tag derived from the ticket, then 22
 characters of 128 random bits. The tag is the Redis Cluster hash tag of every key of the ticket,

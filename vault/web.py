@@ -1,7 +1,7 @@
 """HTTP plumbing shared by every blueprint: headers, errors, JSON bodies, who is calling.
 
 One error handler renders every error: problem+json for the API, a short page for HTML. Every
-response gets the security headers of PRODUCT.md; nothing about a secret is ever cacheable.
+response gets the security headers of docs/api.md; nothing about a secret is ever cacheable.
 """
 
 from __future__ import annotations
@@ -303,7 +303,7 @@ class Plumbing:
     It works on the plain header list that goes to the server, with the headers precomputed
     once: what used to be an after_request hook of a dozen header lookups and two metric label
     lookups is now one pass over the two or three headers a view set, and cached metric
-    children. The rules are PRODUCT.md's ("Exact formats", headers): a header a view set itself
+    children. The rules are docs/api.md's ("Response headers"): a header a view set itself
     is kept (its CSP, say), except `Cache-Control`, which is `no-store` on everything but a
     static file served fine; a 204 carries no `Content-Type`; every response carries the
     `X-Request-Id` that the logs name (a proxy's own id is kept when it is a plain token).

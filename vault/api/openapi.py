@@ -34,7 +34,7 @@ _WS = r"\t\n\u000b\f\r\u001c-\u001f \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\
 EMAIL_PATTERN = f"^[{_WS}]*[!-?A-~]{{1,64}}@[!-?A-~]{{1,190}}[{_WS}]*$"
 
 # Canonical base64url without padding (a last character with unused bits clear), after `v1.`;
-# with minLength 41 it is exactly "at least 28 bytes decoded" (PRODUCT.md, "Exact formats").
+# with minLength 41 it is exactly "at least 28 bytes decoded" (docs/api.md, "Exact formats").
 ENVELOPE_PATTERN = (r"^v1\.(?:[A-Za-z0-9_-]{4}){9,}"
                     r"(?:[A-Za-z0-9_-][AQgw]|[A-Za-z0-9_-]{2}[AEIMQUYcgkosw048])?$")
 

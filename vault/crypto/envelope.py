@@ -1,4 +1,4 @@
-"""Envelope v1: one customer's credentials, encrypted end to end (PRODUCT.md, "Exact formats").
+"""Envelope v1: one customer's credentials, encrypted end to end (docs/api.md, "Exact formats").
 
 Text form: ``v1.`` + base64url(nonce || AES-256-GCM ciphertext || tag), no padding. The key K
 is 32 random bytes carried as 43 base64url characters in the link's fragment, so the server

@@ -1,4 +1,4 @@
-"""The server's key ring: stored envelopes are wrapped again at rest (PRODUCT.md, "Cryptography").
+"""The server's key ring: stored envelopes are wrapped again at rest (docs/security-model.md, "Key ring").
 
 A key is ``<key id>:<base64url of 32 random bytes>``; ``VAULT_KEYS`` lists keys separated by
 commas. Like Fernet's MultiFernet, the first key wraps and every key unwraps, so keys rotate

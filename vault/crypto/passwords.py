@@ -1,4 +1,4 @@
-"""Agent passwords: argon2id through argon2-cffi (PRODUCT.md, "Cryptography").
+"""Agent passwords: argon2id through argon2-cffi (docs/security-model.md, "Cryptography").
 
 Hashes are argon2-cffi's encoded strings (``$argon2id$v=19$m=...,t=...,p=...$salt$hash``), so
 each carries its own parameters: ``verify`` checks old hashes after the parameters change, and

@@ -1,4 +1,4 @@
-"""Bearer secrets: agent API tokens, helpdesk keys, manage tokens, sessions (PRODUCT.md, "Tokens").
+"""Bearer secrets: agent API tokens, helpdesk keys, manage tokens, sessions (docs/api.md).
 
 A token is a prefix and 32 random bytes as 43 base64url characters. The prefixes let secret
 scanners find leaked tokens. Tokens are stored only as SHA-256 digests and found by digest: 256

@@ -1,4 +1,4 @@
-"""The server-rendered pages: customer, agent and admin (PRODUCT.md, "Web pages").
+"""The server-rendered pages: customer, agent and admin (docs/api.md, "Pages").
 
 Views only read state and render it; every state change goes through the JSON API from the page
 scripts (which hold the keys) or through a CSRF-checked form post to one of these views.

@@ -1,4 +1,4 @@
-// Envelope v1 on WebCrypto: the browser twin of vault/crypto/envelope.py (PRODUCT.md, "Exact
+// Envelope v1 on WebCrypto: the browser twin of vault/crypto/envelope.py (docs/api.md, "Exact
 // formats"). Text form "v1." + base64url(nonce || AES-256-GCM ciphertext || tag), no padding;
 // K is 32 random bytes as 43 base64url characters; the associated data
 // "vault:v1:<kind>:<ticket>" binds an envelope to its ticket and kind. Both sides check the
