@@ -8,6 +8,7 @@ import pytest
 from helpers import share
 
 from vault.crypto.passwords import Passwords
+from vault.errors import Conflict, NotFound
 from vault.web import SESSION_COOKIE
 
 PASSWORD = "correct horse battery staple"
@@ -299,3 +300,70 @@ def test_required_2fa_keeps_admins_without_a_second_factor_out(make_app):
     rv = login(client, "boss@example.com")
     assert rv.status_code == 401 and rv.get_json()["reason"] == "2fa-required"
     assert login(client, "agent@example.com").status_code == 200
+
+
+# -- an admin's rules about their own account (the accounts layer holds them, not a page) -----------
+
+def test_an_admin_cannot_disable_their_own_account_but_the_operator_and_others_can(
+        client, ext, admin, agent):
+    with pytest.raises(Conflict) as refused:
+        ext.accounts.set_disabled(admin.email, True, actor=admin.email)
+    assert refused.value.extra["reason"] == "self" and refused.value.status == 409
+    assert ext.accounts.get_agent(admin.email)["disabled"] is False
+    assert login(client, admin.email).status_code == 200  # still gets in
+
+    ext.accounts.set_disabled(admin.email, False, actor=admin.email)  # enabling oneself: a no-op
+    ext.accounts.set_disabled(agent.email, True, actor=admin.email)
+    assert ext.accounts.get_agent(agent.email)["disabled"] is True
+    ext.accounts.set_disabled(admin.email, True)  # the operator at the command line ("cli")
+    assert ext.accounts.get_agent(admin.email)["disabled"] is True
+
+
+def test_an_admin_cannot_change_their_own_role_but_can_change_their_name(ext, admin, agent):
+    for admin_role in (False, True):
+        with pytest.raises(Conflict) as refused:
+            ext.accounts.edit_agent(admin.email, admin=admin_role, actor=admin.email)
+        assert refused.value.extra["reason"] == "self"
+    assert ext.accounts.get_agent(admin.email)["role"] == "admin"
+    assert ext.accounts.edit_agent(admin.email, name="The Boss", actor=admin.email
+                                   )["name"] == "The Boss"
+    assert ext.accounts.edit_agent(agent.email, admin=True, actor=admin.email)["role"] == "admin"
+    assert ext.accounts.edit_agent(admin.email, admin=False)["role"] == "agent"  # the operator
+
+
+def test_with_2fa_required_an_admin_keeps_their_own_second_factor(make_app):
+    ext = make_app(require_2fa=True).extensions["vault"]
+    ext.accounts.add_agent("boss@example.com", PASSWORD, admin=True)
+    ext.accounts.enroll_totp("boss@example.com")
+    with pytest.raises(Conflict) as refused:
+        ext.accounts.reset_2fa("boss@example.com", actor="boss@example.com")
+    assert refused.value.extra["reason"] == "2fa-required"
+    assert ext.accounts.get_agent("boss@example.com", with_2fa=True)["two_factor"] is True
+    ext.accounts.reset_2fa("boss@example.com")  # the operator may (and then enrols a new one)
+    assert ext.accounts.get_agent("boss@example.com", with_2fa=True)["two_factor"] is False
+
+
+def test_without_2fa_required_an_admin_may_reset_their_own_second_factor(ext, admin):
+    ext.accounts.enroll_totp(admin.email)
+    ext.accounts.reset_2fa(admin.email, actor=admin.email)
+    assert ext.accounts.get_agent(admin.email, with_2fa=True)["two_factor"] is False
+
+
+def test_with_2fa_required_an_admin_promotes_only_an_agent_with_a_second_factor(make_app):
+    ext = make_app(require_2fa=True).extensions["vault"]
+    ext.accounts.add_agent("boss@example.com", PASSWORD, admin=True)
+    ext.accounts.add_agent("plain@example.com", PASSWORD)
+    ext.accounts.add_agent("ready@example.com", PASSWORD)
+    ext.accounts.enroll_totp("ready@example.com")
+    with pytest.raises(Conflict) as refused:
+        ext.accounts.edit_agent("plain@example.com", admin=True, actor="boss@example.com")
+    assert refused.value.extra["reason"] == "2fa-required"
+    assert ext.accounts.get_agent("plain@example.com")["role"] == "agent"
+    with pytest.raises(NotFound):
+        ext.accounts.edit_agent("gone@example.com", admin=True, actor="boss@example.com")
+    assert ext.accounts.edit_agent("ready@example.com", admin=True, actor="boss@example.com"
+                                   )["role"] == "admin"
+    # Demoting needs no factor; and the operator may promote first, then `vault agent enrol-2fa`.
+    assert ext.accounts.edit_agent("ready@example.com", admin=False, actor="boss@example.com"
+                                   )["role"] == "agent"
+    assert ext.accounts.edit_agent("plain@example.com", admin=True)["role"] == "admin"

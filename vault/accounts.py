@@ -146,7 +146,24 @@ class Accounts:
 
     def edit_agent(self, email: str, *, name: str | None = None, admin: bool | None = None,
                    helpscout_id: str | None = None, actor: str = "cli") -> dict[str, Any]:
+        """Change an agent's name, role or Help Scout id.
+
+        Conflict (`reason` `self`) when `actor` changes their own role: an admin cannot demote
+        themself, so the team keeps the admin who made the change. Conflict (`reason`
+        `2fa-required`) when, with two-factor required for admins, an agent promotes another
+        agent who has no second factor yet: the new admin could not log in. The operator at
+        the command line may (`actor` is no agent's e-mail): `vault agent enrol-2fa` then gives
+        the new admin their factor.
+        """
         email = normalise_email(email)
+        if admin is not None and actor == email:
+            raise Conflict("An admin cannot change their own role.", reason="self")
+        if admin and self.config.require_2fa and EMAIL_RE.fullmatch(actor):
+            agent = self.store.get_agent(email)
+            if not agent:
+                raise NotFound("No such agent.")
+            if not agent.get("totp"):
+                raise Conflict("This agent has no second factor yet.", reason="2fa-required")
         fields: dict[str, str] = {}
         if name is not None:
             fields["name"] = display_name(name) or email
@@ -168,14 +185,29 @@ class Accounts:
         self._audit("agent.password_changed", actor, email)
 
     def set_disabled(self, email: str, disabled: bool, *, actor: str = "cli") -> None:
+        """Disable or enable an agent; disabling ends their sessions and tokens.
+
+        Conflict (`reason` `self`) when `actor` disables their own account: it would end the
+        session they act from and leave them no way back in.
+        """
         email = normalise_email(email)
+        if disabled and actor == email:
+            raise Conflict("An admin cannot disable their own account.", reason="self")
         if not self.store.update_agent(email, {"disabled": "1" if disabled else "0"},
                                        revoke=disabled):
             raise NotFound("No such agent.")
         self._audit("agent.disabled" if disabled else "agent.enabled", actor, email)
 
     def reset_2fa(self, email: str, *, actor: str = "cli") -> None:
+        """Remove an agent's second factor (ends their sessions and tokens).
+
+        Conflict (`reason` `2fa-required`) when `actor` removes their own while two-factor is
+        required for admins: no admin logs in without one, so they would be locked out.
+        """
         email = normalise_email(email)
+        if actor == email and self.config.require_2fa:
+            raise Conflict("An admin cannot remove their own second factor.",
+                           reason="2fa-required")
         if not self.store.update_agent(email, {"totp": "", "totp_last": "0", "totp_pending": "",
                                                "totp_pending_at": "0"}, revoke=True):
             raise NotFound("No such agent.")

@@ -92,27 +92,19 @@ def admin_agents_post() -> Response:
     email = email.strip().lower()
     accounts = ext().accounts
     try:
+        # The rules (no disabling oneself, no changing one's own role, no admin left without a
+        # way in when two-factor is required) are the accounts layer's: a refusal comes back
+        # as a Conflict with its reason, which the page puts into words below.
         if action in {"disable", "enable"}:
-            if action == "disable" and email == who.email:
-                raise Conflict("An admin cannot disable their own account.", reason="self")
             accounts.set_disabled(email, action == "disable", actor=who.email)
             return _back("pages.admin_agents", action + "d")
         if action == "password":
             accounts.set_password(email, request.form.get("password", ""), actor=who.email)
             return _back("pages.admin_agents", "password")
         if action == "reset-2fa":
-            if email == who.email and ext().config.require_2fa:
-                # Would lock this admin out: with 2FA required, no admin logs in without one.
-                raise Conflict("An admin cannot remove their own second factor.",
-                               reason="2fa-required")
             accounts.reset_2fa(email, actor=who.email)
             return _back("pages.admin_agents", "2fa-reset")
         if action in {"make-admin", "make-agent"}:
-            if email == who.email:
-                raise Conflict("An admin cannot change their own role.", reason="self")
-            if action == "make-admin" and ext().config.require_2fa and \
-                    not accounts.get_agent(email, with_2fa=True).get("two_factor"):
-                raise Conflict("This agent has no second factor yet.", reason="2fa-required")
             accounts.edit_agent(email, admin=action == "make-admin", actor=who.email)
             return _back("pages.admin_agents", "role")
     except ValidationFailed as exc:
