@@ -6,6 +6,7 @@ import json
 import os
 import pty
 import select
+import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -633,3 +634,16 @@ def test_the_revealed_fields_are_json_with_every_control_character_escaped() -> 
     line = _json_line(fields)
     assert all(c.isprintable() for c in line) and "日本" in line and "pä ss" in line
     assert json.loads(line) == fields
+
+
+def test_starting_the_cli_loads_neither_http_nor_the_helpdesk_rules() -> None:
+    """`vault --help` and the store's commands start without requests (loaded by the commands
+    that talk HTTP) or Help Scout's module with the service and Flask-Babel behind it (loaded
+    by `vault helpscout replay`)."""
+    heavy = ("requests", "vault.httpclient", "vault.helpdesks.helpscout", "vault.service",
+             "flask_babel")
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys, vault.cli; "
+         f"print(' '.join(m for m in {heavy!r} if m in sys.modules))"],
+        capture_output=True, text=True, check=True, timeout=60)
+    assert done.stdout.strip() == ""

@@ -23,6 +23,7 @@ from conftest import ROOT, Server, base_config, free_port, gunicorn_env, start_g
 from helpers import sealed, ticket_record
 
 from vault import create_app
+from vault.helpdesks.helpscout import BadRecording, recorded_delivery
 
 pytestmark = pytest.mark.slow  # real gunicorn workers
 
@@ -156,6 +157,33 @@ def post_signed(url: str, event: str, raw: bytes, secret: str) -> dict[str, Any]
     assert rv.status_code == 200, rv.text
     answer: dict[str, Any] = rv.json()
     return answer
+
+
+# -- a recorded line, as the Help Scout module reads and signs it ----------------------------------
+
+def test_a_recorded_line_is_framed_and_signed_as_help_scout_sends_it() -> None:
+    """The Help Scout module, without a server: each recorded line's bytes, and headers whose
+    signature is HMAC-SHA1 over exactly those bytes (computed here independently)."""
+    assert recorded_delivery(1, RECORDED[0].encode()) is None  # the comment
+    assert recorded_delivery(3, b"  \n") is None
+    for number in ALL:
+        line = RECORDED[number - 1]
+        delivery = recorded_delivery(number, (line + "\n").encode())
+        assert delivery is not None
+        item = json.loads(line)
+        named = {k.lower(): v for k, v in item.get("headers", {}).items()}
+        event = item.get("event") or named["x-helpscout-event"]
+        assert (delivery.line, delivery.event, delivery.raw) == (number, event, raw_body(line))
+        assert delivery.headers("hs-secret-one") == {
+            "Content-Type": "application/json", "X-HelpScout-Event": delivery.event,
+            "X-HelpScout-Signature": signature("hs-secret-one", delivery.raw)}
+    first = recorded_delivery(1, "\ufeff".encode() + RECORDED[TEST - 1].encode())
+    assert first is not None and first.event == "helpscout.test"  # a BOM on line 1 is no byte
+    with pytest.raises(BadRecording, match="not UTF-8"):
+        recorded_delivery(2, b'{"event": "convo.assigned", "body": "\xff"}')
+    with pytest.raises(BadRecording, match="column 2") as bad:
+        recorded_delivery(2, b'{secret-looking text}')
+    assert "secret" not in str(bad.value)
 
 
 # -- the recorded run, step by step ---------------------------------------------------------------

@@ -6,68 +6,35 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from vault.cli.common import CliError, fail, note
 from vault.cli.transport import Vault, json_object, printable, vault_url
-from vault.helpdesks.helpscout import helpscout_sign
 
-HELPSCOUT_PATH = "/api/v1/webhooks/helpscout"
-_EVENT_RE = re.compile(r"[A-Za-z0-9._-]{1,100}")
+if TYPE_CHECKING:
+    from vault.helpdesks.helpscout import Recorded
 
-
-@dataclass(frozen=True)
-class Delivery:
-    line: int
-    event: str
-    raw: bytes
+# What a recorded delivery is and how Help Scout signs it are vault.helpdesks.helpscout's; that
+# module (with the service and Flask-Babel behind it) is imported by the command that replays,
+# not by every `vault` command.
 
 
-def _delivery(number: int, data: bytes) -> Delivery | None:
-    """One line of a replay file: None for a blank line or a comment; exit 2 when it is bad."""
-    try:
-        text = data.decode("utf-8-sig" if number == 1 else "utf-8").strip()
-    except UnicodeDecodeError:
-        fail(f"line {number}: not UTF-8 text", 2)
-    if not text or text.startswith("#"):
-        return None
-    try:
-        item = json.loads(text)
-    except ValueError as exc:
-        # The decoder's message names a position, never the text itself.
-        where = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
-            else type(exc).__name__
-        fail(f"line {number}: not valid JSON ({where})", 2)
-    if not isinstance(item, dict):
-        fail(f'line {number}: expected a JSON object with "event" and "body"', 2)
-    headers = item.get("headers", {})
-    if not isinstance(headers, dict):
-        fail(f'line {number}: "headers" must be an object', 2)
-    named = [v for k, v in headers.items() if k.lower() == "x-helpscout-event"]
-    event = item.get("event", named[0] if named else None)
-    if named and any(v != event for v in named):
-        fail(f'line {number}: "event" and the X-HelpScout-Event header disagree', 2)
-    if not isinstance(event, str) or not _EVENT_RE.fullmatch(event):
-        fail(f'line {number}: "event" (or an X-HelpScout-Event header) must name the event, '
-             "such as convo.assigned", 2)
-    body = item.get("body")
-    try:
-        if isinstance(body, dict):
-            # Compact, as Help Scout sends it; a string body is the recorded bytes, kept as is.
-            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
-        elif isinstance(body, str):
-            raw = body.encode()
-        else:
-            fail(f'line {number}: "body" must be a JSON object (sent as compact JSON) or a '
-                 "string (sent byte for byte)", 2)
-    except UnicodeEncodeError:
-        fail(f'line {number}: "body" holds an unpaired surrogate escape (\\ud800-\\udfff)', 2)
-    return Delivery(line=number, event=event, raw=raw)
+def _deliveries(file: IO[bytes]) -> list[Recorded]:
+    """Every delivery of the file, in order; exit 2 at the first bad line."""
+    from vault.helpdesks.helpscout import BadRecording, recorded_delivery
+
+    deliveries = []
+    for number, data in enumerate(file, 1):
+        try:
+            delivery = recorded_delivery(number, data)
+        except BadRecording as exc:
+            fail(f"line {number}: {exc}", 2)
+        if delivery is not None:
+            deliveries.append(delivery)
+    return deliveries
 
 
 def _replay_error(status: int, headers: Mapping[str, str], raw: bytes) -> str:
@@ -121,18 +88,17 @@ def helpscout_replay(ctx: click.Context, file: IO[bytes]) -> None:
         fail("set VAULT_HELPSCOUT_SECRET to the Help Scout webhook secret that vault "
              "accepts (the first one of its list signs the replayed deliveries)", 2)
     key = secrets_[0]
-    deliveries = [d for number, data in enumerate(file, 1)
-                  if (d := _delivery(number, data)) is not None]
+    deliveries = _deliveries(file)
     if not deliveries:
         fail("the file holds no deliveries (only blank lines or comments)", 2)
+
+    from vault.helpdesks.helpscout import WEBHOOK_PATH
 
     vault, accepted, repeats = Vault(base), 0, 0
     for sent, delivery in enumerate(deliveries):
         try:
-            status, headers, raw = vault.send("POST", HELPSCOUT_PATH, body=delivery.raw, headers={
-                "Accept": "application/json", "Content-Type": "application/json",
-                "X-HelpScout-Event": delivery.event,
-                "X-HelpScout-Signature": helpscout_sign(key, delivery.raw)})
+            status, headers, raw = vault.send("POST", WEBHOOK_PATH, body=delivery.raw, headers={
+                "Accept": "application/json", **delivery.headers(key)})
         except CliError as exc:
             if sent:
                 exc.message += (f"; {sent} of {len(deliveries)} deliveries were sent, the rest "

@@ -1,5 +1,5 @@
 """Help Scout, all of it in one place: its two signature formats, what its webhook events
-mean for tickets, and what its sidebar shows.
+mean for tickets, what its sidebar shows, and what a recorded delivery is for a replay.
 
 **Signatures.**
 - *Body* (webhooks and the legacy dynamic app): `X-HelpScout-Signature` header, base64 of
@@ -32,6 +32,9 @@ the App Developer Platform frames a page whose query is signed. Help Scout's sig
 no timestamp, so a captured call can be replayed: the sidebar's script counts calls per ticket
 against VAULT_RATELIMIT_WEBHOOK before reading anything. A signed `timestamp` parameter, should
 Help Scout add one, is held to VAULT_WEBHOOK_TOLERANCE.
+
+**Replay** (`recorded_delivery`, `Recorded`): a line of a file of recorded deliveries, and the
+request Help Scout would make of it, for `vault helpscout replay` to send (vault/cli/replay.py).
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import hmac
 import json
 import re
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -286,6 +289,78 @@ class HelpScout:
                                         reason=f"the same body came as {_safe_event(first)}"))
 
 
+# -- replay ------------------------------------------------------------------------------------------
+
+# Where Help Scout posts its webhook deliveries on vault (vault/api/webhooks.py's route).
+WEBHOOK_PATH = "/api/v1/webhooks/helpscout"
+_RECORDED_EVENT = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+class BadRecording(ValueError):
+    """A line of a replay file that is not a delivery. The message names what is wrong (a JSON
+    position, a field), never the line's text."""
+
+
+@dataclass(frozen=True)
+class Recorded:
+    """One recorded delivery of a replay file: its line, its event's name, its body's bytes."""
+
+    line: int
+    event: str
+    raw: bytes
+
+    def headers(self, secret: str) -> dict[str, str]:
+        """The headers Help Scout would send with it, signed with `secret`."""
+        return {"Content-Type": "application/json", "X-HelpScout-Event": self.event,
+                SIGNATURE: helpscout_sign(secret, self.raw)}
+
+
+def recorded_delivery(number: int, data: bytes) -> Recorded | None:
+    """Line `number` of a replay file, as bytes: None for a blank line or a comment (`#`);
+    BadRecording when it is not {"event", "body"} (the event may come instead as an
+    X-HelpScout-Event entry of a "headers" object; other headers are ignored). A body that is
+    an object is sent as compact JSON, as Help Scout sends it; a string body is the recorded
+    bytes, kept as they are."""
+    try:
+        text = data.decode("utf-8-sig" if number == 1 else "utf-8").strip()
+    except UnicodeDecodeError:
+        raise BadRecording("not UTF-8 text") from None
+    if not text or text.startswith("#"):
+        return None
+    try:
+        item = json.loads(text)
+    except ValueError as exc:
+        # The decoder's message names a position, never the text itself.
+        where = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) \
+            else type(exc).__name__
+        raise BadRecording(f"not valid JSON ({where})") from None
+    if not isinstance(item, dict):
+        raise BadRecording('expected a JSON object with "event" and "body"')
+    headers = item.get("headers", {})
+    if not isinstance(headers, dict):
+        raise BadRecording('"headers" must be an object')
+    named = [v for k, v in headers.items() if k.lower() == "x-helpscout-event"]
+    event = item.get("event", named[0] if named else None)
+    if named and any(v != event for v in named):
+        raise BadRecording('"event" and the X-HelpScout-Event header disagree')
+    if not isinstance(event, str) or not _RECORDED_EVENT.fullmatch(event):
+        raise BadRecording('"event" (or an X-HelpScout-Event header) must name the event, '
+                           "such as convo.assigned")
+    body = item.get("body")
+    try:
+        if isinstance(body, dict):
+            raw = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        elif isinstance(body, str):
+            raw = body.encode()
+        else:
+            raise BadRecording('"body" must be a JSON object (sent as compact JSON) or a '
+                               "string (sent byte for byte)")
+    except UnicodeEncodeError:
+        raise BadRecording('"body" holds an unpaired surrogate escape (\\ud800-\\udfff)'
+                           ) from None
+    return Recorded(line=number, event=event, raw=raw)
+
+
 # -- the sidebar -------------------------------------------------------------------------------------
 
 # Parameters vault reads from its own callback URL for the app page: Help Scout does not sign them.
@@ -429,7 +504,8 @@ def _strong(text: str) -> Markup:
 
 
 __all__ = ["APP_UNSIGNED", "HELPSCOUT_ID", "NAME", "NOT_AN_ASSIGNMENT", "NOT_A_CONVERSATION",
-           "NOT_A_DELETION", "READ_FROM_BODY", "SIGNATURE", "BadSignature", "HelpScout",
-           "app_secrets", "app_subject", "helpscout_body_signed", "helpscout_query_context",
-           "helpscout_sign", "helpscout_sign_query", "legacy_subject", "sidebar_context",
+           "NOT_A_DELETION", "READ_FROM_BODY", "SIGNATURE", "WEBHOOK_PATH", "BadRecording",
+           "BadSignature", "HelpScout", "Recorded", "app_secrets", "app_subject",
+           "helpscout_body_signed", "helpscout_query_context", "helpscout_sign",
+           "helpscout_sign_query", "legacy_subject", "recorded_delivery", "sidebar_context",
            "ticket_event", "updated_ms", "verify_body", "verify_sidebar_body"]
