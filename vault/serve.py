@@ -109,10 +109,9 @@ def default_concurrency(cores: int | None = None) -> tuple[int, int]:
     One worker per core (at least 2, so a restarting worker never leaves nobody to answer; at
     most MAX_DEFAULT_WORKERS: a small team's traffic never needs more) and DEFAULT_THREADS
     threads each, which overlap the request's one Redis round trip. Chosen by measurement
-    (README "Benchmark", interleaved rounds on 2 cores, 32 connections): with each worker on
-    its own core (`pre_fork`), 8 threads served about 10% more creates and reveals than 4
-    (p99 17-21 ms), 12 and 16 no more than 8, 2 fewer; more processes than cores (the former
-    2 x cores + 1) only queued, past 50 ms.
+    (bench/README.md, "Defaults by measurement"): with each worker on its own core
+    (`pre_fork`), 8 threads served more creates and reveals than 4, 12 and 16 no more than 8,
+    2 fewer; more processes than cores (the former 2 x cores + 1) only queued.
     """
     n = cpu_count() if cores is None else max(1, cores)
     return min(max(2, n), MAX_DEFAULT_WORKERS), DEFAULT_THREADS
@@ -388,8 +387,8 @@ def pre_fork(server: Any, worker: Any) -> None:
     for a client) another takes over, and when the two run on different cores the hand-over
     is a wake-up of a sleeping core, which on a virtual machine is slow. Pinned to one core, the
     hand-over is a switch on that core. Measured faster than unpinned workers on a small host
-    shared with Redis, with a CPU-bound neighbour too (README "Benchmark",
-    bench/results/2026-12-07-2c-pinning.json), so pinning is the default. The core is the one
+    shared with Redis, with a CPU-bound neighbour too (bench/README.md, "Pinning on a shared
+    host"), so pinning is the default. The core is the one
     the fewest live workers run on, so a worker that replaces a dead one takes its core, and
     more workers than cores share them evenly. Cores are this process's own (its CPU affinity,
     which a container's cpuset sets).

@@ -59,9 +59,9 @@ class JsonProvider(DefaultJSONProvider):
     """Flask's JSON (`jsonify`, `get_json`) with the same bytes out, its encoder built once.
 
     Flask's provider builds a new JSONEncoder for every answer (its options are keyword
-    arguments to `json.dumps`) and reaches the app through context proxies; for a create, that
-    was about a twentieth of the request's instructions (`bench/run --wsgi --callgrind`). Same
-    output: sorted keys, compact separators, ASCII, Flask's `default` for dates and the like, a
+    arguments to `json.dumps`) and reaches the app through context proxies, on every create and
+    reveal (what that cost: bench/README.md, "Numbers behind code comments"). Same output:
+    sorted keys, compact separators, ASCII, Flask's `default` for dates and the like, a
     trailing newline, `application/json`.
     """
 

@@ -447,9 +447,9 @@ class _Rows:
     """The sidebar's list rows as escaped HTML, in the request's language.
 
     A ticket of 100 secrets has 100 rows: each phrase and the month names are looked up once
-    per render here, not once per row in the template (a Flask-Babel lookup costs tens of
-    microseconds; per row, it made a sidebar of 100 secrets five times dearer). Every dynamic
-    value goes through Markup's %-formatting, which escapes it."""
+    per render here, not once per row in the template (a Flask-Babel lookup per row made the
+    sidebar of a full ticket miss its latency target: bench/README.md, "Help Scout's
+    sidebar"). Every dynamic value goes through Markup's %-formatting, which escapes it."""
 
     def __init__(self) -> None:
         months = get_month_names("abbreviated", locale=get_locale())

@@ -90,10 +90,11 @@ class Lane:
     made by the client's pool (same address, timeouts, TLS, credentials and Sentinel lookup),
     and the command packed by hiredis in one call.
 
-    Why (measured in bench/README.md): redis-py's `Redis.evalsha` spends CPU around each call
-    that a bare socket does not (argument re-packing, the pool's poll of every borrowed
-    connection for stray data, observability counters, the retry wrapper), an eighth of a vault
-    request. The lane keeps what those steps are for:
+    Why: redis-py's `Redis.evalsha` spends CPU around each call that a bare socket does not
+    (argument re-packing, the pool's poll of every borrowed connection for stray data,
+    observability counters, the retry wrapper), a share that shows in a vault request, whose
+    work is one script (measured: bench/README.md, "Numbers behind code comments"). The lane
+    keeps what those steps are for:
 
     - a connection goes back to the lane only after a whole reply was read (a Redis error reply
       is a whole reply); after anything else it is disconnected first, so no reply is ever read

@@ -1,6 +1,9 @@
 --- What every ticket script starts with (after access.lua): its gate, passed before anything
 --- else; the names of the ARGV every ticket script shares (vault/storage/scripts.py); and the
 --- helpers of the ticket's keys, its audit, its index and its helpdesk news.
+--- The measurements the comments below quote are in bench/README.md, "Numbers behind code
+--- comments" (they stay here too: a comment inside a script is part of the bytes Redis knows by
+--- SHA1, tests/test_lua_scripts.py).
 
 local NOW = tonumber(ARGV[3])
 local GATED = pass_gate(ARGV[1], NOW, ARGV, #ARGV - 8)
