@@ -19,7 +19,7 @@ from urllib.parse import urljoin
 
 import pytest
 import requests
-from conftest import follow_output, free_port, stop_process
+from harness import follow_output, free_port, stop_process
 from joserfc.jwk import RSAKey
 
 ROOT = Path(__file__).resolve().parent.parent

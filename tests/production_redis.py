@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from conftest import ROOT, follow_output, free_port
+from harness import ROOT, follow_output, free_port
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 

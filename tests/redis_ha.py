@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from conftest import free_port
+from harness import free_port
 
 SERVICE = "mymaster"
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import RedisServer, gunicorn_env, start_gunicorn, stop_server
+from harness import RedisServer, gunicorn_env, start_gunicorn, stop_server
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
 from tests.helpers import sealed, share

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from argon2 import PasswordHasher
 from click.testing import CliRunner, Result
-from conftest import KEYS, RedisServer, free_port
+from harness import KEYS, RedisServer, free_port
 
 from vault.cli import cli
 from vault.cli.admin import _follow_global

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import pytest
-from conftest import KEYS, Clock, base_config
+from harness import KEYS, Clock, base_config
 from helpers import fire, keys_of_ticket, sealed, ticket_record
 from redis.connection import Connection
 

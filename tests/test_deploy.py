@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import requests
 import yaml
-from conftest import ROOT, base_config, follow_output, free_port, gunicorn_env, stop_process
+from harness import ROOT, base_config, follow_output, free_port, gunicorn_env, stop_process
 from helpers import Lines, sealed
 from production_redis import production_redis
 

@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 
-from conftest import free_port
+from harness import free_port
 from helpers import sealed, share
 
 from vault import create_app

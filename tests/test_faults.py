@@ -28,7 +28,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import (
+from harness import (
     RedisServer,
     base_config,
     gunicorn_env,

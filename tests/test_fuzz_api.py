@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 import schemathesis
-from conftest import RedisServer, base_config
+from harness import RedisServer, base_config
 from helpers import sealed
 from hypothesis import HealthCheck, settings
 from schemathesis.core import NotSet

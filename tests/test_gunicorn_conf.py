@@ -16,8 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from conftest import ROOT, RedisServer, base_config
 from gunicorn.config import Config
+from harness import ROOT, RedisServer, base_config
 from prometheus_client import values as prom_values
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -11,7 +11,7 @@ import re
 from typing import Any
 
 import pytest
-from conftest import base_config, free_port
+from harness import base_config, free_port
 from helpers import helpscout_app_query, sealed, share
 
 from vault import create_app

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pytest
-from conftest import base_config, free_port
+from harness import base_config, free_port
 from helpers import helpscout_app_query, helpscout_js_signature, sealed, share
 
 from vault import create_app

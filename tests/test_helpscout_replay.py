@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import redis
 import requests
-from conftest import ROOT, Server, base_config, free_port, gunicorn_env, start_gunicorn, stop_server
+from harness import ROOT, Server, base_config, free_port, gunicorn_env, start_gunicorn, stop_server
 from helpers import sealed, ticket_record
 
 from vault import create_app

@@ -8,7 +8,7 @@ import os
 from typing import Any
 
 import pytest
-from conftest import private_redis
+from harness import private_redis
 from helpers import sealed, ticket_record
 
 from vault.errors import Unavailable
@@ -77,7 +77,7 @@ def test_a_connection_the_server_dropped_is_reopened_once(make_app, redis_client
 
 def test_a_redis_that_is_gone_is_a_503_not_a_hang():
     with private_redis("vault-lane-") as server:
-        from conftest import base_config
+        from harness import base_config
 
         from vault import create_app
 

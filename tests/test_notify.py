@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import free_port
+from harness import free_port
 from helpers import sealed, share
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import jsonschema
-from conftest import Agent, base_config, free_port
+from harness import Agent, base_config, free_port
 from helpers import sealed, share
 
 from vault import create_app

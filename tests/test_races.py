@@ -7,12 +7,11 @@ up on a barrier and fire together; nothing here waits by sleeping.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import base_config, gunicorn_env, start_gunicorn, stop_server
+from harness import LiveServer, ServeVault, base_config
 from helpers import fire, keys_of_ticket, sealed, ticket_record
 
 from vault import create_app
@@ -31,12 +30,10 @@ RAISED = {"ratelimit_reveal": "1000000/minute", "ratelimit_submit": "1000000/min
 
 
 @pytest.fixture(scope="module")
-def server(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def server(redis_server: Any, serve_vault: ServeVault) -> Iterator[LiveServer]:
     redis_server.client().flushdb()
-    srv = start_gunicorn(gunicorn_env(redis_server.url, **RAISED),
-                         Path(tmp_path_factory.mktemp("race")), workers=3, threads=8)
-    yield srv
-    stop_server(srv)
+    with serve_vault(redis_server.url, workers=3, threads=8, access_log=False, **RAISED) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

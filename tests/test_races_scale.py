@@ -15,12 +15,11 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from conftest import base_config, gunicorn_env, start_gunicorn, stop_server
+from harness import LiveServer, ServeVault, base_config
 from helpers import sealed
 
 from vault import create_app
@@ -90,13 +89,11 @@ class Crowd:
 
 
 @pytest.fixture(scope="module")
-def server(redis_server: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+def server(redis_server: Any, serve_vault: ServeVault) -> Iterator[LiveServer]:
     redis_server.client().flushdb()
-    srv = start_gunicorn(gunicorn_env(redis_server.url, **RAISED),
-                         Path(tmp_path_factory.mktemp("race-scale")), workers=4, threads=16,
-                         extra_args=["--keep-alive", "60"])
-    yield srv
-    stop_server(srv)
+    with serve_vault(redis_server.url, workers=4, threads=16, access_log=False,
+                     extra_args=["--keep-alive", "60"], **RAISED) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")

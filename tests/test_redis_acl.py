@@ -21,7 +21,7 @@ import pyotp
 import pytest
 import redis
 from click.testing import CliRunner
-from conftest import KEYS, Clock, base_config
+from harness import KEYS, Clock, base_config
 from helpers import WP_FIELDS, keys_of_ticket, sealed, share
 from production_redis import ProductionRedis, production_redis
 from test_accounts import PASSWORD, cookie_of, login, with_cookie

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import RedisServer, base_config, free_port, private_redis
+from harness import RedisServer, base_config, free_port, private_redis
 from helpers import sealed
 
 from vault import create_app

@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyotp
 from click.testing import CliRunner
-from conftest import base_config
+from harness import base_config
 from test_pages_admin import Session
 
 from vault.cli import cli

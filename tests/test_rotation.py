@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from conftest import RedisServer, base_config
+from harness import RedisServer, base_config
 from helpers import sealed
 
 from vault.cli import cli

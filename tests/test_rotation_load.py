@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import ROOT, gunicorn_env, start_gunicorn, stop_server
+from harness import ROOT, gunicorn_env, start_gunicorn, stop_server
 from helpers import sealed
 
 from vault.crypto.envelope import open_envelope

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import Counting, instrument
+from harness import Counting, instrument
 from helpers import sealed
 
 

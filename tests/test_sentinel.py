@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import base_config, gunicorn_env, start_gunicorn, stop_server
+from harness import base_config, gunicorn_env, start_gunicorn, stop_server
 from helpers import sealed
 
 from vault import create_app

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import (
+from harness import (
     ROOT,
     Agent,
     RedisServer,

@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-from conftest import free_port
+from harness import free_port
 from helpers import share
 from oidc_provider import CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OidcProvider, sign_in
 
@@ -801,7 +801,7 @@ def within_the_rule(name: str) -> bool:
 def cli_env(redis_url: str) -> dict[str, str | None]:
     import os
 
-    from conftest import KEYS
+    from harness import KEYS
     env: dict[str, str | None] = {name: None for name in os.environ
                                   if name.startswith("VAULT_")}
     env.update(VAULT_REDIS_URL=redis_url, VAULT_ENV="production",

@@ -36,7 +36,7 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import Clock, RedisServer, base_config, private_redis
+from harness import Clock, RedisServer, base_config, private_redis
 from helpers import sealed
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st

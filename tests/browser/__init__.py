@@ -1,6 +1,7 @@
 """Browser tests: Debian's chromium driven by Playwright against a real gunicorn vault.
 
-A package (unlike tests/ itself) so that its conftest is imported as `browser.conftest`: a second
-top-level `conftest` module would replace tests/conftest.py in sys.modules, and the test files
-that do `from conftest import ...` would then import this one.
+A package (unlike tests/ itself) so that its modules are imported as `browser.conftest` and
+`browser.harness`: top-level `conftest` and `harness` modules of its own would replace
+tests/conftest.py and tests/harness.py in sys.modules, and the test files that do
+`from harness import ...` would then import this folder's harness.
 """

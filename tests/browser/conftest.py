@@ -16,31 +16,26 @@ of them saw a CSP report in the console, an uncaught page error, or a request to
 
 from __future__ import annotations
 
-import contextlib
 import itertools
-import shutil
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import redis
-from conftest import RedisServer, private_redis
+from harness import LiveServer, RedisServer, ServeVault, private_redis
 from playwright.sync_api import Browser, sync_playwright
 
 from browser.harness import (
     AGENT_PASSWORD,
     CHROMIUM,
     CHROMIUM_ARGS,
-    BrowserRecord,
+    GENEROUS_LIMITS,
     FakeHelpdesk,
     LiveAgent,
-    LiveServer,
     RecordedContext,
     add_agent,
-    start_live_server,
+    recorded_contexts,
 )
 
 
@@ -68,17 +63,14 @@ def helpdesk() -> Iterator[FakeHelpdesk]:
 
 
 @pytest.fixture(scope="session")
-def live_server(live_redis: str, helpdesk: FakeHelpdesk) -> Iterator[LiveServer]:
-    """The live vault; its Help Scout app may be framed by Help Scout and by the stand-in (as an
-    operator rehearsing would set VAULT_HELPSCOUT_FRAME_ANCESTORS), and nothing else by anyone."""
-    tmp = Path(tempfile.mkdtemp(prefix="vault-live-"))
-    server = start_live_server(live_redis, tmp, helpscout_frame_ancestors=(
-        f"https://secure.helpscout.net {helpdesk.origin}"))
-    try:
+def live_server(live_redis: str, helpdesk: FakeHelpdesk, serve_vault: ServeVault
+                ) -> Iterator[LiveServer]:
+    """The live vault (2 workers, 4 threads, the access log on); its Help Scout app may be framed
+    by Help Scout and by the stand-in (as an operator rehearsing would set
+    VAULT_HELPSCOUT_FRAME_ANCESTORS), and nothing else by anyone."""
+    with serve_vault(live_redis, helpscout_frame_ancestors=(
+            f"https://secure.helpscout.net {helpdesk.origin}"), **GENEROUS_LIMITS) as server:
         yield server
-    finally:
-        server.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -93,28 +85,6 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
-
-
-@contextlib.contextmanager
-def recorded_contexts(browser: Browser, live_server: LiveServer
-                      ) -> Iterator[Callable[..., RecordedContext]]:
-    """A factory of recorded contexts; on exit closes them and fails on any problem they saw."""
-    made: list[RecordedContext] = []
-
-    def factory(locale: str = "en-US", *, server: LiveServer | None = None,
-                also: tuple[str, ...] = (), **options: Any) -> RecordedContext:
-        origin = (server or live_server).url
-        context = browser.new_context(base_url=origin, locale=locale, **options)
-        record = BrowserRecord(origin=origin, also=also)
-        record.attach(context)
-        made.append(RecordedContext(context, record))
-        return made[-1]
-
-    yield factory
-    for context, _ in made:
-        context.close()  # also delivers any event still on its way
-    problems = [problem for _, record in made for problem in record.problems()]
-    assert not problems, "the browser saw:\n" + "\n".join(problems)
 
 
 @pytest.fixture

@@ -6,22 +6,23 @@ helpers from here (`from browser.harness import axe_violations, shot, ...`).
 
 from __future__ import annotations
 
+import contextlib
 import html
 import http.server
 import json
 import subprocess
 import sys
 import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
-from conftest import Server, free_port, gunicorn_env, start_gunicorn, stop_server
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, WebError
+from harness import ROOT, LiveServer, free_port
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, WebError
 
-ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 # Debian's chromium, never a browser build Playwright downloads. Everything that would make it
 # talk to anything but the live server is off, so the "no foreign request" check stays exact.
@@ -33,8 +34,8 @@ SCREENSHOTS = ROOT / "docs" / "screenshots"
 AGENT_PASSWORD = "correct horse battery staple"
 
 # The limiter stays on (its headers and code paths are part of what the pages meet), with limits
-# no test run reaches. A test that needs a real limit starts its own server with
-# start_live_server(..., ratelimit_submit="30/minute").
+# no test run reaches. A test that needs a real limit starts its own server with the
+# serve_vault fixture: serve_vault(redis_url, **{**GENEROUS_LIMITS, "ratelimit_submit": "30/minute"}).
 GENEROUS_LIMITS = {
     "ratelimit_login_account": "1000/minute",
     "ratelimit_login_address": "1000/minute",
@@ -44,71 +45,6 @@ GENEROUS_LIMITS = {
 
 
 # -- the live server ---------------------------------------------------------------------------
-
-class OutputLines:
-    """A process's output lines as they come (fed by follow_output's `on_line`), to wait on."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._changed = threading.Condition()
-
-    def add(self, line: bytes) -> None:
-        with self._changed:
-            self._lines.append(line.decode(errors="replace"))
-            self._changed.notify_all()
-
-    def text(self) -> str:
-        with self._changed:
-            return "".join(self._lines)
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        def found() -> str | None:
-            return next((line for line in self._lines if text in line), None)
-
-        with self._changed:
-            if not self._changed.wait_for(lambda: found() is not None, timeout):
-                raise AssertionError(f"the server never logged {text!r}; its last lines:\n"
-                                     + "".join(self._lines[-50:]))
-            line = found()
-            assert line is not None
-            return line
-
-
-@dataclass
-class LiveServer:
-    """A real gunicorn vault whose VAULT_BASE_URL is its own address, with an access log."""
-
-    url: str
-    env: dict[str, str]  # its VAULT_* environment, for the command line
-    server: Server
-    output: OutputLines
-
-    def log(self) -> str:
-        """Everything the server printed so far: its own log and gunicorn's access log."""
-        return self.output.text()
-
-    def wait_for_log(self, text: str, *, timeout: float = 10.0) -> str:
-        """Block until a line containing `text` is printed, and return that line. The access
-        line of a request is written just after its response, so wait for it before reading."""
-        return self.output.wait_for(text, timeout)
-
-    def stop(self) -> None:
-        stop_server(self.server)
-
-
-def start_live_server(redis_url: str, tmp: Path, *, port: int | None = None,
-                      **overrides: Any) -> LiveServer:
-    """Start gunicorn (2 workers, 4 threads) with the access log on stdout; `overrides` are
-    settings as in base_config (they win over GENEROUS_LIMITS). `port`: one chosen before (a
-    provider must know the callback URL first)."""
-    port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = gunicorn_env(redis_url, **{"base_url": url, **GENEROUS_LIMITS, **overrides})
-    output = OutputLines()
-    server = start_gunicorn(env, tmp, workers=2, threads=4, port=port,
-                            extra_args=["--access-logfile", "-"], on_line=output.add)
-    return LiveServer(url=url, env=env, server=server, output=output)
-
 
 class FakeHelpdesk:
     """A stand-in for Help Scout's conversation page, on a site of its own (http://localhost:<port>,
@@ -306,6 +242,28 @@ class RecordedContext(NamedTuple):
 
 
 # -- accessibility -----------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def recorded_contexts(browser: Browser, live_server: LiveServer
+                      ) -> Iterator[Callable[..., RecordedContext]]:
+    """A factory of recorded contexts; on exit closes them and fails on any problem they saw."""
+    made: list[RecordedContext] = []
+
+    def factory(locale: str = "en-US", *, server: LiveServer | None = None,
+                also: tuple[str, ...] = (), **options: Any) -> RecordedContext:
+        origin = (server or live_server).url
+        context = browser.new_context(base_url=origin, locale=locale, **options)
+        record = BrowserRecord(origin=origin, also=also)
+        record.attach(context)
+        made.append(RecordedContext(context, record))
+        return made[-1]
+
+    yield factory
+    for context, _ in made:
+        context.close()  # also delivers any event still on its way
+    problems = [problem for _, record in made for problem in record.problems()]
+    assert not problems, "the browser saw:\n" + "\n".join(problems)
+
 
 def axe_violations(page: Page, *, impacts: tuple[str, ...] = ("serious", "critical")
                    ) -> list[dict[str, Any]]:

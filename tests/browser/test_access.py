@@ -6,23 +6,23 @@ import re
 import time
 import uuid
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pyotp
 import pytest
 import requests
+from harness import ServeVault
 from playwright.sync_api import Page, expect
 
 from browser.flows import WP_FIELDS, create_request, log_in, share, shown_fields, submit_request
 from browser.harness import (
     AGENT_PASSWORD,
+    GENEROUS_LIMITS,
     LiveAgent,
     RecordedContext,
     add_agent,
     assert_accessible,
     shot,
-    start_live_server,
 )
 
 NewContext = Callable[..., RecordedContext]
@@ -297,9 +297,9 @@ def test_an_agent_sets_up_two_factor_and_login_then_needs_the_code(
 
 
 def test_the_login_page_locks_out_by_rate_limit_and_says_when_to_retry(
-        new_context: NewContext, live_redis: str, tmp_path: Path) -> None:
-    server = start_live_server(live_redis, tmp_path, ratelimit_login_account="3/minute")
-    try:
+        new_context: NewContext, live_redis: str, serve_vault: ServeVault) -> None:
+    with serve_vault(live_redis, **{**GENEROUS_LIMITS, "ratelimit_login_account": "3/minute"}
+                     ) as server:
         agent = add_agent(server, f"locked-{ticket_number()}@example.com", password=AGENT_PASSWORD)
         ctx, record = new_context(server=server)
         page = ctx.new_page()
@@ -315,8 +315,6 @@ def test_the_login_page_locks_out_by_rate_limit_and_says_when_to_retry(
         expect(page.locator("#form-error")).to_contain_text(re.compile(r"Try again in \d+ s"))
         assert page.url.endswith("/login")
         assert len(record.requests_to("/api/v1/session", "POST")) == 4
-    finally:
-        server.stop()
 
 
 def test_field_validation_says_what_to_fix_and_loses_nothing(

@@ -14,30 +14,24 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
-import tempfile
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from conftest import free_port, gunicorn_env, private_redis, start_gunicorn
+from harness import LiveServer, ServeVault, private_redis
 from playwright.sync_api import Browser
 
-from browser.conftest import recorded_contexts
 from browser.flows import create_request, log_in, reveal, share, submit_request
-from browser.harness import GENEROUS_LIMITS, LiveServer, OutputLines, add_agent
+from browser.harness import GENEROUS_LIMITS, add_agent, recorded_contexts
 from vault.crypto.keyring import KeyRing
 from vault.service import envelope_context
 
 
-def production_server(redis_url: str, tmp: Path) -> LiveServer:
+def production_server(serve_vault: ServeVault,
+                      redis_url: str) -> AbstractContextManager[LiveServer]:
     """vault as deployed (-c deploy/gunicorn.conf.py: JSON access log and app logs), at DEBUG."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = gunicorn_env(redis_url, base_url=url, log_level="DEBUG", **GENEROUS_LIMITS)
-    output = OutputLines()
-    server = start_gunicorn(env, tmp, workers=2, threads=4, port=port, on_line=output.add,
-                            extra_args=["-c", "deploy/gunicorn.conf.py"])
-    return LiveServer(url=url, env=env, server=server, output=output)
+    return serve_vault(redis_url, access_log=False, extra_args=["-c", "deploy/gunicorn.conf.py"],
+                       log_level="DEBUG", **GENEROUS_LIMITS)
 
 
 def canary(label: str) -> str:
@@ -61,25 +55,24 @@ def redis_bytes(client: Any, workdir: Path) -> dict[str, bytes]:
             "RDB": (workdir / "dump.rdb").read_bytes()}
 
 
-def test_a_full_flow_in_the_browser_leaves_no_canary_anywhere(browser: Browser) -> None:
+def test_a_full_flow_in_the_browser_leaves_no_canary_anywhere(
+        browser: Browser, serve_vault: ServeVault) -> None:
     fields = {"url": f"https://{canary('site')}.example/wp-admin/",
               "username": canary("user"), "password": canary("password"),
               "note": canary("note")}
     shared_fields = {"text": canary("shared-text")}
     password = canary("agent-password")
-    tmp = Path(tempfile.mkdtemp(prefix="vault-canary-"))
     with private_redis("vault-canary-redis-") as redis_server:
         client = redis_server.client()
         client.config_set("rdbcompression", "no")
         control = canary("control")
         client.set("control:plain", control)  # must be found by every search below
-        server = production_server(redis_server.url, tmp)
-        try:
+        with production_server(serve_vault, redis_server.url) as server:
             # The agent's e-mail is the audit streams' control: every event names its actor.
             audit_control = canary("audit-control")
             agent = add_agent(server, f"{audit_control}@example.com", password=password,
                               name="Canary Agent", token=True)
-            with recorded_contexts(browser, server) as new_context:  # type: ignore[arg-type]
+            with recorded_contexts(browser, server) as new_context:
                 agent_ctx, agent_record = new_context(server=server)
                 page = agent_ctx.new_page()
                 log_in(page, agent)
@@ -103,9 +96,6 @@ def test_a_full_flow_in_the_browser_leaves_no_canary_anywhere(browser: Browser) 
             shared_id = shared_link.split("/s/")[1].split("#")[0]
             wrapped = client.get(f"vault:{{{shared_id[:6]}}}:e:{shared_id}")
             keyring = KeyRing.from_string(server.env["VAULT_KEYS"])
-        finally:
-            server.stop()
-            shutil.rmtree(tmp, ignore_errors=True)
 
     assert wrapped is not None and wrapped.startswith(b"w1.")
     assert keyring.unwrap(wrapped, context=envelope_context(shared_id)).decode() in uploads

@@ -16,27 +16,26 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import free_port
+from harness import LiveServer, ServeVault, free_port
 from oidc_provider import OidcProvider
 from playwright.sync_api import Page, expect
 
 from browser.flows import WP_FIELDS, reveal, share
-from browser.harness import LiveServer, RecordedContext, assert_accessible, shot, start_live_server
+from browser.harness import GENEROUS_LIMITS, RecordedContext, assert_accessible, shot
 
 NewContext = Callable[..., RecordedContext]
 FONTS = "https://fonts.googleapis.com"
 
 
 @pytest.fixture(scope="module")
-def sso(live_redis: str) -> Iterator[tuple[LiveServer, OidcProvider]]:
+def sso(live_redis: str, serve_vault: ServeVault) -> Iterator[tuple[LiveServer, OidcProvider]]:
     tmp = Path(tempfile.mkdtemp(prefix="vault-sso-"))
     port = free_port()
     provider = OidcProvider(tmp, [f"http://127.0.0.1:{port}/login/oidc/callback"])
-    server = start_live_server(live_redis, tmp, port=port, **provider.settings())
     try:
-        yield server, provider
+        with serve_vault(live_redis, port=port, **GENEROUS_LIMITS, **provider.settings()) as server:
+            yield server, provider
     finally:
-        server.stop()
         provider.stop()
         shutil.rmtree(tmp, ignore_errors=True)
 
