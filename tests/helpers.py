@@ -8,8 +8,11 @@ import hmac
 import json
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote, urlencode
+
+from standardwebhooks import Webhook
 
 from vault.crypto import generate_key, seal
 from vault.storage import keys
@@ -69,6 +72,14 @@ def helpscout_app_query(params: dict[str, str], secret: str) -> str:
     signature (every value percent-encoded, `+` of the base64 included)."""
     return urlencode({**params, "X-HelpScout-Signature": helpscout_js_signature(secret, params)},
                      quote_via=quote)
+
+
+def standard_signature(secret: str | bytes, msg_id: str, timestamp: int, raw: bytes) -> str:
+    """The `webhook-signature` a Standard Webhooks sender puts on the delivery `raw` (`v1,...`),
+    made by the reference library (`standardwebhooks`), so that vault's verification is checked
+    against someone else's signing, not against a copy of its own. `secret`: `whsec_...` or the
+    key's bytes."""
+    return Webhook(secret).sign(msg_id, datetime.fromtimestamp(timestamp, tz=UTC), raw.decode())
 
 
 def fire(n: int, call: Any) -> list[Any]:

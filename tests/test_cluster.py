@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 import pytest
 from harness import KEYS, Clock, base_config
-from helpers import fire, keys_of_ticket, sealed, ticket_record
+from helpers import fire, keys_of_ticket, sealed, standard_signature, ticket_record
 from redis.connection import Connection
 
 from vault import create_app
@@ -135,9 +135,7 @@ def mine_after(ext: Any, ticket: str) -> dict[str, Any]:
 def std_webhook(client: Any, body: dict[str, Any], msg_id: str) -> Any:
     raw = json.dumps(body).encode()
     ts = int(time.time())
-    signed = f"{msg_id}.{ts}.".encode() + raw
-    sig = "v1," + base64.b64encode(hmac.new(STANDARD_KEY, signed, hashlib.sha256).digest()
-                                   ).decode()
+    sig = standard_signature(STANDARD_KEY, msg_id, ts, raw)
     return client.post("/api/v1/webhooks/standard", data=raw, headers={
         "webhook-id": msg_id, "webhook-timestamp": str(ts), "webhook-signature": sig,
         "Content-Type": "application/json"})
