@@ -42,6 +42,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      help="use this Redis instead of starting a private redis-server")
 
 
+# A test that installs packages runs pip, whose own deadline is 600 s (a cold cache, a slow
+# index): it gets more than that, so pip's own error is what a failure shows.
+INSTALLS_TIMEOUT = 900
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("installs") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(INSTALLS_TIMEOUT))
+
+
 @pytest.fixture(scope="session")
 def redis_server(request: pytest.FixtureRequest) -> Iterator[RedisServer]:
     url = request.config.getoption("--redis-url")

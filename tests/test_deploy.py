@@ -217,6 +217,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return venv
 
 
+@pytest.mark.installs
 def test_install_script_makes_a_clean_self_contained_virtualenv(installed: Path) -> None:
     probe = subprocess.run(
         [str(installed / "bin" / "python"), "-c",
@@ -264,6 +265,7 @@ def served(installed: Path, tmp_path: Path) -> Iterator[str]:
                 proc.wait(5)
 
 
+@pytest.mark.installs
 @pytest.mark.slow
 def test_the_installed_vault_serves_in_production(served: str, tmp_path: Path) -> None:
     assert requests.get(served + "/healthz", timeout=10).status_code == 200

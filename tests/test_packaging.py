@@ -21,9 +21,12 @@ import venv
 import zipfile
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.installs
 def test_an_editable_install_builds_without_setuptools_warning_block(tmp_path: Path) -> None:
     env_dir = tmp_path / "venv"
     venv.create(env_dir, with_pip=True)
@@ -45,6 +48,7 @@ def test_an_editable_install_builds_without_setuptools_warning_block(tmp_path: P
     assert where.split() == [str(ROOT / "vault"), "True"]
 
 
+@pytest.mark.installs
 def test_a_built_wheel_carries_the_lua_scripts_and_runs_them_from_there(tmp_path: Path) -> None:
     # The store's scripts are package data: a wheel without them would install a vault whose
     # first import fails. Built as a release is (pip wheel, build isolation) from a copy of the
