@@ -113,14 +113,17 @@ def test_unknown_request_is_404_and_expired_request_is_410(client, agent, clock)
 
 # -- share flow (customer first) --------------------------------------------------------------
 
-def test_share_flow_end_to_end(client, agent):
+def test_share_flow_end_to_end(client, agent, ext):
     s = share(client, "1001")
     assert s["url"] == f"https://vault.test/s/{s['id']}"
     meta = client.get(f"/api/v1/secrets/{s['id']}").get_json()
     assert meta["state"] == "waiting"
     assert meta["ticket"] == "1001" and meta["kind"] == "wordpress"
     assert "envelope" not in meta
-    client.put("/api/v1/tickets/1001/assignee", json={"agent": agent.email})  # no auth: ignored
+    # Assigning without credentials is refused and assigns nobody: the reveal below claims.
+    rv = client.put("/api/v1/tickets/1001/assignee", json={"agent": agent.email})
+    assert rv.status_code == 401
+    assert not ticket_record(ext.store, "1001").get("assignee")
     rv = client.post(f"/api/v1/secrets/{s['id']}/reveal", headers=agent.headers)  # claims
     assert rv.status_code == 200
     assert open_envelope(s["key"], rv.get_json()["envelope"], ticket="1001",

@@ -96,12 +96,36 @@ def test_needs_rehash_is_true_for_a_garbled_hash(passwords: Passwords) -> None:
     assert passwords.needs_rehash("garbage")
 
 
-def test_dummy_verify_runs_without_error(passwords: Passwords) -> None:
+@pytest.fixture
+def checks_made(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str | bytes]]:
+    """Every argon2 check from here on, (hash, password) (seen at argon2-cffi's
+    PasswordHasher.verify, which still runs)."""
+    made: list[tuple[str, str | bytes]] = []
+    real = PasswordHasher.verify
+
+    def recording(self: PasswordHasher, hash: str | bytes, password: str | bytes) -> bool:
+        made.append((hash if isinstance(hash, str) else hash.decode(), password))
+        return real(self, hash, password)
+
+    monkeypatch.setattr(PasswordHasher, "verify", recording)
+    return made
+
+
+def test_dummy_verify_does_the_work_of_a_real_check(
+        passwords: Passwords, checks_made: list[tuple[str, str | bytes]]) -> None:
     passwords.dummy_verify("any password")
+    [(checked, given)] = checks_made
+    assert given == b"any password"
+    assert not passwords.needs_rehash(checked)  # a real hash, made with the same parameters
 
 
-def test_dummy_verify_accepts_a_lone_surrogate(passwords: Passwords) -> None:
+def test_dummy_verify_accepts_a_lone_surrogate(
+        passwords: Passwords, checks_made: list[tuple[str, str | bytes]]) -> None:
     passwords.dummy_verify("\udfff")
+    # The full check ran on the bytes as written, rather than failing before the work.
+    [(checked, given)] = checks_made
+    assert given == "\udfff".encode("utf-8", "surrogatepass")
+    assert not passwords.needs_rehash(checked)
 
 
 @pytest.fixture
