@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import redis
 import requests
+from harness import LiveServer
 from playwright.sync_api import expect
 
 from browser.flows import (
@@ -26,7 +27,7 @@ from browser.flows import (
     shown_fields,
     submit_request,
 )
-from browser.harness import LiveAgent, LiveServer, RecordedContext, shot
+from browser.harness import LiveAgent, RecordedContext, shot
 from vault.web import PAGE_CSP
 
 NewContext = Callable[..., RecordedContext]

@@ -25,13 +25,13 @@ from collections.abc import Callable
 from typing import Any
 
 import requests
+from harness import LiveServer
 from helpers import helpscout_app_query
 from playwright.sync_api import FrameLocator, Page, expect
 
 from browser.flows import WP_FIELDS, log_in, reveal, submit_request
 from browser.harness import (
     FakeHelpdesk,
-    LiveServer,
     RecordedContext,
     assert_accessible,
     run_cli,
