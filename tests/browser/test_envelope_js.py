@@ -199,3 +199,19 @@ def test_edge_plaintexts_get_the_same_verdict(js: Call, name: str) -> None:
     except PyInvalidEnvelope:
         expected = {"error": INVALID_ERROR}
     assert js_open(js, key, envelope, ticket="7", kind="wordpress") == expected
+
+
+def test_a_browser_without_object_has_own_still_seals(module_context: Callable[..., Any]
+                                                      ) -> None:
+    """Safari before 15.4 has no Object.hasOwn: an older iPhone must encrypt all the same."""
+    context, _ = module_context()
+    page = context.new_page()
+    page.add_init_script("delete Object.hasOwn;")
+    page.goto("/login")
+    assert page.evaluate("typeof Object.hasOwn") == "undefined"
+    answer = page.evaluate(CALL_JS, {"op": "generateKey", "args": []})
+    key = answer["value"]
+    answer = page.evaluate(CALL_JS, {"op": "seal",
+                                     "args": [key, "SUP-42", "other", {"text": "x"}]})
+    assert answer["ok"], answer
+    assert open_envelope(key, answer["value"], ticket="SUP-42", kind="other") == {"text": "x"}

@@ -70,7 +70,8 @@ export function isKey(key) {
 }
 
 function associatedData(kind, ticket) {
-  if (!Object.hasOwn(FIELDS, kind)) throw new TypeError("unknown kind");
+  // Not Object.hasOwn: Safari has it only from 15.4, and an older iPhone must still encrypt.
+  if (!Object.prototype.hasOwnProperty.call(FIELDS, kind)) throw new TypeError("unknown kind");
   if (typeof ticket !== "string" || !TICKET_RE.test(ticket)) throw new TypeError("bad ticket");
   return new TextEncoder().encode(`vault:v1:${kind}:${ticket}`);
 }
