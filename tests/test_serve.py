@@ -406,6 +406,16 @@ def test_embedded_mode_is_reachable_with_the_printed_demo_admin(
     status, _ = http("POST", f"{server.url}/api/v1/session",
                      {"email": DEMO_ADMIN, "password": "not the password"})
     assert status == 401
+    # The banner leads an agent to the login page, and its "Try it" line runs as printed: a
+    # command that exists (not on the PATH after ./scripts/serve), with the real token.
+    assert f"Agents:     {server.url}/login" in log
+    tried = re.search(r"Try it:\s+(.+)", log)
+    assert tried is not None and "<" not in tried.group(1)
+    done = subprocess.run(tried.group(1), shell=True, capture_output=True, text=True,  # noqa: S602
+                          timeout=60, check=False, env={"PATH": "/usr/bin:/bin"}, cwd=str(ROOT))
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(re.escape(server.url) + r"/r/[A-Za-z0-9_-]{28}#[A-Za-z0-9_-]{43}\n",
+                        done.stdout)
 
 
 @pytest.mark.parametrize(("content", "expected"), [

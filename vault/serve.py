@@ -21,6 +21,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import shutil
 import signal
 import subprocess  # nosec B404 # the affinity check runs this interpreter, nothing else
@@ -528,14 +529,22 @@ def _banner(url: str, password: str, token: str) -> str:
         "  * NOT FOR PRODUCTION: set VAULT_ENV=production, VAULT_REDIS_URL,",
         "    VAULT_SECRET_KEY and VAULT_KEYS for a real deployment",
         "",
-        f"  URL:        {url}",
+        f"  Customers:  {url}/",
+        f"  Agents:     {url}/login",
         f"  Demo admin: {DEMO_ADMIN}",
         f"  Password:   {password}",
         f"  API token:  {token}",
         "",
-        f"  Try it:     VAULT_URL={url} VAULT_TOKEN=<the token> vault request --ticket 1",
+        f"  Try it:     VAULT_URL={url} VAULT_TOKEN={token} {_vault_command()} request --ticket 1",
         rule,
     ])
+
+
+def _vault_command() -> str:
+    """The `vault` command as this shell can run it: the console script beside this Python
+    (`./scripts/serve` installs it in .venv/bin, which is not on the PATH), else `vault`."""
+    here = Path(sys.executable).parent / "vault"
+    return shlex.quote(str(here)) if here.is_file() and os.access(here, os.X_OK) else "vault"
 
 
 def serve(*, bind: str | None, workers: int | None, threads: int | None,
