@@ -374,7 +374,7 @@ def walk_in(app: Any, clock: Any, agent: Any, admin: Any, helpdesk: Any
 
 def _check_language(walk: Walk) -> None:
     other = "English" if walk.language == "fr" else "French"
-    wrong_lang = [label for label, html in walk.pages if f'<html lang="{walk.language}">' not in html]
+    wrong_lang = [label for label, html in walk.pages if f'<html lang="{walk.language}" dir="ltr">' not in html]
     assert not wrong_lang, f'pages without <html lang="{walk.language}">: {wrong_lang}'
     leaks = {label: found for label, html in walk.pages
              if (found := other_language_on(html, walk.language))}

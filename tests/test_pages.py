@@ -246,9 +246,9 @@ def test_login_page_never_redirects_to_another_site(client: Any, agent: Any) -> 
 
 def test_accept_language_picks_french(client: Any) -> None:
     page = client.get("/", headers={"Accept-Language": "fr-CA,fr;q=0.9,en;q=0.5"}).data.decode()
-    assert '<html lang="fr">' in page
-    page = client.get("/", headers={"Accept-Language": "de, en;q=0.5"}).data.decode()
-    assert '<html lang="en">' in page
+    assert '<html lang="fr" dir="ltr">' in page
+    page = client.get("/", headers={"Accept-Language": "sv, en;q=0.5"}).data.decode()
+    assert '<html lang="en" dir="ltr">' in page
 
 
 def test_the_switcher_remembers_the_choice_and_keeps_the_path(client: Any) -> None:
@@ -259,7 +259,7 @@ def test_the_switcher_remembers_the_choice_and_keeps_the_path(client: Any) -> No
     assert cookie.startswith("__Host-vault_lang=fr;") and "Secure" in cookie and "HttpOnly" in cookie
     client.set_cookie("__Host-vault_lang", "fr")
     page = client.get("/", headers={"Accept-Language": "en"}).data.decode()
-    assert '<html lang="fr">' in page
+    assert '<html lang="fr" dir="ltr">' in page
     assert client.get("/?lang=xx").status_code == 200  # an unknown language is ignored
 
 
@@ -289,7 +289,7 @@ def test_login_next_with_control_characters_goes_to_the_dashboard(client: Any, a
 def test_error_pages_speak_the_visitors_language(client: Any) -> None:
     rv = client.get("/s/not-an-id", headers={"Accept-Language": "fr"})
     assert rv.status_code == 404
-    assert '<html lang="fr">' in rv.data.decode()
+    assert '<html lang="fr" dir="ltr">' in rv.data.decode()
 
 
 # -- static files ---------------------------------------------------------------------------------------

@@ -1,34 +1,60 @@
-"""English and French: which language a request gets, and the messages the page scripts show.
+"""Which language a request gets, and the messages the page scripts show.
 
-The language comes from `?lang=` (the switcher, remembered in a cookie), then the cookie, then
-`Accept-Language`. Templates and this module are the only places with user-visible text; the
-French catalog lives in `vault/translations/fr` (`scripts/i18n` extracts and compiles it).
+Ten languages: the language comes from `?lang=` (the switcher, remembered in a cookie), then the
+cookie, then `Accept-Language`. Templates and this module are the only places with user-visible
+text; the catalogs live in `vault/translations/<locale>` (`scripts/i18n` extracts, merges and
+compiles them; docs/translating.md says how to correct one).
 """
 
 from __future__ import annotations
 
 from flask import Flask, g, request
-from flask_babel import Babel, gettext, lazy_gettext
+from flask_babel import Babel, gettext, lazy_gettext, refresh
 
-LANGUAGES = ("en", "fr")
+# BCP 47 tags, as `?lang=`, the cookie, `lang` and `hreflang` carry them; the first is the default.
+LANGUAGES = ("en", "fr", "de", "es", "it", "pt-BR", "nl", "pl", "ja", "ar")
+# Each language's own name for itself, as the switcher shows it.
+LANGUAGE_NAMES = {"en": "English", "fr": "Français", "de": "Deutsch", "es": "Español",
+                  "it": "Italiano", "pt-BR": "Português (Brasil)", "nl": "Nederlands",
+                  "pl": "Polski", "ja": "日本語", "ar": "العربية"}
+RIGHT_TO_LEFT = frozenset({"ar"})
 LANG_COOKIE = "__Host-vault_lang"
-LANGUAGE_NAMES = {"en": "English", "fr": "Français"}
+_BY_LOWER = {tag.lower(): tag for tag in LANGUAGES}
+
+
+def known_language(value: str | None) -> str | None:
+    """`value` as one of LANGUAGES ("pt_br" and "PT-BR" are "pt-BR"), or None."""
+    if not value or len(value) > 8:
+        return None
+    return _BY_LOWER.get(value.replace("_", "-").lower())
 
 
 def requested_language() -> str | None:
     """A valid `?lang=` value, if the request carries one."""
-    wanted = request.args.get("lang", "")
-    return wanted if wanted in LANGUAGES else None
+    return known_language(request.args.get("lang"))
+
+
+def page_language() -> str:
+    """The request's language as a BCP 47 tag, chosen once per request."""
+    if "language" not in g:
+        g.language = (requested_language() or known_language(request.cookies.get(LANG_COOKIE))
+                      or request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0])
+    return str(g.language)
+
+
+def use_language(tag: str) -> None:
+    """Speak `tag` (one of LANGUAGES) for the rest of this request."""
+    g.language = tag
+    refresh()
+
+
+def text_direction() -> str:
+    return "rtl" if page_language() in RIGHT_TO_LEFT else "ltr"
 
 
 def select_locale() -> str:
-    if "locale" in g:
-        return str(g.locale)
-    chosen = requested_language() or request.cookies.get(LANG_COOKIE, "")
-    if chosen not in LANGUAGES:
-        chosen = request.accept_languages.best_match(LANGUAGES) or "en"
-    g.locale = chosen
-    return chosen
+    """The Babel locale of the request's language ("pt-BR" is Babel's "pt_BR")."""
+    return page_language().replace("-", "_")
 
 
 def install(app: Flask) -> None:
@@ -91,7 +117,35 @@ SCRIPT_MESSAGES = {
                     "within a minute. Do not reload this page."),
     "revealed_now": _("Revealed by you. vault has deleted them: this link cannot show them again."),
     "wait_seconds": _("Try again in {seconds} s."),
+    "ready_for_ticket": _("Link ready for ticket {ticket}"),
+    "sent_for_ticket": _("Sent for ticket {ticket}. Now paste this link into your ticket"),
 }
+
+
+# The problem+json titles, by their English (vault.errors), in the reader's language: `type` and
+# `status` are for programs, `title` is for the person who reads the answer.
+PROBLEM_TITLES = {
+    "Internal error": _("Internal error"),
+    "Bad request": _("Bad request"),
+    "Invalid input": _("Invalid input"),
+    "Not authenticated": _("Not authenticated"),
+    "Not allowed": _("Not allowed"),
+    "Not found": _("Not found"),
+    "Method not allowed": _("Method not allowed"),
+    "Conflict": _("Conflict"),
+    "Gone": _("Gone"),
+    "Too large": _("Too large"),
+    "Unsupported media type": _("Unsupported media type"),
+    "Too many requests": _("Too many requests"),
+    "Service unavailable": _("Service unavailable"),
+    "Sign-in refused": _("Sign-in refused"),
+}
+
+
+def problem_title(english: str) -> str:
+    """`english` (a VaultError's title) in the request's language; unknown titles stay English."""
+    title = PROBLEM_TITLES.get(english)
+    return str(title) if title is not None else english
 
 
 def script_messages() -> dict[str, str]:
@@ -102,8 +156,14 @@ __all__ = [
     "LANGUAGES",
     "LANGUAGE_NAMES",
     "LANG_COOKIE",
+    "RIGHT_TO_LEFT",
     "gettext",
     "install",
+    "known_language",
+    "page_language",
+    "problem_title",
     "script_messages",
     "select_locale",
+    "text_direction",
+    "use_language",
 ]

@@ -19,6 +19,7 @@ from flask import Flask, Response, g, request
 from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
+from vault import i18n
 from vault.crypto.tokens import AGENT_TOKEN, SESSION, is_token, token_digest
 from vault.errors import (
     LOG_IN,
@@ -251,8 +252,10 @@ def client_address() -> str:
 
 def problem_response(error: VaultError) -> Response:
     body = error.problem()
+    body["title"] = i18n.problem_title(error.title)
     resp = Response(json.dumps(body), status=error.status,
                     mimetype="application/problem+json")
+    resp.headers["Content-Language"] = i18n.page_language()
     if isinstance(error, RateLimited | Unavailable):
         resp.headers["Retry-After"] = str(error.retry_after)
     if error.status == 401:

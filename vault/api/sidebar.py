@@ -9,8 +9,9 @@ same template, is in vault.pages.helpscout).
 
 from __future__ import annotations
 
-from flask import Response, g, jsonify, render_template, request
+from flask import Response, jsonify, render_template, request
 
+from vault import i18n
 from vault.api import bp
 from vault.extension import ext
 from vault.helpdesks import helpscout
@@ -20,7 +21,7 @@ from vault.web import parse_json_object
 @bp.post("/integrations/helpscout/sidebar")
 def helpscout_sidebar() -> Response:
     e = ext()
-    g.locale = "en"  # Help Scout's call says nothing of the agent's language
+    i18n.use_language("en")  # Help Scout's call says nothing of the agent's language
     raw = request.get_data(cache=True)
     helpscout.verify_sidebar_body(raw, e.config, request.headers.get(helpscout.SIGNATURE))
     ticket, hs_user = helpscout.legacy_subject(parse_json_object(raw))

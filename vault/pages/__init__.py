@@ -146,7 +146,8 @@ def check_form_csrf() -> Principal:
 def render(template: str, *, page: str, status: int = 200, **context: Any) -> Response:
     who = viewer()
     html = render_template(template, page=page, viewer=who, csrf=who.csrf if who else "",
-                           messages=i18n.script_messages(), lang=i18n.select_locale(),
+                           messages=i18n.script_messages(), lang=i18n.page_language(),
+                           dir=i18n.text_direction(),
                            **context)
     return Response(html, status=status, mimetype="text/html")
 

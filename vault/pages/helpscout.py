@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response, g, render_template, request
+from flask import Response, render_template, request
 from flask_babel import gettext
 
 from vault import i18n
@@ -65,15 +65,17 @@ def _refusal(error: VaultError) -> tuple[str, str, dict[str, str]]:
 @bp.get(APP_PATH)
 def helpscout_app() -> Response:
     e = ext()
-    g.locale = i18n.requested_language() \
-        or request.accept_languages.best_match(i18n.LANGUAGES) or "en"
+    i18n.use_language(i18n.requested_language()
+                      or request.accept_languages.best_match(i18n.LANGUAGES) or "en")
     try:
-        html = render_template("helpscout/app.html", lang=g.locale, sidebar=True, **_sidebar(e))
+        html = render_template("helpscout/app.html", lang=i18n.page_language(),
+                               dir=i18n.text_direction(), sidebar=True, **_sidebar(e))
         resp = Response(html, mimetype="text/html")
     except VaultError as error:
         note_error(error)
         title, message, headers = _refusal(error)
-        html = render_template("helpscout/app.html", lang=g.locale, title=title,
+        html = render_template("helpscout/app.html", lang=i18n.page_language(),
+                               dir=i18n.text_direction(), title=title,
                                message=message)
         resp = Response(html, status=error.status, mimetype="text/html", headers=headers)
     resp.headers["Content-Security-Policy"] = PAGE_CSP.replace(

@@ -221,6 +221,7 @@ function setupShare() {
       return fail(form, problemText(res));
     }
     const done = $("#share-done");
+    $("#share-done-title").textContent = fmt(M.sent_for_ticket, { ticket });
     $("#share-link").value = res.body.url + "#" + key;
     $("#manage-link").value = manageLink(res.body.id, res.body.manage_token);
     showDone(form, done);
@@ -414,6 +415,7 @@ function setupNewRequest() {
     // The key is made here and only ever written into the link's fragment.
     const link = res.body.url + "#" + envelope.generateKey();
     const done = $("#request-done");
+    $("#request-done-title").textContent = fmt(M.ready_for_ticket, { ticket: res.body.ticket });
     $("#request-link").value = link;
     $("#request-sentence").value = fmt(done.dataset.sentence, { link });
     $("#done-ticket-link").href = "/tickets/" + encodeURIComponent(res.body.ticket);
