@@ -1,8 +1,9 @@
-"""The French catalog and the French pages: every message translated, the compiled .mo current,
-placeholders kept, and no English sentence left on a page rendered in French.
+"""The catalogs and the pages in every language: every message translated, the compiled .mo
+current, placeholders kept, and no English sentence left on a page rendered in another language.
 
-`scripts/i18n` extracts the messages (babel.cfg), merges them into the French .po and compiles
-it; these tests fail until every new message has a French translation and the .mo is rebuilt.
+`scripts/i18n` extracts the messages (babel.cfg), merges them into each language's .po and
+compiles it; these tests fail until every new message is translated in every catalog and the .mo
+files are rebuilt (docs/translating.md).
 """
 
 from __future__ import annotations
@@ -26,14 +27,15 @@ from babel.support import Translations
 
 from tests.helpers import share
 from tests.test_pages import fill, login, request_for
-from vault.i18n import LANG_COOKIE
+from vault.i18n import LANG_COOKIE, LANGUAGES, RIGHT_TO_LEFT
 
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "vault" / "translations"
-PO_PATH = TRANSLATIONS / "fr" / "LC_MESSAGES" / "messages.po"
-MO_PATH = PO_PATH.with_suffix(".mo")
-REFRESH = ("run scripts/i18n, translate the new or fuzzy entries in "
-           "vault/translations/fr/LC_MESSAGES/messages.po, then run scripts/i18n again to compile")
+# Every language but English (the sources'), as Babel names its catalogs ("pt-BR" is "pt_BR").
+LOCALES = [tag.replace("-", "_") for tag in LANGUAGES[1:]]
+REFRESH = ("run scripts/i18n, translate the new or fuzzy entries of each "
+           "vault/translations/<locale>/LC_MESSAGES/messages.po, then run scripts/i18n again to "
+           "compile (docs/translating.md)")
 
 # %(name)s for the server (Jinja and Flask-Babel), {name} for the page scripts' messages.
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|\{(\w+)\}")
@@ -47,6 +49,10 @@ def _ids(message: Message) -> tuple[str, ...]:
 
 def _strings(message: Message) -> tuple[str, ...]:
     return message.string if isinstance(message.string, tuple) else (message.string or "",)
+
+
+def po_path(locale: str) -> Path:
+    return TRANSLATIONS / locale / "LC_MESSAGES" / "messages.po"
 
 
 @functools.cache
@@ -63,66 +69,80 @@ def source_catalog() -> Catalog:
 
 
 @functools.cache
-def french_po() -> Catalog:
-    with PO_PATH.open("rb") as po:
-        return read_po(po, locale="fr")
+def catalog(locale: str) -> Catalog:
+    with po_path(locale).open("rb") as po:
+        return read_po(po, locale=locale)
 
 
 @functools.cache
-def french_pairs() -> tuple[tuple[str, str], ...]:
-    """(English, French) for every translated message of the catalog, plural forms included."""
-    pairs = []
-    for message in french_po():
+def pairs(locale: str) -> tuple[tuple[str, str, bool], ...]:
+    """(English, translation, plural) for every translated message, plural forms included."""
+    found = []
+    for message in catalog(locale):
         if not message.id or message.fuzzy:
             continue
         ids, strings = _ids(message), _strings(message)
-        for index, french in enumerate(strings):
-            if french:
-                pairs.append((ids[min(index, len(ids) - 1)], french))
-    return tuple(pairs)
+        for index, text in enumerate(strings):
+            if text:
+                found.append((ids[min(index, len(ids) - 1)], text, len(ids) > 1))
+    return tuple(found)
 
 
-def test_the_french_catalog_translates_every_message_of_the_sources() -> None:
+def french_pairs() -> list[tuple[str, str]]:
+    return [(english, french) for english, french, _ in pairs("fr")]
+
+
+def test_every_language_has_a_catalog_and_nothing_else_does() -> None:
+    assert LANGUAGES[0] == "en" and len(LANGUAGES) >= 10 and set(LANGUAGES) >= RIGHT_TO_LEFT
+    on_disk = sorted(path.name for path in TRANSLATIONS.iterdir() if path.is_dir())
+    assert on_disk == sorted(LOCALES)
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_catalog_translates_every_message_of_the_sources(locale: str) -> None:
     source = source_catalog()
     assert len(source) > 100, "extraction found almost no messages: is babel.cfg right?"
-    po = french_po()
+    po = catalog(locale)
     missing = []
     for message in source:
         if not message.id:
             continue
         translated = po.get(message.id, context=message.context)
-        if translated is None or translated.fuzzy or not all(_strings(translated)):
+        if translated is None or translated.fuzzy or not all(_strings(translated)) \
+                or (isinstance(message.id, tuple) and len(_strings(translated)) != po.num_plurals):
             missing.append(message.id if isinstance(message.id, str) else message.id[0])
-    assert not missing, (f"{len(missing)} message(s) without a French translation ({REFRESH}):\n  "
-                         + "\n  ".join(repr(m) for m in sorted(missing)))
+    assert not missing, (f"{len(missing)} message(s) without a {locale} translation ({REFRESH}):"
+                         "\n  " + "\n  ".join(repr(m) for m in sorted(missing)))
 
 
-def test_the_french_catalog_header_is_french_and_nothing_is_fuzzy() -> None:
-    po = french_po()
-    assert str(po.locale) == "fr"
-    assert dict(po.mime_headers)["Language"] == "fr"
-    assert po.plural_forms == "nplurals=2; plural=(n > 1);"
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_catalog_header_names_its_language_and_nothing_is_fuzzy(locale: str) -> None:
+    po = catalog(locale)
+    assert str(po.locale) == locale
+    assert dict(po.mime_headers)["Language"] == locale
+    assert po.plural_forms == Catalog(locale=locale).plural_forms  # CLDR's rule for the language
     assert not po.fuzzy, "the .po header is marked fuzzy"
     fuzzy = [m.id for m in po if m.id and m.fuzzy]
     assert not fuzzy, f"fuzzy entries ({REFRESH}): {fuzzy}"
 
 
-def test_the_committed_mo_is_the_compiled_po() -> None:
+@pytest.mark.parametrize("locale", LOCALES)
+def test_the_committed_mo_is_the_compiled_po(locale: str) -> None:
     def key(value: Any) -> Any:  # a plural's forms come as a tuple from .po, a list from .mo
         return tuple(value) if isinstance(value, list | tuple) else value
 
-    po = {key(m.id): key(m.string) for m in french_po() if m.id and not m.fuzzy and m.string}
-    with MO_PATH.open("rb") as mo_file:
+    po = {key(m.id): key(m.string) for m in catalog(locale) if m.id and not m.fuzzy and m.string}
+    with po_path(locale).with_suffix(".mo").open("rb") as mo_file:
         mo = {key(m.id): key(m.string) for m in read_mo(mo_file) if m.id}
     stale = sorted(str(k) for k in po.keys() | mo.keys() if po.get(k) != mo.get(k))
-    assert not stale, (f"messages.mo does not match messages.po ({REFRESH}): "
+    assert not stale, (f"{locale}'s messages.mo does not match its messages.po ({REFRESH}): "
                        + ", ".join(repr(s) for s in stale[:20]))
     # And the file Flask-Babel loads answers with the .po's words.
-    translations = Translations.load(str(TRANSLATIONS), ["fr"])
-    assert isinstance(translations, Translations), "no French .mo that babel can load"
-    for msgid, french in po.items():
+    translations = Translations.load(str(TRANSLATIONS), [locale])
+    assert isinstance(translations, Translations), f"no {locale} .mo that babel can load"
+    for msgid, text in po.items():
         if isinstance(msgid, str):
-            assert translations.gettext(msgid) == french, msgid
+            assert translations.gettext(msgid) == text, msgid
 
 
 def _placeholders(text: str) -> set[str]:
@@ -130,25 +150,37 @@ def _placeholders(text: str) -> set[str]:
             for named, braced in PLACEHOLDER.findall(text)}
 
 
-def test_translations_keep_every_placeholder() -> None:
-    wrong = [f"{english!r}: {sorted(_placeholders(english))} -> {french!r}: "
-             f"{sorted(_placeholders(french))}"
-             for english, french in french_pairs() if _placeholders(english) != _placeholders(french)]
-    assert not wrong, "placeholders differ between English and French:\n  " + "\n  ".join(wrong)
+@pytest.mark.parametrize("locale", LOCALES)
+def test_translations_keep_every_placeholder(locale: str) -> None:
+    """The same placeholders as the English; a plural form may leave out the count (Polish and
+    Arabic say "one" or "two" in words), never another placeholder."""
+    wrong = []
+    for english, text, plural in pairs(locale):
+        want, got = _placeholders(english), _placeholders(text)
+        if got == want or (plural and got | {"%(num)s"} == want | {"%(num)s"} and got <= want):
+            continue
+        wrong.append(f"{english!r}: {sorted(want)} -> {text!r}: {sorted(got)}")
+    assert not wrong, f"placeholders differ between English and {locale}:\n  " + "\n  ".join(wrong)
 
 
-def test_translations_are_safe_to_format_and_to_put_in_html() -> None:
+@pytest.mark.parametrize("locale", LOCALES)
+def test_translations_are_safe_to_format_and_to_put_in_html(locale: str) -> None:
     """Jinja's newstyle gettext %-formats every message and marks it safe (it is not escaped):
     a stray % breaks the page, and < > & or a double quote would end up in the HTML as is."""
     bad = []
-    for english, french in french_pairs():
-        bare = PLACEHOLDER.sub("", french).replace("%%", "")
+    for english, text, _ in pairs(locale):
+        bare = PLACEHOLDER.sub("", text).replace("%%", "")
         if "%" in bare:
-            bad.append(f"{french!r}: a '%' that is not a placeholder (write %%)")
+            bad.append(f"{text!r}: a '%' that is not a placeholder (write %%)")
         for char in '<>&"':
-            if char in french and char not in english:
-                bad.append(f"{french!r}: {char!r}")
+            if char in text and char not in english:
+                bad.append(f"{text!r}: {char!r}")
+        if any(ord(char) in BIDI_CONTROLS for char in text):
+            bad.append(f"{text!r}: a bidi control character (the page's dir does that job)")
     assert not bad, "\n  ".join(["unsafe translations:", *bad])
+
+
+BIDI_CONTROLS = frozenset({*range(0x202A, 0x202F), *range(0x2066, 0x206A)})
 
 
 # -- the pages, rendered ---------------------------------------------------------------------------
@@ -225,14 +257,14 @@ def _pattern(message: str) -> re.Pattern[str]:
 
 @functools.cache
 def telltales(language: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    """The catalog's sentences that give a page away as being in the other language: English
-    messages for a French page, French translations for an English one. A message is only a
-    telltale when both languages differ and it has two words or more (not "Port" or "Ticket")."""
+    """The catalog's sentences that give a page away as being in another language: English
+    messages for a page in another language, French translations for an English one. A message
+    is only a telltale when both languages differ and it has two words or more (not "Port")."""
     found = []
-    for english, french in french_pairs():
-        if " ".join(english.split()) == " ".join(french.split()):
+    for english, translated, _ in pairs(language.replace("-", "_") if language != "en" else "fr"):
+        if " ".join(english.split()) == " ".join(translated.split()):
             continue
-        text = english if language == "fr" else french
+        text = translated if language == "en" else english
         if _literal_words(text) >= 2:
             found.append((text, _pattern(" ".join(text.split()))))
     return tuple(found)
@@ -255,7 +287,7 @@ class Walk:
 
     def client(self) -> Any:
         client = self.app.test_client()
-        other = "en" if self.language == "fr" else "fr"
+        other = "fr" if self.language == "en" else "en"
         if self.how == "cookie":  # the cookie wins over the browser's languages
             client.set_cookie(LANG_COOKIE, self.language)
             client.environ_base["HTTP_ACCEPT_LANGUAGE"] = f"{other},{self.language};q=0.1"
@@ -373,9 +405,10 @@ def walk_in(app: Any, clock: Any, agent: Any, admin: Any, helpdesk: Any
 
 
 def _check_language(walk: Walk) -> None:
-    other = "English" if walk.language == "fr" else "French"
-    wrong_lang = [label for label, html in walk.pages if f'<html lang="{walk.language}" dir="ltr">' not in html]
-    assert not wrong_lang, f'pages without <html lang="{walk.language}">: {wrong_lang}'
+    other = "French" if walk.language == "en" else "English"
+    html_tag = f'<html lang="{walk.language}" dir="{"rtl" if walk.language in RIGHT_TO_LEFT else "ltr"}">'
+    wrong_lang = [label for label, html in walk.pages if html_tag not in html]
+    assert not wrong_lang, f"pages without {html_tag}: {wrong_lang}"
     leaks = {label: found for label, html in walk.pages
              if (found := other_language_on(html, walk.language))}
     assert not leaks, (f"{other} text on {walk.language} pages ({walk.how}); a string not wrapped in "
@@ -387,6 +420,14 @@ def _check_language(walk: Walk) -> None:
 @pytest.mark.parametrize("how", ["header", "cookie"])
 def test_french_pages_hold_no_english_sentence(walk_in: Callable[[str, str], Walk], how: str) -> None:
     walk = walk_in("fr", how)
+    assert len(walk.pages) >= 35
+    _check_language(walk)
+
+
+@pytest.mark.parametrize("language", [tag for tag in LANGUAGES if tag not in {"en", "fr"}])
+def test_pages_in_every_language_hold_no_english_sentence(
+        walk_in: Callable[[str, str], Walk], language: str) -> None:
+    walk = walk_in(language, "header")
     assert len(walk.pages) >= 35
     _check_language(walk)
 
@@ -441,3 +482,60 @@ def test_templates_hold_no_user_visible_text_outside_gettext() -> None:
         if left:
             found[str(path.relative_to(ROOT))] = left
     assert not found, f"untranslatable text in templates (wrap it in _()): {found}"
+
+
+# -- choosing a language -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("accept", "chosen"), [
+    ("de-CH,de;q=0.9", "de"), ("es-MX", "es"), ("it", "it"), ("pt-BR,pt;q=0.8", "pt-BR"),
+    ("pt", "pt-BR"), ("nl-BE", "nl"), ("pl", "pl"), ("ja-JP,ja;q=0.9", "ja"), ("ar-EG", "ar"),
+    ("sv, de;q=0.3", "de"), ("sv, zz", "en"), ("", "en")])
+def test_accept_language_picks_the_closest_of_ten(client: Any, accept: str, chosen: str) -> None:
+    page = client.get("/", headers={"Accept-Language": accept}).get_data(as_text=True)
+    direction = "rtl" if chosen in RIGHT_TO_LEFT else "ltr"
+    assert f'<html lang="{chosen}" dir="{direction}">' in page
+
+
+@pytest.mark.parametrize("asked", ["pt-BR", "pt_br", "PT-BR", "ar", "JA"])
+def test_the_switcher_takes_a_tag_in_any_case_and_remembers_it(client: Any, asked: str) -> None:
+    rv = client.get(f"/login?lang={asked}")
+    assert rv.status_code == 303 and rv.headers["Location"] == "/login"
+    tag = {"pt_br": "pt-BR", "PT-BR": "pt-BR", "JA": "ja"}.get(asked, asked)
+    assert f"{LANG_COOKIE}={tag};" in rv.headers["Set-Cookie"]
+    page = client.get("/login", headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert f'<html lang="{tag}"' in page
+
+
+def test_the_switcher_offers_every_language_in_its_own_name(client: Any) -> None:
+    page = client.get("/", headers={"Accept-Language": "ar"}).get_data(as_text=True)
+    menu = page[page.index('<details class="lang">'):page.index("</details>")]
+    offered = re.findall(r'href="/\?lang=([^"]+)" hreflang="([^"]+)" lang="([^"]+)"', menu)
+    assert [tag for tag, _, _ in offered] == list(LANGUAGES)
+    assert all(a == b == c for a, b, c in offered)
+    assert "Deutsch" in menu and "日本語" in menu and "العربية" in menu and "Polski" in menu
+    assert 'aria-current="true">العربية' in menu
+
+
+def test_problem_titles_speak_the_readers_language_and_types_do_not(client: Any) -> None:
+    english = client.get("/api/v1/secrets/nothing-here")
+    assert english.status_code == 404 and english.get_json()["title"] == "Not found"
+    assert english.headers["Content-Language"] == "en"
+    for tag in LANGUAGES[1:]:
+        rv = client.get("/api/v1/secrets/nothing-here", headers={"Accept-Language": tag})
+        body = rv.get_json()
+        assert rv.status_code == 404 and rv.headers["Content-Language"] == tag
+        assert body["status"] == 404 and body["type"] == english.get_json()["type"]
+        assert body["title"] and body["title"] != "Not found", tag
+        translated = Translations.load(str(TRANSLATIONS), [tag.replace("-", "_")])
+        assert body["title"] == translated.gettext("Not found")
+
+
+def test_every_problem_title_is_in_the_catalog() -> None:
+    """vault.errors' titles are English for programs; each has its place in the catalog."""
+    import inspect
+
+    from vault import errors, i18n
+    titles = {cls.title for _, cls in inspect.getmembers(errors, inspect.isclass)
+              if issubclass(cls, errors.VaultError)}
+    assert titles <= i18n.PROBLEM_TITLES.keys(), titles - i18n.PROBLEM_TITLES.keys()
+    assert all(str(text) == english for english, text in i18n.PROBLEM_TITLES.items())

@@ -304,3 +304,23 @@ def test_static_files_are_versioned_by_content_hash(client: Any) -> None:
     for stale in ("/static/js/app.js?v=000000000000", "/static/js/envelope.js"):
         with client.get(stale) as rv:
             assert rv.headers.getlist("Cache-Control") == ["no-cache"]
+
+
+# -- who is signed in, and the agents' way in ------------------------------------------------------
+
+def test_every_agent_page_says_who_is_signed_in(client: Any, agent: Any, admin: Any) -> None:
+    login(client, agent)
+    for path in ("/dashboard", "/requests/new", "/account", "/tickets/4242"):
+        page = client.get(path).get_data(as_text=True)
+        assert '<p class="who">Signed in as Alice</p>' in page, path
+    anonymous = client.application.test_client()
+    assert 'class="who"' not in anonymous.get("/").get_data(as_text=True)
+    login(client, admin)
+    assert "Signed in as Admin" in client.get("/admin/audit").get_data(as_text=True)
+
+
+def test_the_customers_page_shows_agents_the_way_to_log_in(client: Any) -> None:
+    page = client.get("/").get_data(as_text=True)
+    assert '<p class="agent-way"><a href="/login">Agent? Log in</a></p>' in page
+    # After the form and its result, so the customer meets the form first.
+    assert page.index('id="share-form"') < page.index('class="agent-way"')
