@@ -5,6 +5,11 @@ configuration (a client for vault, test accounts, an RSA signing key made here),
 tests/oidc/provider.mjs on a free loopback port and waits until it listens. `sign_in` walks the
 provider's own login and consent pages with a plain HTTP client, as a person would in a
 browser, and returns where the provider sends the browser back.
+
+It runs in either of two modes (`conform`): the scope's claims in the ID token as well
+(`conformIdTokenClaims: false`, as Google, Entra ID or Keycloak give them), or its conformant
+default, where the code flow's ID token carries `sub` alone and the claims are at UserInfo
+(OpenID Connect Core 5.4; as Zitadel or Authelia give them).
 """
 
 from __future__ import annotations
@@ -29,6 +34,9 @@ CLIENT_ID = "vault-tests"
 CLIENT_SECRET = "vault-tests-client-secret-0123456789abcdef"
 # Another client of the same provider, with the same redirect URIs: its codes are not vault's.
 OTHER_CLIENT_ID = "another-app"
+# vault again, registered for UserInfo as a signed JWT (userinfo_signed_response_alg RS256).
+SIGNED_USERINFO_CLIENT_ID = "vault-signed-userinfo"
+MODES = {"id-token": False, "userinfo": True}  # where the claims are: conform
 # Logins with claims of their own; any other login signs in as a verified e-mail of that name.
 ACCOUNTS: dict[str, dict[str, Any]] = {
     "alice@example.com": {"email": "alice@example.com", "email_verified": True,
@@ -65,7 +73,7 @@ ACCOUNTS.update({"hostile-unverified": {"email": HOSTILE_EMAIL, "email_verified"
 
 
 class OidcProvider:
-    def __init__(self, tmp: Path, redirect_uris: list[str]) -> None:
+    def __init__(self, tmp: Path, redirect_uris: list[str], *, conform: bool = False) -> None:
         node = shutil.which("node")
         if node is None or not (MODULES / "node_modules" / "oidc-provider").is_dir():
             pytest.fail("oidc-provider is missing (.cache/oidc): run scripts/test, which "
@@ -74,13 +82,22 @@ class OidcProvider:
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.key = RSAKey.generate_key(2048, parameters={"kid": "test-key-1", "alg": "RS256",
                                                          "use": "sig"}, private=True)
+        self.conform = conform
         config = {"issuer": self.issuer, "port": self.port, "accounts": ACCOUNTS,
+                  "conformIdTokenClaims": conform,
                   "jwks": {"keys": [self.key.as_dict(private=True)]},
                   "clients": [{"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
                                "redirect_uris": redirect_uris,
                                "grant_types": ["authorization_code"],
                                "response_types": ["code"],
                                "token_endpoint_auth_method": "client_secret_basic"},
+                              {"client_id": SIGNED_USERINFO_CLIENT_ID,
+                               "client_secret": CLIENT_SECRET,
+                               "redirect_uris": redirect_uris,
+                               "grant_types": ["authorization_code"],
+                               "response_types": ["code"],
+                               "token_endpoint_auth_method": "client_secret_basic",
+                               "userinfo_signed_response_alg": "RS256"},
                               {"client_id": OTHER_CLIENT_ID,
                                "client_secret": "another-app-client-secret-0123456789",
                                "redirect_uris": redirect_uris,
@@ -98,22 +115,29 @@ class OidcProvider:
                                      stderr=subprocess.STDOUT)
         follow_output(self.proc, b"oidc-provider listening", what="oidc-provider")
 
-    def settings(self) -> dict[str, str]:
+    def settings(self, client_id: str = CLIENT_ID) -> dict[str, str]:
         """vault's settings for this provider (config mapping keys)."""
-        return {"oidc_issuer": self.issuer, "oidc_client_id": CLIENT_ID,
+        return {"oidc_issuer": self.issuer, "oidc_client_id": client_id,
                 "oidc_client_secret": CLIENT_SECRET}
 
     def tamper(self, mode: str | None, **details: Any) -> None:
         """Make the next ID token one vault must refuse, or the next answer of the token
-        endpoint another one (tests/oidc/provider.mjs: the modes and their details)."""
+        endpoint, of UserInfo or of discovery another one (tests/oidc/provider.mjs: the modes
+        and their details); None clears them all."""
         rv = requests.post(self.issuer + "/__test__/tamper", json={"mode": mode, **details},
                            timeout=10)
         assert rv.status_code == 204
 
     def fetched(self) -> dict[str, int]:
-        """How often vault (or anyone) fetched the JWKS and the discovery document."""
+        """How often vault (or anyone) fetched the JWKS and the discovery document, and asked
+        UserInfo."""
         answer = requests.get(self.issuer + "/__test__/requests", timeout=10).json()
-        return {"jwks": int(answer["jwks"]), "discovery": int(answer["discovery"])}
+        return {name: int(answer[name]) for name in ("jwks", "discovery", "userinfo")}
+
+    def userinfo_token(self) -> str:
+        """The access token UserInfo was last asked with ("" before the first)."""
+        answer = requests.get(self.issuer + "/__test__/requests", timeout=10).json()
+        return str(answer["userinfo_token"])
 
     def stop(self) -> None:
         stop_process(self.proc, grace=10)

@@ -4,6 +4,10 @@ The provider is panva's oidc-provider under node (tests/oidc_provider.py), signi
 its own login and consent pages; vault runs in-process (Flask's test client over
 https://vault.test, so its Secure cookies flow). Each refusal: a page, a 4xx, no session,
 `login.failed` with the reason in the audit, and no code, token or state in any log line.
+
+The provider runs in both of its modes (issue 24): the scope's claims in the ID token as well
+(`provider`), and its conformant default, claims at UserInfo only (`conformant`). The tests
+that take `either` run once in each.
 """
 
 from __future__ import annotations
@@ -19,7 +23,15 @@ import pytest
 import requests
 from harness import free_port
 from helpers import share
-from oidc_provider import CLIENT_ID, CLIENT_SECRET, OTHER_CLIENT_ID, OidcProvider, sign_in
+from oidc_provider import (
+    CLIENT_ID,
+    CLIENT_SECRET,
+    MODES,
+    OTHER_CLIENT_ID,
+    SIGNED_USERINFO_CLIENT_ID,
+    OidcProvider,
+    sign_in,
+)
 
 from vault.errors import NotFound
 
@@ -29,17 +41,45 @@ CALLBACK = BASE + "/login/oidc/callback"
 
 @pytest.fixture(scope="module")
 def provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """The provider with the scope's claims in the ID token as well."""
     found = OidcProvider(tmp_path_factory.mktemp("oidc"), [CALLBACK])
     yield found
     found.stop()
 
 
+@pytest.fixture(scope="module")
+def conformant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """The provider as it comes: the code flow's ID token carries `sub` alone, the claims are
+    at UserInfo."""
+    found = OidcProvider(tmp_path_factory.mktemp("oidc-conformant"), [CALLBACK], conform=True)
+    yield found
+    found.stop()
+
+
+@pytest.fixture(params=sorted(MODES))
+def either(request: pytest.FixtureRequest) -> OidcProvider:
+    """The provider in each mode in turn: `[id-token]`, then `[userinfo]`."""
+    found: OidcProvider = request.getfixturevalue("conformant" if MODES[request.param]
+                                                  else "provider")
+    return found
+
+
+def app_factory(make_app: Callable[..., Any], idp: OidcProvider) -> Callable[..., Any]:
+    def factory(**overrides: Any) -> Any:
+        return make_app(**{**idp.settings(), **overrides})
+    return factory
+
+
 @pytest.fixture
 def sso_app(make_app: Callable[..., Any], provider: OidcProvider) -> Callable[..., Any]:
     """make_app with SSO set up for the provider (more settings as keyword arguments)."""
-    def factory(**overrides: Any) -> Any:
-        return make_app(**{**provider.settings(), **overrides})
-    return factory
+    return app_factory(make_app, provider)
+
+
+@pytest.fixture
+def either_app(make_app: Callable[..., Any], either: OidcProvider) -> Callable[..., Any]:
+    """sso_app, for the provider in each of its modes."""
+    return app_factory(make_app, either)
 
 
 class Browser:
@@ -105,9 +145,9 @@ def test_the_button_goes_to_the_provider_with_pkce_state_nonce_and_the_scopes(ss
     assert query["state"] not in key.decode()
 
 
-def test_an_existing_agent_signs_in_as_a_web_session_and_a_reveal_works(sso_app, make_agent,
-                                                                       capfd):
-    app = sso_app()
+def test_an_existing_agent_signs_in_as_a_web_session_and_a_reveal_works(either_app, either,
+                                                                       make_agent, capfd):
+    app = either_app()
     make_agent("alice@example.com", name="Alice")
     browser = Browser(app)
     secret = share(app.test_client(), "sso-1")
@@ -128,8 +168,11 @@ def test_an_existing_agent_signs_in_as_a_web_session_and_a_reveal_works(sso_app,
     logged = capfd.readouterr()
     assert '"method": "oidc"' in logged.err
     code = parse_qs(urlsplit(rv.request.url).query)  # what the callback carried
-    for value in [*code.get("code", []), *code.get("state", []), session_cookie.split(";")[0]]:
-        assert value not in logged.out + logged.err
+    secrets = [*code.get("code", []), *code.get("state", []), session_cookie.split(";")[0]]
+    if either.conform:  # and the access token vault asked UserInfo with
+        secrets.append(either.userinfo_token())
+    for value in secrets:
+        assert value and value not in logged.out + logged.err
 
 
 def test_entra_ids_domain_owner_claim_stands_in_for_a_missing_email_verified(sso_app,
@@ -181,9 +224,10 @@ REFUSALS = {
 
 
 @pytest.mark.parametrize("case", sorted(REFUSALS))
-def test_a_refused_sign_in_is_a_clear_page_nobody_logged_in_and_audited(sso_app, case, capfd):
+def test_a_refused_sign_in_is_a_clear_page_nobody_logged_in_and_audited(either_app, case,
+                                                                        capfd):
     login, settings, status, reason = REFUSALS[case]
-    app = sso_app(**settings)
+    app = either_app(**settings)
     browser = Browser(app)
     rv = browser.sign_in(login)
     assert_refused(app, browser, rv, status, reason, capfd)
@@ -208,8 +252,8 @@ def assert_refused(app: Any, browser: Browser, rv: Any, status: int, reason: str
         assert value not in page  # not even in the language switcher's links
 
 
-def test_a_disabled_agent_is_refused(sso_app, make_agent, capfd):
-    app = sso_app()
+def test_a_disabled_agent_is_refused(either_app, make_agent, capfd):
+    app = either_app()
     make_agent("alice@example.com")
     app.extensions["vault"].accounts.set_disabled("alice@example.com", True)
     browser = Browser(app)
@@ -280,8 +324,8 @@ def test_the_provider_answering_access_denied_is_refused(sso_app, make_agent, ca
     assert_refused(app, browser, rv, 403, "provider-access_denied", capfd)
 
 
-def test_autocreate_makes_a_non_admin_agent_for_an_allowed_domain_only(sso_app, capfd):
-    app = sso_app(oidc_autocreate=True, oidc_allowed_domains="example.com, example.org")
+def test_autocreate_makes_a_non_admin_agent_for_an_allowed_domain_only(either_app, capfd):
+    app = either_app(oidc_autocreate=True, oidc_allowed_domains="example.com, example.org")
     accounts = app.extensions["vault"].accounts
     browser = Browser(app)
     rv = browser.sign_in("Newcomer@Example.org")
@@ -348,7 +392,8 @@ def test_discovery_and_keys_are_cached_and_an_unknown_kid_fetches_the_keys_again
     for _ in range(2):
         assert Browser(app).sign_in("alice@example.com").status_code == 303
     after = provider.fetched()  # once each for both sign-ins (the browser part fetches none)
-    assert after == {"jwks": before["jwks"] + 1, "discovery": before["discovery"] + 1}
+    assert after == {"jwks": before["jwks"] + 1, "discovery": before["discovery"] + 1,
+                     "userinfo": before["userinfo"]}  # the ID token said it all
     assert app.extensions["vault"].sso.status() == "ok"
     browser = Browser(app)
     callback = sign_in(browser.start(), "alice@example.com")
@@ -811,7 +856,7 @@ def cli_env(redis_url: str) -> dict[str, str | None]:
 
 @pytest.mark.parametrize("login", sorted(CLEANED_NAMES))
 def test_a_hostile_display_name_from_the_provider_is_cleaned_before_it_is_stored_or_shown(
-        sso_app, redis_server, login):
+        either_app, redis_server, login):
     """VAULT_OIDC_AUTOCREATE makes an agent of the provider's `name` claim: what is stored,
     what the session, a second reader's 410 (`revealed_by`, which `vault reveal` prints) and
     `vault agent list` show is within the admin form's rule."""
@@ -821,7 +866,7 @@ def test_a_hostile_display_name_from_the_provider_is_cleaned_before_it_is_stored
 
     expected = CLEANED_NAMES[login]
     assert within_the_rule(expected)
-    app = sso_app(oidc_autocreate=True, oidc_allowed_domains="example.com")
+    app = either_app(oidc_autocreate=True, oidc_allowed_domains="example.com")
     browser = Browser(app)
     assert browser.sign_in(login).status_code == 303
     store = app.extensions["vault"].store
@@ -902,11 +947,11 @@ def test_the_command_line_and_the_admin_rule_refuse_what_a_sign_in_cleans(sso_ap
 
 @pytest.mark.parametrize("login,status,reason", [("hostile-unverified", 403, "email-unverified"),
                                                  ("hostile-verified", 403, "email-invalid")])
-def test_an_e_mail_that_is_none_is_refused_and_not_written_into_the_audit(sso_app, login,
+def test_an_e_mail_that_is_none_is_refused_and_not_written_into_the_audit(either_app, login,
                                                                          status, reason, capfd):
     """The provider's `email` claim, with a bidi override, an escape and 500 more characters:
     refused, and the audit entry names nobody rather than that text."""
-    app = sso_app(oidc_autocreate=True, oidc_allowed_domains="example.com")
+    app = either_app(oidc_autocreate=True, oidc_allowed_domains="example.com")
     browser = Browser(app)
     rv = browser.sign_in(login)
     err = capfd.readouterr().err
@@ -914,3 +959,331 @@ def test_an_e_mail_that_is_none_is_refused_and_not_written_into_the_audit(sso_ap
     assert rv.status_code == status and f'data-reason="{reason}"' in rv.get_data(as_text=True)
     assert event.actor == "" and reason in event.detail
     assert "mallory" not in err and app.extensions["vault"].accounts.list_agents() == []
+
+
+# -- UserInfo, where the ID token is silent (issue 24) ----------------------------------------
+
+def decoded_payload(token: str) -> dict[str, Any]:
+    """A JWT's claims, unverified: what the provider put in it, for the test to look at."""
+    import base64
+
+    part = token.split(".")[1]
+    return dict(json.loads(base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))))
+
+
+@pytest.mark.parametrize("conform", [False, True], ids=["id-token", "userinfo"])
+def test_the_provider_really_runs_in_both_modes(make_app, request, conform):
+    """What the two modes hand any client for the code flow: the same claims, in the ID token
+    as well, or at UserInfo only (so the tests of either mode test what they say)."""
+    idp = request.getfixturevalue("conformant" if conform else "provider")
+    app = app_factory(make_app, idp)()
+    browser = Browser(app)
+    callback = sign_in(browser.start(), "alice@example.com")
+    token = requests.post(idp.issuer + "/token", auth=(CLIENT_ID, CLIENT_SECRET),
+                          data={"grant_type": "authorization_code",
+                                "code": callback_query(callback)["code"],
+                                "redirect_uri": CALLBACK,
+                                "code_verifier": waiting_sign_in(app)["verifier"]},
+                          timeout=10).json()
+    claims = decoded_payload(token["id_token"])
+    assert claims["sub"] == "alice@example.com"
+    assert ("email" in claims, "email_verified" in claims) == (not conform, not conform)
+    userinfo = requests.get(idp.issuer + "/me", timeout=10,
+                            headers={"Authorization": f"Bearer {token['access_token']}"}).json()
+    assert userinfo == {"sub": "alice@example.com", "email": "alice@example.com",
+                        "email_verified": True, "name": "Alice Martin"}
+
+
+def test_userinfo_is_asked_once_where_the_id_token_is_silent_and_never_otherwise(
+        either_app, either, make_agent):
+    """The round trip budget: a provider that puts the claims in the ID token is never asked;
+    one that keeps them at UserInfo, once per sign-in."""
+    app = either_app()
+    make_agent("alice@example.com")
+    before = either.fetched()["userinfo"]
+    for _ in range(2):
+        assert Browser(app).sign_in("alice@example.com").status_code == 303
+    assert either.fetched()["userinfo"] - before == (2 if either.conform else 0)
+
+
+def test_a_display_name_at_userinfo_names_an_agent_created_by_a_sign_in(make_app, conformant):
+    app = app_factory(make_app, conformant)(oidc_autocreate=True,
+                                            oidc_allowed_domains="example.com")
+    browser = Browser(app)
+    assert browser.sign_in("alice@example.com").status_code == 303
+    assert browser.session().get_json()["agent"]["name"] == "Alice Martin"
+
+
+def test_entras_xms_edov_counts_in_the_id_token_only(make_app, conformant, capfd):
+    """Entra ID puts xms_edov into the ID token (an optional claim); met at UserInfo, where no
+    provider documents it, it is no word on the address."""
+    app = app_factory(make_app, conformant)()
+    browser = Browser(app)
+    assert_refused(app, browser, browser.sign_in("entra@example.com"), 403, "email-unverified",
+                   capfd)
+
+
+def sign_in_tampered(app: Any, idp: OidcProvider, login: str = "alice@example.com", *,
+                     id_token: dict[str, Any] | None = None, **userinfo: Any) -> tuple[Browser, Any]:
+    """A whole sign-in whose ID token carries `id_token` over the provider's own claims (None
+    removes one) and whose UserInfo answer is changed as `userinfo` says (a tamper mode and its
+    details, tests/oidc/provider.mjs)."""
+    browser = Browser(app)
+    callback = sign_in(browser.start(), login)
+    try:
+        if id_token is not None:
+            idp.tamper("claims", claims=id_token)
+        if userinfo:
+            idp.tamper(**userinfo)
+        rv = browser.get(callback)
+    finally:
+        idp.tamper(None)
+    return browser, rv
+
+
+# The ID token decides; UserInfo fills in only what it left out, for the address it named. Each
+# case: the ID token's claims over the provider's, UserInfo's over its own, then whether UserInfo
+# is asked and how the sign-in ends (303, or the refusal's reason).
+MERGES = {
+    "ID token complete: UserInfo never asked, whatever it would say": (
+        {}, {"email": "mallory@example.com", "email_verified": False}, False, 303),
+    "ID token unverified: refused without asking UserInfo": (
+        {"email_verified": False}, {"email_verified": True}, False, "email-unverified"),
+    "no email_verified: UserInfo confirms the same address": (
+        {"email_verified": None}, {}, True, 303),
+    "no email_verified: UserInfo confirms it in other letter case": (
+        {"email": "Alice@Example.COM", "email_verified": None}, {}, True, 303),
+    "no email_verified: UserInfo verifies another address": (
+        {"email_verified": None}, {"email": "mallory@example.com"}, True, "email-unverified"),
+    "no email_verified: UserInfo says unverified": (
+        {"email_verified": None}, {"email_verified": False}, True, "email-unverified"),
+    "no email_verified: UserInfo says nothing of it": (
+        {"email_verified": None}, {"email_verified": None}, True, "email-unverified"),
+    "no email_verified: UserInfo's is a string": (
+        {"email_verified": None}, {"email_verified": "true"}, True, "email-unverified"),
+    "no email, a verified flag: UserInfo's address unverified": (
+        {"email": None}, {"email_verified": False}, True, "email-unverified"),
+    "no email, a false flag: UserInfo's verified address": (
+        {"email": None, "email_verified": False}, {}, True, "email-unverified"),
+    "no email at all, anywhere": (
+        {"email": None, "email_verified": None}, {"email": None}, True, "email-missing"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MERGES))
+def test_the_id_tokens_claims_win_and_userinfo_only_fills_what_it_left_out(
+        sso_app, make_agent, provider, case, capfd):
+    id_token, userinfo, asked, outcome = MERGES[case]
+    app = sso_app()
+    make_agent("alice@example.com")
+    make_agent("mallory@example.com")
+    before = provider.fetched()["userinfo"]
+    browser, rv = sign_in_tampered(app, provider, id_token=id_token, mode="userinfo-claims",
+                                   claims=userinfo)
+    assert provider.fetched()["userinfo"] - before == int(asked)
+    if outcome == 303:
+        assert rv.status_code == 303, rv.get_data(as_text=True)[:300]
+        assert browser.session().get_json()["agent"]["email"] == "alice@example.com"
+    else:
+        assert_refused(app, browser, rv, 403, outcome, capfd)
+
+
+@pytest.mark.parametrize("sub", ["someone-else", "ALICE@example.com", "alice@example.com ", None,
+                                 5, ["alice@example.com"]],
+                         ids=["another", "other case", "a space more", "none", "a number",
+                              "a list"])
+def test_a_userinfo_answer_about_another_subject_is_refused_and_audited(make_app, make_agent,
+                                                                       conformant, sub, capfd):
+    """The ID token's `sub` is who signed in; UserInfo's must be exactly it (a verified
+    e-mail of somebody else must not sign alice in, nor the other way round)."""
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-claims", claims={"sub": sub})
+    assert_refused(app, browser, rv, 403, "userinfo-sub", capfd)
+    [event] = [e for e in audit(app) if e.event == "login.failed"]
+    assert event.actor == "" and event.detail.startswith("oidc userinfo-sub")
+
+
+def test_no_claim_of_a_refused_userinfo_answer_reaches_a_log(make_app, make_agent, conformant,
+                                                            capfd):
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    marker = "sub-marker-4f1c9e"
+    _, rv = sign_in_tampered(app, conformant, mode="userinfo-claims",
+                             claims={"sub": marker, "name": marker + " name"})
+    assert rv.status_code == 403
+    logged = capfd.readouterr()
+    token = conformant.userinfo_token()
+    for value in (marker, token):
+        assert value and value not in logged.out + logged.err
+
+
+# UserInfo not answering, or answering what is no answer: the 503 page, not a sign-in, and no
+# refusal either (the provider's trouble, not the person's).
+USERINFO_OUTAGES = {
+    "500 JSON": (500, "application/json", '{"error": "server_error"}', {}),
+    "502 from a proxy": (502, "text/html", "<html><h1>502 Bad Gateway</h1></html>", {}),
+    "503 empty": (503, "text/plain", "", {}),
+    "429 rate limited": (429, "application/json", "{}", {"Retry-After": "30"}),
+    "a redirect elsewhere": (302, "text/html", "", {"Location": "https://idp.elsewhere.example/me"}),
+    "404 HTML": (404, "text/html", "Not Found", {}),
+    "401 without a Bearer challenge": (401, "text/html", "<html>Login</html>", {}),
+    "200 HTML": (200, "text/html", "<html><body>Welcome to nginx!</body></html>", {}),
+    "200 JSON that is no object": (200, "application/json", '["sub", "alice@example.com"]', {}),
+    "200 empty": (200, "application/json", "", {}),
+    "200 truncated JSON": (200, "application/json", '{"sub": "alice@exa', {}),
+}
+
+
+@pytest.mark.parametrize("case", sorted(USERINFO_OUTAGES))
+def test_userinfo_failing_or_answering_garbage_is_an_outage_never_a_sign_in(
+        make_app, make_agent, conformant, case, capfd):
+    status, kind, body, headers = USERINFO_OUTAGES[case]
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-answer", status=status,
+                                   type=kind, body=body, headers=headers)
+    warning = assert_outage(app, browser, rv, capfd)
+    assert "UserInfo" in warning and f"HTTP {status}" in warning
+
+
+def test_a_userinfo_endpoint_slower_than_vaults_timeout_is_an_outage(make_app, make_agent,
+                                                                    conformant, capfd):
+    from vault.sso import HTTP_TIMEOUT
+
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-slow",
+                                   seconds=HTTP_TIMEOUT + 2)
+    assert "UserInfo endpoint did not answer in time" in assert_outage(app, browser, rv, capfd)
+
+
+def test_a_userinfo_endpoint_that_drops_the_connection_is_an_outage(make_app, make_agent,
+                                                                   conformant, capfd):
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-drop")
+    assert "UserInfo endpoint did not answer (ConnectionError)" in assert_outage(
+        app, browser, rv, capfd)
+
+
+@pytest.mark.parametrize("status,challenge", [
+    (401, 'Bearer realm="x", error="invalid_token", error_description="expired"'),
+    (403, 'Bearer error="insufficient_scope", scope="openid"'),
+    (400, 'Bearer error="invalid_request"'),
+])
+def test_userinfo_refusing_the_access_token_is_a_refusal(make_app, make_agent, conformant,
+                                                         status, challenge, capfd):
+    """RFC 6750: the provider's own word about vault's access token, in its Bearer challenge,
+    is a refusal with its reason, as the token endpoint's OAuth errors are."""
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-answer", status=status,
+                                   type="application/json", body="{}",
+                                   headers={"WWW-Authenticate": challenge})
+    assert_refused(app, browser, rv, 400, "userinfo-refused", capfd)
+
+
+def test_without_a_userinfo_endpoint_a_silent_id_token_is_refused_as_before(make_app,
+                                                                            make_agent,
+                                                                            conformant, capfd):
+    app = app_factory(make_app, conformant)()
+    make_agent("alice@example.com")
+    conformant.tamper("discovery", claims={"userinfo_endpoint": None})
+    try:
+        browser = Browser(app)
+        callback = sign_in(browser.start(), "alice@example.com")
+    finally:
+        conformant.tamper(None)
+    before = conformant.fetched()["userinfo"]
+    assert_refused(app, browser, browser.get(callback), 403, "email-missing", capfd)
+    assert conformant.fetched()["userinfo"] == before
+
+
+def test_the_access_token_is_never_sent_to_a_userinfo_endpoint_without_https(
+        make_app, make_agent, conformant, capfd):
+    """A discovery document naming an http UserInfo endpoint on another host: the bearer
+    token would cross the network in clear text. vault does not send it; the 503 page."""
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    listener.setblocking(False)
+    try:
+        app = app_factory(make_app, conformant)()
+        make_agent("alice@example.com")
+        elsewhere = f"http://localhost:{listener.getsockname()[1]}/me"  # another origin
+        conformant.tamper("discovery", claims={"userinfo_endpoint": elsewhere})
+        try:
+            browser = Browser(app)
+            callback = sign_in(browser.start(), "alice@example.com")
+        finally:
+            conformant.tamper(None)
+        warning = assert_outage(app, browser, browser.get(callback), capfd)
+        assert "userinfo_endpoint is not https" in warning
+        with pytest.raises(BlockingIOError):
+            listener.accept()  # nobody connected
+    finally:
+        listener.close()
+
+
+# UserInfo as a JWT signed by the provider (a client registered with
+# userinfo_signed_response_alg): verified with the provider's keys, and meant for vault.
+def test_a_signed_userinfo_answer_is_verified_and_signs_in(make_app, make_agent, conformant):
+    app = make_app(**conformant.settings(SIGNED_USERINFO_CLIENT_ID))
+    make_agent("alice@example.com")
+    rv = Browser(app).sign_in("alice@example.com")
+    assert rv.status_code == 303, rv.get_data(as_text=True)[:300]
+    answer = requests.get(conformant.issuer + "/me", timeout=10,
+                          headers={"Authorization": f"Bearer {conformant.userinfo_token()}"})
+    assert answer.headers["Content-Type"].startswith("application/jwt")  # what vault was given
+
+
+SIGNED_USERINFO_REFUSALS = {
+    "signed by another key": ({"key": "other", "claims": {}}, 400, "userinfo-signature"),
+    "for another client": ({"claims": {"aud": OTHER_CLIENT_ID}}, 400, "userinfo-claims"),
+    "without an audience": ({"claims": {"aud": None}}, 400, "userinfo-claims"),
+    "from another issuer": ({"claims": {"iss": "https://idp.elsewhere.example"}}, 400,
+                            "userinfo-claims"),
+    "without an issuer": ({"claims": {"iss": None}}, 400, "userinfo-claims"),
+    "expired an hour ago": ({"claims": {"exp": int(time.time()) - 3600}}, 400,
+                            "userinfo-claims"),
+    "about another subject": ({"claims": {"sub": "someone-else"}}, 403, "userinfo-sub"),
+    "an unverified address": ({"claims": {"email_verified": False}}, 403, "email-unverified"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(SIGNED_USERINFO_REFUSALS))
+def test_a_signed_userinfo_answer_that_fails_a_check_is_refused(make_app, make_agent,
+                                                                conformant, case, capfd):
+    details, status, reason = SIGNED_USERINFO_REFUSALS[case]
+    app = make_app(**conformant.settings(SIGNED_USERINFO_CLIENT_ID))
+    make_agent("alice@example.com")
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-claims", **details)
+    assert_refused(app, browser, rv, status, reason, capfd)
+
+
+@pytest.mark.parametrize("body,reason", [
+    ("alg-none", "userinfo-signature"), ("hs256", "userinfo-signature"),
+    ("a.b.c", "userinfo-malformed"), ("e.n.c.r.ypted", "userinfo-malformed"),
+    ("not a jwt", "userinfo-malformed"),
+])
+def test_an_application_jwt_answer_vault_cannot_verify_is_refused(make_app, make_agent,
+                                                                  conformant, body, reason,
+                                                                  capfd):
+    """"none", the client secret (HS256), a JWE (encrypted UserInfo, which vault does not
+    register for) or no JWT at all, under application/jwt: refused, never read unverified."""
+    app = make_app(**conformant.settings(SIGNED_USERINFO_CLIENT_ID))
+    make_agent("alice@example.com")
+    now = int(time.time())
+    claims = {"iss": conformant.issuer, "aud": SIGNED_USERINFO_CLIENT_ID,
+              "sub": "alice@example.com", "iat": now, "exp": now + 600,
+              "email": "alice@example.com", "email_verified": True}
+    if body == "alg-none":
+        body = _unsigned({"alg": "none", "kid": "test-key-1"}, claims)
+    elif body == "hs256":
+        body = _unsigned({"alg": "HS256", "kid": "test-key-1"}, claims, CLIENT_SECRET.encode())
+    browser, rv = sign_in_tampered(app, conformant, mode="userinfo-answer", status=200,
+                                   type="application/jwt", body=body)
+    assert_refused(app, browser, rv, 400, reason, capfd)

@@ -1,10 +1,18 @@
 """Agents sign in with the team's identity provider: OpenID Connect, authorization code + PKCE.
 
 The protocol is Authlib's (`OAuth2Session` builds the authorization URL with the S256 code
-challenge and exchanges the code) and the ID token is checked by joserfc and Authlib's
-`CodeIDToken` (signature by the issuer's JWKS, `iss`, `aud`, `azp`, `exp`, `iat`, `nonce`,
-`at_hash`): no JOSE of vault's own. What vault adds is policy: `email_verified` must be true,
-and the callback must come back to the browser that started the sign-in (`vault.pages.sso`).
+challenge, exchanges the code and asks UserInfo with the access token) and the ID token is
+checked by joserfc and Authlib's `CodeIDToken` (signature by the issuer's JWKS, `iss`, `aud`,
+`azp`, `exp`, `iat`, `nonce`, `at_hash`): no JOSE of vault's own. What vault adds is policy:
+`email_verified` must be true, and the callback must come back to the browser that started the
+sign-in (`vault.pages.sso`).
+
+The ID token decides who signed in. Where it is silent about the address (no `email`, or
+nothing about its verification: OpenID Connect Core 5.4 returns the scope's claims from
+UserInfo in the code flow, and several providers do exactly that), vault asks the discovery
+document's `userinfo_endpoint` once, with the access token, and takes the answer only for the
+same `sub`. What the ID token says wins; UserInfo fills in what it left out, never over it
+(`_email_claims`). A provider that puts the claims in the ID token is never asked.
 
 The discovery document (`<issuer>/.well-known/openid-configuration`, whose `issuer` must be the
 configured one exactly) and the JWKS are fetched on first use, kept for an hour, and the JWKS is
@@ -29,6 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -78,6 +87,9 @@ TOKEN_OUTAGES = frozenset({"server_error", "temporarily_unavailable"})
 # The signature did not verify under a key and algorithm vault accepts from this issuer.
 SIGNATURE_ERRORS = (BadSignatureError, InvalidKeyIdError, MissingKeyError, KeyParameterError,
                     UnsupportedAlgorithmError)
+# UserInfo's answer: JSON, or a JWT signed by the provider (OpenID Connect Core 5.3.2), which
+# vault verifies with the same keys and algorithms as an ID token; an encrypted one it refuses.
+USERINFO_JWT = "application/jwt"
 
 
 class ProviderUnavailable(Unavailable):
@@ -196,13 +208,17 @@ class IdentityProvider:
 
     # -- the two steps -------------------------------------------------------------------------
 
-    def _session(self, meta: dict[str, Any]) -> OAuth2Session:
+    def _session(self, meta: dict[str, Any], token: dict[str, Any] | None = None
+                 ) -> OAuth2Session:
         methods = meta.get("token_endpoint_auth_methods_supported") or ["client_secret_basic"]
         method = "client_secret_basic" if "client_secret_basic" in methods \
             else "client_secret_post"
+        # leeway=0: Authlib would otherwise take an access token that has a minute or less to
+        # live for expired before it is sent, and refuse to send it.
         session = OAuth2Session(self.config.oidc_client_id, self.config.oidc_client_secret,
                                 scope=SCOPE, redirect_uri=self.redirect_uri,
-                                code_challenge_method="S256", token_endpoint_auth_method=method)
+                                code_challenge_method="S256", token_endpoint_auth_method=method,
+                                token=token, leeway=0)
         configure(session)  # Authlib's own requests Session, set up as vault's (module docstring)
         return session
 
@@ -257,26 +273,37 @@ class IdentityProvider:
                                       f"({type(exc).__name__})") from None
         return dict(token)
 
+    def _registry(self, meta: dict[str, Any], name: str) -> JWSRegistry:
+        """The algorithms vault accepts for a JWT of this provider: those its discovery
+        document announces under `name`, asymmetric only ("none" never, and no HS256, keyed by
+        the client secret, which is not the provider's signature)."""
+        offered = meta.get(name) or ["RS256"]
+        if not isinstance(offered, list):
+            offered = ["RS256"]
+        return JWSRegistry(algorithms=[a for a in offered if isinstance(a, str)
+                                       and a in SIGNING_ALGORITHMS] or ["RS256"])
+
+    def _verified(self, raw: str, registry: JWSRegistry, *, what: str) -> Any:
+        """joserfc's decoded JWS, signed by one of the provider's published keys (fetched again
+        once for an unknown key id); Refused `<what>-signature` or `<what>-malformed`."""
+        try:
+            try:
+                return jwt.decode(raw, self._keys(), registry=registry)
+            except InvalidKeyIdError:  # the provider rotated its keys: fetch them again, once
+                return jwt.decode(raw, self._keys(refresh=True), registry=registry)
+        except SIGNATURE_ERRORS:
+            raise Refused(f"{what}-signature", 400) from None
+        except (JoseError, ValueError, TypeError):  # not a JWS (a JWE too), a header or payload
+            raise Refused(f"{what}-malformed", 400) from None  # no JSON object, a surrogate in it
+
     def _identity(self, meta: dict[str, Any], *, code: str, verifier: str, nonce: str
                   ) -> Identity:
         token = self._token(meta, code=code, verifier=verifier)
         raw = token.get("id_token")
         if not isinstance(raw, str) or not raw:
             raise Refused("id-token-missing", 400)
-        # Asymmetric algorithms only: "none" never, and no HS256 (keyed by the client secret,
-        # which is not the provider's signature).
-        offered = meta.get("id_token_signing_alg_values_supported") or ["RS256"]
-        registry = JWSRegistry(algorithms=[a for a in offered if isinstance(a, str)
-                                           and a in SIGNING_ALGORITHMS] or ["RS256"])
-        try:
-            try:
-                decoded = jwt.decode(raw, self._keys(), registry=registry)
-            except InvalidKeyIdError:  # the provider rotated its keys: fetch them again, once
-                decoded = jwt.decode(raw, self._keys(refresh=True), registry=registry)
-        except SIGNATURE_ERRORS:
-            raise Refused("id-token-signature", 400) from None
-        except (JoseError, ValueError, TypeError):  # not a JWS, a header or payload no JSON
-            raise Refused("id-token-malformed", 400) from None  # object, a surrogate in it
+        decoded = self._verified(raw, self._registry(meta, "id_token_signing_alg_values_supported"),
+                                 what="id-token")
         claims = CodeIDToken(
             decoded.claims, decoded.header,
             {"iss": {"essential": True, "value": self.config.oidc_issuer},
@@ -292,14 +319,15 @@ class IdentityProvider:
                           400) from None
         except (JoseError, ValueError, TypeError):  # e.g. an at_hash that is not a string
             raise Refused("id-token-claims", 400) from None
-        email = claims.get("email")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise Refused("id-token-claims", 400)
+        found = dict(claims)
+        userinfo = self._userinfo(meta, token, subject) if _silent(found) else None
+        email, verified = _email_claims(found, userinfo)
         if not isinstance(email, str) or "@" not in email:
             raise Refused("email-missing", 403)
-        # Microsoft Entra ID sends no email_verified for work accounts; its optional claim
-        # xms_edov ("email domain owner verified") says the tenant owns the address's domain.
-        # It counts only where email_verified is absent, never over a false.
-        verified = claims.get("email_verified")
-        if verified is not True and not (verified is None and claims.get("xms_edov") is True):
+        if not verified:
             # The audit names the address only if it is one (printable, of a sane length).
             try:
                 refused = normalise_email(email)
@@ -307,9 +335,151 @@ class IdentityProvider:
                 refused = ""
             raise Refused("email-unverified", 403, refused)
         # The display name is the provider's text: held to the rule of every display name
-        # (printable, at most 100 characters) before vault stores or shows it.
-        return Identity(email=email.strip().lower(),
-                        name=display_name(claims.get("name"), clean=True))
+        # (printable, at most 100 characters) before vault stores or shows it. The ID token's,
+        # where it has one.
+        name = found.get("name")
+        if name is None and userinfo is not None:
+            name = userinfo.get("name")
+        return Identity(email=email.strip().lower(), name=display_name(name, clean=True))
+
+    # -- UserInfo, where the ID token is silent ---------------------------------------------------
+
+    def _userinfo(self, meta: dict[str, Any], token: dict[str, Any], subject: str
+                  ) -> dict[str, Any]:
+        """The claims UserInfo gives for this sign-in's access token, about `subject` only.
+        {} where the provider has no UserInfo endpoint (the ID token's silence stands: the
+        sign-in is refused as unverified, or as without an address). Refused (`userinfo-sub`,
+        `userinfo-refused`, a signed answer that does not verify) or ProviderUnavailable (no
+        answer in time, a 5xx, a redirect, anything that is not a JSON object or a JWT)."""
+        url = meta.get("userinfo_endpoint")
+        if url is None:
+            return {}
+        if not isinstance(url, str) or not _same_trust(url, self.config.oidc_issuer):
+            # The access token is a bearer credential: never over plain http to anywhere.
+            raise ProviderUnavailable("the discovery document's userinfo_endpoint is not "
+                                      "https")
+        access = token.get("access_token")
+        if not isinstance(access, str) or not access:
+            raise ProviderUnavailable("the token endpoint's answer holds no access token for "
+                                      "UserInfo")
+        try:
+            with self._session(meta, token) as session:
+                resp = session.get(url, timeout=HTTP_TIMEOUT, allow_redirects=False,
+                                   proxies=environment_proxies(url),
+                                   headers={"Accept": f"application/json, {USERINFO_JWT}"})
+        except AuthlibBaseError:  # the token already expired, or a token_type Authlib cannot
+            raise ProviderUnavailable("the access token cannot be sent to UserInfo") from None
+        except requests.Timeout:
+            raise ProviderUnavailable("the UserInfo endpoint did not answer in time") from None
+        except requests.RequestException as exc:  # refused connection, TLS, a broken answer
+            raise ProviderUnavailable(f"the UserInfo endpoint did not answer "
+                                      f"({type(exc).__name__})") from None
+        found = self._userinfo_answer(meta, resp)
+        # The ID token said who signed in; an answer about anybody else is no answer for this
+        # sign-in (OpenID Connect Core 5.3.2: the sub MUST match). Exact, as the provider
+        # wrote both: a public identifier, no secret to compare in constant time.
+        if not isinstance(found.get("sub"), str) or found["sub"] != subject:
+            raise Refused("userinfo-sub", 403)
+        return found
+
+    def _userinfo_answer(self, meta: dict[str, Any], resp: requests.Response) -> dict[str, Any]:
+        status = resp.status_code
+        if status in (400, 401, 403) and _bearer_error(resp.headers.get("WWW-Authenticate")):
+            # RFC 6750 3: the provider refuses this access token (invalid_token,
+            # insufficient_scope): its word, as the token endpoint's OAuth errors are.
+            raise Refused("userinfo-refused", 400)
+        if not 200 <= status < 300:  # a 5xx, a 429, a redirect, a proxy's 4xx page
+            raise ProviderUnavailable(f"the UserInfo endpoint answered HTTP {status}")
+        kind = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if kind == USERINFO_JWT:
+            return self._signed_userinfo(meta, resp.text.strip())
+        try:
+            body = resp.json()
+        except ValueError:  # requests' JSONDecodeError, or bytes that are not text
+            body = None
+        if not isinstance(body, dict):
+            raise ProviderUnavailable(f"the UserInfo endpoint answered HTTP {status} with no "
+                                      "JSON object")
+        return body
+
+    def _signed_userinfo(self, meta: dict[str, Any], raw: str) -> dict[str, Any]:
+        """A signed UserInfo answer (the client registered with userinfo_signed_response_alg):
+        verified as an ID token is, and meant for vault by this issuer (5.3.2: it SHOULD carry
+        iss and aud; vault requires them)."""
+        decoded = self._verified(raw, self._registry(meta, "userinfo_signing_alg_values_supported"),
+                                 what="userinfo")
+        found = dict(decoded.claims)
+        audience = found.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        expires = found.get("exp")
+        if found.get("iss") != self.config.oidc_issuer \
+                or self.config.oidc_client_id not in audiences \
+                or (expires is not None and (isinstance(expires, bool)
+                                             or not isinstance(expires, int | float)
+                                             or expires + LEEWAY < self.clock())):
+            raise Refused("userinfo-claims", 400)
+        return found
+
+
+def _silent(claims: dict[str, Any]) -> bool:
+    """Whether the ID token leaves the address to UserInfo: it names none, or says nothing of
+    its verification (neither `email_verified` nor Entra ID's `xms_edov`)."""
+    return claims.get("email") is None or (claims.get("email_verified") is None
+                                           and claims.get("xms_edov") is None)
+
+
+def _says_verified(claims: dict[str, Any], *, edov: bool) -> bool | None:
+    """What one answer says of its address: True, False (a false, or anything that is not the
+    JSON true), or None (nothing). Microsoft Entra ID sends no email_verified for work
+    accounts; its optional ID token claim xms_edov ("email domain owner verified") says the
+    tenant owns the address's domain, and counts only where email_verified is absent, never
+    over a false, and only in the ID token (`edov`), where Entra puts it."""
+    verified = claims.get("email_verified")
+    if verified is not None:
+        return verified is True
+    if edov and claims.get("xms_edov") is not None:
+        return claims.get("xms_edov") is True
+    return None
+
+
+def _same_address(a: Any, b: Any) -> bool:
+    return isinstance(a, str) and isinstance(b, str) and a.strip().lower() == b.strip().lower()
+
+
+def _email_claims(token: dict[str, Any], userinfo: dict[str, Any] | None
+                  ) -> tuple[Any, bool]:
+    """The address of this sign-in and whether it is verified, from the ID token and, where it
+    was asked, UserInfo. The ID token's claims win where present; a verification counts only
+    for the address its own answer names; a false anywhere is a false."""
+    if userinfo is None:
+        return token.get("email"), _says_verified(token, edov=True) is True
+    if token.get("email") is not None:  # the ID token named the address, not its verification
+        email = token.get("email")
+        said = _says_verified(userinfo, edov=False) \
+            if _same_address(userinfo.get("email"), email) else None
+        return email, said is True
+    email = userinfo.get("email")
+    # An ID token's email_verified without its email: a false still refuses; a true is no
+    # word on the address UserInfo names, which must say so itself.
+    if _says_verified(token, edov=True) is False:
+        return email, False
+    return email, _says_verified(userinfo, edov=False) is True
+
+
+def _same_trust(url: str, issuer: str) -> bool:
+    """An endpoint vault may send a bearer token to: https, or the issuer's own origin where
+    the issuer is the loopback http one vault accepts (a provider on the same host)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.netloc:
+        return True
+    own = urlsplit(issuer)
+    return parts.scheme == "http" and own.scheme == "http" and parts.netloc == own.netloc
+
+
+def _bearer_error(header: str | None) -> bool:
+    """Whether a WWW-Authenticate header is a Bearer challenge naming an error (RFC 6750 3)."""
+    challenge = (header or "").strip().lower()
+    return challenge.startswith("bearer") and "error=" in challenge
 
 
 def _token_error(error: Any) -> Refused | ProviderUnavailable:
