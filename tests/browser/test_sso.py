@@ -2,13 +2,16 @@
 
 A vault of its own (on the live server's Redis, so the same agents) is set up for a real
 OpenID Provider (oidc-provider under node, tests/oidc_provider.py). The agent clicks the
-button, signs in on the provider's own pages, lands on the dashboard, and a reveal then works.
+button, signs in on the provider's own pages, lands on the dashboard, and a reveal then works:
+with the provider's claims in the ID token, and again with its conformant default, where they
+are at UserInfo only (issue 24), each provider with a vault of its own.
 The provider's development pages import a web font from Google: the test blocks it, so nothing
 leaves the machine. The login page with the button is screenshotted in English and French.
 """
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,7 +20,7 @@ from typing import Any
 
 import pytest
 from harness import LiveServer, ServeVault, free_port
-from oidc_provider import OidcProvider
+from oidc_provider import MODES, OidcProvider
 from playwright.sync_api import Page, expect
 
 from browser.flows import WP_FIELDS, reveal, share
@@ -27,17 +30,34 @@ NewContext = Callable[..., RecordedContext]
 FONTS = "https://fonts.googleapis.com"
 
 
-@pytest.fixture(scope="module")
-def sso(live_redis: str, serve_vault: ServeVault) -> Iterator[tuple[LiveServer, OidcProvider]]:
+@contextlib.contextmanager
+def vault_for_a_provider(live_redis: str, serve_vault: ServeVault, *, conform: bool
+                         ) -> Iterator[tuple[LiveServer, OidcProvider]]:
     tmp = Path(tempfile.mkdtemp(prefix="vault-sso-"))
     port = free_port()
-    provider = OidcProvider(tmp, [f"http://127.0.0.1:{port}/login/oidc/callback"])
+    provider = OidcProvider(tmp, [f"http://127.0.0.1:{port}/login/oidc/callback"],
+                            conform=conform)
     try:
         with serve_vault(live_redis, port=port, **GENEROUS_LIMITS, **provider.settings()) as server:
             yield server, provider
     finally:
         provider.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def sso(live_redis: str, serve_vault: ServeVault) -> Iterator[tuple[LiveServer, OidcProvider]]:
+    """vault, and the provider with the scope's claims in the ID token as well."""
+    with vault_for_a_provider(live_redis, serve_vault, conform=False) as found:
+        yield found
+
+
+@pytest.fixture(scope="module")
+def sso_conformant(live_redis: str, serve_vault: ServeVault
+                   ) -> Iterator[tuple[LiveServer, OidcProvider]]:
+    """vault, and the provider as it comes: claims at UserInfo only."""
+    with vault_for_a_provider(live_redis, serve_vault, conform=True) as found:
+        yield found
 
 
 def at_provider(page: Page, login: str) -> None:
@@ -48,19 +68,24 @@ def at_provider(page: Page, login: str) -> None:
     page.click("button:has-text('Continue')")
 
 
+@pytest.mark.parametrize("mode", sorted(MODES))
 def test_an_agent_signs_in_at_the_provider_lands_on_the_dashboard_and_reveals(
-        sso: tuple[LiveServer, OidcProvider], new_context: NewContext,
+        mode: str, request: pytest.FixtureRequest, new_context: NewContext,
         live_agent: Callable[..., Any]) -> None:
-    server, provider = sso
+    """[id-token]: the claims in the ID token, UserInfo never asked; [userinfo]: the ID token
+    carries `sub` alone, and vault asks UserInfo once."""
+    server, provider = request.getfixturevalue("sso_conformant" if MODES[mode] else "sso")
     agent = live_agent(name="Ann Rocketeer")
+    asked = provider.fetched()["userinfo"]
     context, _ = new_context(server=server, also=(provider.issuer, FONTS))
     context.route(FONTS + "/**", lambda route: route.abort())
     page = context.new_page()
     page.goto("/login")
     button = page.locator("#sso-button")
     expect(button).to_have_text("Sign in with your company account")
-    assert_accessible(page, "the login page with SSO")
-    shot(page, "login-sso")
+    if mode == "id-token":
+        assert_accessible(page, "the login page with SSO")
+        shot(page, "login-sso")
     button.click()
     page.wait_for_url(provider.issuer + "/interaction/**")
     at_provider(page, agent.email)
@@ -69,9 +94,10 @@ def test_an_agent_signs_in_at_the_provider_lands_on_the_dashboard_and_reveals(
     assert any(c["name"] == "__Host-vault_session" and c["httpOnly"] and c["secure"]
                for c in context.cookies(server.url))
     assert not any(c["name"] == "__Host-vault_sso" for c in context.cookies(server.url))
+    assert provider.fetched()["userinfo"] - asked == (1 if provider.conform else 0)
     # A customer shares credentials; the agent, signed in through the provider, reads them.
     customer, _ = new_context(server=server)
-    link, _ = share(customer.new_page(), "sso-browser-1", "wordpress", WP_FIELDS)
+    link, _ = share(customer.new_page(), f"sso-browser-{mode}", "wordpress", WP_FIELDS)
     assert reveal(page, link) == WP_FIELDS
 
 
