@@ -96,7 +96,8 @@ def test_axe_finds_no_serious_violation_in_the_other_states(
     assert_accessible(page, f"share done ({locale})")
     page.goto(link)  # anonymous: the status page with "log in to reveal"
     assert_accessible(page, f"anonymous status ({locale})")
-    page.click('nav.lang a[hreflang="en"]')  # the switcher itself, then back
+    page.click("details.lang summary")  # the switcher itself, then back
+    page.click('.lang a[hreflang="en"]')
     page.goto(f"/login?lang={locale[:2]}")
     log_in(page, plain)
     page.goto("/admin/agents")  # a 403 page
@@ -197,7 +198,8 @@ def test_the_language_switcher_keeps_the_choice_and_the_links_key(
     customer = customer_ctx.new_page()
     customer.goto(link)
     expect(customer.locator("html")).to_have_attribute("lang", "en")
-    customer.click('nav.lang a[hreflang="fr"]')
+    customer.click("details.lang summary")
+    customer.click('.lang a[hreflang="fr"]')
     expect(customer.locator("html")).to_have_attribute("lang", "fr")
     assert customer.url == link  # same page, same #key, no ?lang left behind
     expect(customer.locator("h1")).to_contain_text("identifiants")
@@ -206,7 +208,8 @@ def test_the_language_switcher_keeps_the_choice_and_the_links_key(
     customer.goto(link)
     submit_request(customer, link, "wordpress", WP_FIELDS)
     expect(customer.locator("#fill-done h2")).to_contain_text("agent peut maintenant")
-    customer.click('nav.lang a[hreflang="en"]')
+    customer.click("details.lang summary")
+    customer.click('.lang a[hreflang="en"]')
     expect(customer.locator("html")).to_have_attribute("lang", "en")
 
 

@@ -447,7 +447,7 @@ function setupCopyButtons() {
 
 function setupLanguageLinks() {
   // Keep the fragment (a link's key) when switching language: the server's redirect keeps it.
-  $$("nav.lang a[hreflang]").forEach((link) => {
+  $$(".lang a[hreflang]").forEach((link) => {
     link.addEventListener("click", () => {
       const target = new URL(link.getAttribute("href"), location.href);
       target.hash = location.hash;
