@@ -420,10 +420,21 @@ function setupNewRequest() {
     $("#request-sentence").value = fmt(done.dataset.sentence, { link });
     $("#done-ticket-link").href = "/tickets/" + encodeURIComponent(res.body.ticket);
     showDone(form, done);
+    fitTexts();
   });
 }
 
 // -- everywhere --------------------------------------------------------------------------------
+
+// The read-only texts to read whole (a sentence, a key to type): as tall as their text where
+// the stylesheet cannot say so (CSS field-sizing), again when the width changes.
+function fitTexts() {
+  if (CSS.supports("field-sizing", "content")) return;
+  $$(".copy-row textarea").filter((area) => area.offsetParent !== null).forEach((area) => {
+    area.style.height = "auto";
+    area.style.height = area.scrollHeight + area.offsetHeight - area.clientHeight + "px";
+  });
+}
 
 async function copyText(text, selectable) {
   const status = $("#copy-status");
@@ -454,6 +465,17 @@ function setupLanguageLinks() {
       link.href = target.href;
     });
   });
+  // The menu closes as a menu does: with Escape (back to its button) or a click elsewhere.
+  const menu = $("details.lang");
+  if (!menu) return;
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "Escape" || !menu.open) return;
+    menu.open = false;
+    $("summary", menu).focus();
+  });
+  document.addEventListener("click", (event) => {
+    if (menu.open && !menu.contains(event.target)) menu.open = false;
+  });
 }
 
 const pages = {
@@ -474,4 +496,6 @@ function warnWithoutWebCrypto() {
 warnWithoutWebCrypto();
 setupLanguageLinks();
 setupCopyButtons();
+fitTexts();
+window.addEventListener("resize", fitTexts);
 (pages[document.body.dataset.page] || (() => {}))();
