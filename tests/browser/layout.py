@@ -211,6 +211,13 @@ CREATE_LINK = "async () => { " + UNTIL + """
 REVEAL = "async () => { " + UNTIL + """
   document.querySelector("#reveal-button").click();
   await until(() => !document.querySelector("#revealed").hidden, "the credentials"); }"""
+# How much of the ready-to-paste reply is cut off (0: it shows its whole sentence).
+REPLY_CUT = """() => { const el = document.querySelector("#request-sentence");
+  return el.scrollHeight - el.clientHeight; }"""
+# Wait until the reply shows whole (the page may resize it on a resize event still to come).
+REPLY_WHOLE = "async () => { " + UNTIL + """
+  const el = document.querySelector("#request-sentence");
+  await until(() => el.scrollHeight <= el.clientHeight, "the whole reply"); }"""
 # A form post navigates: started after this script returns; the check waits for `ready`.
 START_2FA = """() => { const form = document.querySelector('input[value="start-2fa"]').form;
   setTimeout(() => form.submit(), 0); }"""

@@ -18,6 +18,8 @@ from browser.layout import (
     LAPTOP,
     PHONE,
     PHONE_SMALL,
+    REPLY_CUT,
+    REPLY_WHOLE,
     ROWS,
     HostileData,
     layout_pages,
@@ -276,14 +278,38 @@ def test_the_ready_to_paste_reply_shows_its_whole_sentence_and_copies_it(
     for width in (PHONE_SMALL, PHONE, LAPTOP):
         admin.resize(width, HEIGHT)
         reply = admin.run("""() => { const el = document.querySelector("#request-sentence");
-            return {tag: el.tagName, readOnly: el.readOnly, value: el.value,
-                    hidden: el.scrollHeight - el.clientHeight}; }""")
+            return {tag: el.tagName, readOnly: el.readOnly, value: el.value}; }""")
         assert reply["tag"] == "TEXTAREA" and reply["readOnly"], reply
         assert link in reply["value"]
-        assert reply["hidden"] <= 0, f"at {width} px, {reply['hidden']} px of the reply are cut"
+        cut = admin.run(REPLY_CUT)
+        assert cut <= 0, f"at {width} px, {cut} px of the reply are cut"
     admin.page.click('button[data-copy="request-sentence"]')
     expect(admin.page.locator("#copy-status")).to_have_text("Copied.")
     assert admin.run("() => navigator.clipboard.readText()") == reply["value"]
+
+
+# A browser without CSS field-sizing (Firefox and Safari, for now), as far as the page can tell.
+NO_FIELD_SIZING = """
+  CSS.supports = () => false;
+  document.addEventListener("DOMContentLoaded", () => {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync("textarea { field-sizing: fixed !important; }");
+    document.adoptedStyleSheets = [sheet];
+  });"""
+
+
+def test_the_reply_is_shown_whole_by_the_script_where_css_cannot(
+        module_context: NewContext, hostile: HostileData) -> None:
+    driver = tab(module_context)
+    driver.page.add_init_script(NO_FIELD_SIZING)
+    log_in(driver, hostile.admin.email, hostile.admin.password)
+    driver.goto(f"/requests/new?ticket={hostile.ticket}")
+    assert driver.run("() => getComputedStyle(document.querySelector('#request-sentence'))"
+                      ".fieldSizing") == "fixed"
+    driver.run(CREATE_LINK)
+    for width in (LAPTOP, PHONE, PHONE_SMALL):  # narrower each time: it grows with the text
+        driver.resize(width, HEIGHT)
+        driver.run(REPLY_WHOLE)
 
 
 def test_the_agents_way_in_is_small_and_quiet(drivers: dict[str, PlaywrightDriver]) -> None:
