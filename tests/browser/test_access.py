@@ -32,9 +32,9 @@ def ticket_number() -> str:
     return str(uuid.uuid4().int % 10**9)
 
 
-# -- 9. axe on every page, in English and in French -------------------------------------------------
+# -- 9. axe on every page, in English, French, Japanese and Arabic (right to left) ------------------
 
-@pytest.mark.parametrize("locale", ["en-US", "fr-FR"])
+@pytest.mark.parametrize("locale", ["en-US", "fr-FR", "ja-JP", "ar-EG"])
 def test_axe_finds_no_serious_violation_on_any_page(
         new_context: NewContext, live_agent: Callable[..., LiveAgent], locale: str) -> None:
     lang = locale[:2]
