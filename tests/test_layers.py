@@ -30,8 +30,9 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
     ("app", ("vault",), False),  # the package itself: create_app
     ("views", ("vault.pages", "vault.api"), True),
     ("http", ("vault.web", "vault.extension"), False),
-    ("rules", ("vault.service", "vault.accounts", "vault.helpdesks", "vault.sso",
-               "vault.notify", "vault.rotation", "vault.principal", "vault.audit"), False),
+    ("rules", ("vault.service", "vault.accounts", "vault.passkeys", "vault.helpdesks",
+               "vault.sso", "vault.notify", "vault.rotation", "vault.principal", "vault.audit"),
+     False),
     ("storage and crypto", ("vault.storage", "vault.redis_client", "vault.crypto",
                             "vault.ratelimit"), False),
     ("ids, config, errors", ("vault.ids", "vault.config", "vault.errors", "vault.names",

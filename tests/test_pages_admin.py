@@ -483,7 +483,8 @@ def test_confirming_after_an_admin_reset_needs_a_new_start(ext, agent, clock):
     with pytest.raises(Conflict):
         ext.accounts.confirm_totp(agent.email, pyotp.TOTP(enrolment.secret).at(clock()))
     assert ext.accounts.get_agent(agent.email, with_2fa=True) == {
-        **ext.accounts.get_agent(agent.email), "two_factor": False, "two_factor_pending": False}
+        **ext.accounts.get_agent(agent.email), "two_factor": False, "two_factor_pending": False,
+        "passkeys": 0}
 
 
 def test_the_agents_list_stops_calling_an_expired_setup_pending(ext, agent, clock):

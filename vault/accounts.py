@@ -95,11 +95,29 @@ def _public(agent: dict[str, str], *, with_2fa_at: int | None = None) -> dict[st
         out["two_factor"] = bool(agent.get("totp"))
         out["two_factor_pending"] = bool(agent.get("totp_pending")) and \
             with_2fa_at - started <= TOTP_PENDING_MS
+        out["passkeys"] = passkey_count(agent)
     return out
+
+
+def passkey_count(agent: dict[str, str]) -> int:
+    """How many passkeys the agent has (kept on their record by the store's passkey steps)."""
+    try:
+        return max(0, int(agent.get("passkeys") or 0))
+    except ValueError:
+        return 0
+
+
+def has_second_factor(agent: dict[str, str]) -> bool:
+    """A TOTP secret or a passkey: what VAULT_REQUIRE_2FA asks of an admin. A passkey counts:
+    it is something the agent holds, unlocked by something they know or are (user
+    verification is required)."""
+    return bool(agent.get("totp")) or passkey_count(agent) > 0
 
 
 SSO_ONLY_MESSAGE = ("Agents sign in through the team's identity provider here: password login is "
                 "off (VAULT_OIDC_ONLY).")
+REAUTH_MESSAGE = ("This change needs a recent sign-in: sign in again (password and code, a "
+                  "passkey, or the identity provider), then try once more.")
 
 
 class Accounts:
@@ -162,7 +180,7 @@ class Accounts:
             agent = self.store.get_agent(email)
             if not agent:
                 raise NotFound("No such agent.")
-            if not agent.get("totp"):
+            if not has_second_factor(agent):
                 raise Conflict("This agent has no second factor yet.", reason="2fa-required")
         fields: dict[str, str] = {}
         if name is not None:
@@ -199,7 +217,8 @@ class Accounts:
         self._audit("agent.disabled" if disabled else "agent.enabled", actor, email)
 
     def reset_2fa(self, email: str, *, actor: str = "cli") -> None:
-        """Remove an agent's second factor (ends their sessions and tokens).
+        """Remove an agent's second factor and every passkey of theirs (ends their sessions and
+        tokens): what an admin does for an agent who lost a device.
 
         Conflict (`reason` `2fa-required`) when `actor` removes their own while two-factor is
         required for admins: no admin logs in without one, so they would be locked out.
@@ -212,6 +231,9 @@ class Accounts:
                                                "totp_pending_at": "0"}, revoke=True):
             raise NotFound("No such agent.")
         self._audit("agent.2fa_reset", actor, email)
+        for passkey in self.store.passkeys_of(email):
+            if self.store.remove_passkeys(email, [passkey["id"]]):
+                self._audit("passkey.removed", actor, f"{email} {passkey['id']}")
 
     def remove_agent(self, email: str, *, actor: str = "cli") -> None:
         email = normalise_email(email)
@@ -444,6 +466,11 @@ class Accounts:
         wrapped = agent.get("totp", "")
         if not wrapped:
             if self.config.require_2fa and agent.get("role") == "admin":
+                if passkey_count(agent):
+                    # The admin's second factor is a passkey: it signs in alone (it is both).
+                    raise Unauthenticated("Two-factor authentication is required for admins: "
+                                          "sign in with your passkey.",
+                                          reason="passkey-required")
                 # Fail closed: an admin without a second factor cannot log in at all.
                 raise Unauthenticated("Two-factor authentication is required for admins: "
                                       "ask an operator to run vault agent enrol-2fa.",
@@ -510,24 +537,34 @@ class Accounts:
             raise Unauthenticated("Wrong e-mail or password.")
         if self.passwords.needs_rehash(agent["pw"]):
             self.store.update_agent(email, {"pw": self.passwords.hash(password)})
-        return self._open_session(email, agent, method="password", address=address)
+        return self.open_session(email, agent, method="password", address=address)
 
     @property
     def login_form_for(self) -> str:
         """Who may log in with a password: "everyone"; with VAULT_OIDC_ONLY "nobody", or
-        only admins with VAULT_OIDC_ADMIN_PASSWORD (the break-glass path: "admins")."""
+        only admins with VAULT_OIDC_ADMIN_PASSWORD (the break-glass path: "admins").
+
+        Passkeys follow the same rule (`may_sign_in_without_provider`): with VAULT_OIDC_ONLY
+        the identity provider decides who gets in, and a passkey, like a password, is a
+        credential of vault's own that would keep an agent the provider has offboarded in."""
         if not (self.config.oidc_only and self.config.oidc_enabled):
             return "everyone"
         return "admins" if self.config.oidc_admin_password else "nobody"
 
-    def _open_session(self, email: str, agent: dict[str, str], *, method: str, address: str
-                      ) -> tuple[str, Principal]:
-        """A new web session for `agent`: (cookie value, principal), audited."""
+    def may_sign_in_without_provider(self, agent: dict[str, str]) -> bool:
+        """Whether `agent` may sign in with vault's own credentials (password, passkey)."""
+        who = self.login_form_for
+        return who == "everyone" or (who == "admins" and agent.get("role") == "admin")
+
+    def open_session(self, email: str, agent: dict[str, str], *, method: str, address: str
+                     ) -> tuple[str, Principal]:
+        """A new web session for `agent`, signed in now by `method`: (cookie value,
+        principal), audited."""
         cookie, sid = new_token(SESSION), secrets.token_hex(8)
         csrf = self.csrf_token(token_digest(cookie))
         self.store.add_session(digest=token_digest(cookie), session_id=sid, email=email,
                                epoch=agent.get("epoch", ""), now_ms=self.now_ms(),
-                               idle_ms=self.config.session_idle * 1000)
+                               idle_ms=self.config.session_idle * 1000, method=method)
         detail = address if method == "password" else f"{method} {address}".strip()
         self.store.add_audit(now_ms=self.now_ms(), event="login.succeeded", actor=email,
                              detail=detail)
@@ -577,11 +614,41 @@ class Accounts:
                 raise Unavailable()
         if agent.get("disabled") == "1":
             raise self._refused("agent-disabled", email, address)
-        return self._open_session(email, agent, method="oidc", address=address)
+        return self.open_session(email, agent, method="oidc", address=address)
 
     def logout(self, cookie: str) -> None:
         if is_token(cookie, SESSION):
             self.store.delete_session(token_digest(cookie))
+
+    # -- a second look before sensitive changes --------------------------------------------------
+
+    def signed_in_recently(self, cookie: str | None) -> bool:
+        """Whether the web session `cookie` was signed in (password and factor, a passkey or
+        the identity provider) within VAULT_REAUTH_WINDOW. Never for anything that is not a
+        session cookie: an API token has no sign-in to be recent."""
+        if not cookie or not is_token(cookie, SESSION):
+            return False
+        at = self.store.session_signed_in_at(token_digest(cookie))
+        return at > 0 and 0 <= self.now_ms() - at <= self.config.reauth_window * 1000
+
+    def require_recent_sign_in(self, cookie: str | None) -> None:
+        """Forbidden (`reason` `reauth`) unless `signed_in_recently`: enrolling or removing a
+        factor or a passkey, a password change and a new key need a fresh sign-in, so that a
+        stolen session cookie alone cannot lock the owner out or keep a way in."""
+        if not self.signed_in_recently(cookie):
+            raise Forbidden(REAUTH_MESSAGE, reason="reauth")
+
+    def sign_in_ways(self, email: str) -> dict[str, bool]:
+        """How the agent can sign in again here: `password` (with their factor, if any) and
+        `passkey` (vault's own credentials, where VAULT_OIDC_ONLY leaves them)."""
+        agent = self.store.get_agent(normalise_email(email)) or {}
+        own = self.may_sign_in_without_provider(agent)
+        # An admin whose only factor is a passkey cannot use the password where two-factor
+        # is required (`_second_factor`).
+        password_alone_refused = self.config.require_2fa and agent.get("role") == "admin" \
+            and not agent.get("totp")
+        return {"password": own and agent.get("pw", "!") != "!" and not password_alone_refused,
+                "passkey": own and passkey_count(agent) > 0}
 
     # -- sign-in through the identity provider ------------------------------------------------------
 

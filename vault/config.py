@@ -121,6 +121,9 @@ class Config:
     require_2fa: bool = False
     session_idle: int = 1800
     session_max: int = 43200
+    # How recent a sign-in must be for a change to how one signs in (a factor, a passkey, a
+    # password) or a new key: older, the page asks to sign in again first.
+    reauth_window: int = 600
     audit_maxlen: int = 1_000_000
     ticket_audit_maxlen: int = 1000
     max_waiting_per_ticket: int = 100
@@ -193,6 +196,7 @@ _COERCE: dict[str, Callable[[Any], Any]] = {
     "require_2fa": _bool,
     "session_idle": _int,
     "session_max": _int,
+    "reauth_window": _int,
     "audit_maxlen": _int,
     "ticket_audit_maxlen": _int,
     "max_waiting_per_ticket": _int,
@@ -302,7 +306,8 @@ def _validate(c: Config) -> None:
     for name in ("reveal_grace", "redis_min_replicas", "trusted_proxies"):
         if getattr(c, name) < 0:
             raise ConfigError(f"VAULT_{name.upper()} may not be negative")
-    for name in ("session_idle", "session_max", "audit_maxlen", "max_waiting_per_ticket",
+    for name in ("session_idle", "session_max", "reauth_window", "audit_maxlen",
+                 "max_waiting_per_ticket",
                  "ticket_audit_maxlen", "webhook_tolerance", "webhook_dedupe_ttl"):
         if getattr(c, name) <= 0:
             raise ConfigError(f"VAULT_{name.upper()} must be positive")
@@ -316,7 +321,7 @@ def _validate(c: Config) -> None:
     # Durations reach Redis as milliseconds: past ten years they mean nothing for a one-time
     # secret, and far past it they turn into numbers Redis refuses (a close would fail).
     for name in ("default_ttl", "max_ttl", "tombstone_ttl", "reveal_grace", "session_idle",
-                 "session_max", "webhook_tolerance", "webhook_dedupe_ttl"):
+                 "session_max", "reauth_window", "webhook_tolerance", "webhook_dedupe_ttl"):
         if getattr(c, name) > MAX_DURATION:
             raise ConfigError(f"VAULT_{name.upper()} may be at most {MAX_DURATION} seconds "
                               "(ten years)")

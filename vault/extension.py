@@ -20,6 +20,7 @@ from vault.crypto.passwords import Passwords
 from vault.errors import ConfigError, RateLimited
 from vault.metrics import Metrics
 from vault.notify import Notifier
+from vault.passkeys import Passkeys
 from vault.redis_client import connect
 from vault.service import Vault
 from vault.sso import IdentityProvider
@@ -78,6 +79,9 @@ class VaultExtension:
     # The webhook limit's (amount, seconds) windows, which the sidebar counts per ticket.
     webhook_windows: list[tuple[int, int]]
 
+    # Agents' passkeys and the passkey ceremonies (built on `accounts`).
+    passkeys: Passkeys
+
     notifier: Notifier | None = None
     # The team's identity provider (VAULT_OIDC_*), when agents may sign in through it.
     sso: IdentityProvider | None = None
@@ -131,12 +135,13 @@ def build(app: Flask, config: Config) -> VaultExtension:
         log.warning("sign-in through the identity provider is off: it needs all three of "
                     "VAULT_OIDC_ISSUER, VAULT_OIDC_CLIENT_ID and VAULT_OIDC_CLIENT_SECRET")
     metrics = Metrics()
+    accounts = Accounts(store, passwords, config, config.clock, keyring)
     ext = VaultExtension(
         config=config, store=store, keyring=keyring,
         vault=Vault(store, keyring, config, config.clock,
                     notifier.secret_submitted if notifier else None,
                     on_event=metrics.secret_event),
-        accounts=Accounts(store, passwords, config, config.clock, keyring),
+        accounts=accounts, passkeys=Passkeys(accounts),
         metrics=metrics, limits=limits, notifier=notifier,
         sso=IdentityProvider(config, config.clock) if config.oidc_enabled else None,
         webhook_windows=ratelimit.windows(config.ratelimit_webhook)

@@ -6,8 +6,8 @@
   replicas' WAIT) and Redis faults turned into `Unavailable`;
 - `gate`: the credential and rate-limit check a ticket step starts with;
 - `tickets` (a ticket's steps), `views` (what is read of tickets), `accounts` (agents, tokens,
-  sessions, sign-ins), `audit`, `webhooks` (helpdesk deliveries seen), `rotation` (what key
-  rotation rewrites).
+  sessions, sign-ins), `passkeys` (agents' passkeys, ceremonies in progress), `audit`,
+  `webhooks` (helpdesk deliveries seen), `rotation` (what key rotation rewrites).
 
 `Store` gathers them: callers hold one object and never see a redis-py exception.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from vault.storage.audit import AuditEvent, AuditOps
 from vault.storage.gate import AGENT, AGENT_NAME, AGENT_SESSION, NO_GATE, Gate
+from vault.storage.passkeys import PasskeyOps
 from vault.storage.rotation import RotationOps
 from vault.storage.runner import ScriptResult
 from vault.storage.tickets import NO_NEWS, HelpdeskNews
@@ -38,6 +39,6 @@ __all__ = [
 ]
 
 
-class Store(ViewOps, AuditOps, WebhookOps, RotationOps):
+class Store(ViewOps, AuditOps, WebhookOps, RotationOps, PasskeyOps):
     """Every key, every script. Times are milliseconds since the epoch, from the app's clock.
     Built as `Runner` is (the client and the store's settings)."""

@@ -101,14 +101,29 @@ class AccountOps(Runner):
             token_ids = [text(t) for t in self.client.smembers(keys.agent_tokens(email))]
             digests = [text(d) for d in (self.client.hmget(keys.TOKEN_IDS, token_ids)
                                          if token_ids else []) if d]
-        gone = [keys.agent(email), keys.agent_tokens(email), *(keys.token(d) for d in digests)]
+            passkey_ids = [text(p) for p in self.client.smembers(keys.passkeys(email))]
+            credentials = [text(c) for c in (
+                self._pipelined_hget([keys.passkey(p) for p in passkey_ids], "cred_digest"))
+                if c]
+        gone = [keys.agent(email), keys.agent_tokens(email), *(keys.token(d) for d in digests),
+                keys.passkeys(email), *(keys.passkey(p) for p in passkey_ids)]
         if agent.get("helpscout_id"):
             gone.append(keys.helpscout_user(agent["helpscout_id"]))
         commands: list[list[Any]] = [["DEL", *gone], ["SREM", keys.AGENTS, email]]
         if token_ids:
             commands.append(["HDEL", keys.TOKEN_IDS, *token_ids])
-        self._write([*gone, keys.AGENTS, keys.TOKEN_IDS], *commands)
+        if credentials:
+            commands.append(["HDEL", keys.PASSKEY_IDS, *credentials])
+        self._write([*gone, keys.AGENTS, keys.TOKEN_IDS, keys.PASSKEY_IDS], *commands)
         return True
+
+    def _pipelined_hget(self, hashes: list[str], field: str) -> list[Any]:
+        if not hashes:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        for key in hashes:
+            pipe.hget(key, field)
+        return list(pipe.execute())
 
     def agent_by_helpscout_id(self, hs_id: str) -> str | None:
         with self._guard():
@@ -175,11 +190,23 @@ class AccountOps(Runner):
     # -- web sessions and sign-ins ------------------------------------------------------------
 
     def add_session(self, *, digest: str, session_id: str, email: str, epoch: str,
-                    now_ms: int, idle_ms: int) -> None:
+                    now_ms: int, idle_ms: int, method: str = "password") -> None:
+        """A new web session; `auth_at` is when its agent signed in, and `method` how."""
         key = keys.session(digest)
         self._write([key], ["HSET", key, "type", "session", "owner", email, "id", session_id,
-                            "epoch", epoch, "created_at", now_ms, "seen_at", now_ms],
+                            "epoch", epoch, "created_at", now_ms, "seen_at", now_ms,
+                            "auth_at", now_ms, "method", method],
                     ["PEXPIRE", key, idle_ms])
+
+    def session_signed_in_at(self, digest: str) -> int:
+        """When the session's agent signed in (ms), 0 if unknown: read on the few pages and
+        calls that need a recent sign-in, never on a ticket step."""
+        with self._guard():
+            value = self.client.hget(keys.session(digest), "auth_at")
+        try:
+            return int(text(value) or 0)
+        except ValueError:
+            return 0
 
     def delete_session(self, digest: str) -> None:
         key = keys.session(digest)

@@ -21,6 +21,8 @@ AUDIT = PREFIX + "audit"  # the global audit stream
 AGENTS = ACCT + "agents"  # the set of agents' e-mails
 TOKEN_IDS = ACCT + "tokids"  # public token id -> digest, for agent tokens and helpdesk keys
 API_KEYS = ACCT + "apikeys"  # helpdesk key name -> public id
+# The digest of a passkey's credential id -> the passkey's public id (who a sign-in is).
+PASSKEY_IDS = ACCT + "pkids"
 # Every stored envelope, for SCAN (key rotation).
 ENVELOPES = PREFIX + "{*}:e:*"
 
@@ -96,6 +98,21 @@ def helpscout_user(user_id: str) -> str:
 def sign_in(digest: str) -> str:
     """An identity-provider sign-in in progress, by the digest of its `state`."""
     return f"{ACCT}sso:{digest}"
+
+
+def passkeys(email: str) -> str:
+    """The set of the public ids of an agent's passkeys."""
+    return f"{ACCT}pks:{email}"
+
+
+def passkey(passkey_id: str) -> str:
+    """A passkey's record (its owner, name, public key, signature counter), by its public id."""
+    return f"{ACCT}pk:{passkey_id}"
+
+
+def passkey_challenge(digest: str) -> str:
+    """A passkey ceremony in progress, by the digest of its challenge."""
+    return f"{ACCT}pkc:{digest}"
 
 
 def webhook(source: str, digest: str) -> str:

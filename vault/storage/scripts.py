@@ -112,5 +112,8 @@ SCRIPTS: Mapping[str, Script] = {
     "AUTHENTICATE": Script(_ACCESS + _read("authenticate")),
     "GATE": Script(_ACCESS + _read("gate")),
     "ADD_AGENT": Script(_read("add_agent")),
+    "ADD_PASSKEY": Script(_read("add_passkey")),
+    "REMOVE_PASSKEYS": Script(_read("remove_passkeys")),
+    "USE_PASSKEY": Script(_read("use_passkey")),
     "BATCH": Script(_read("batch")),
 }
