@@ -177,6 +177,7 @@ def test_security_is_declared_where_the_views_authenticate() -> None:
         ("put", "/api/v1/tickets/{ticket}/assignee"), ("post", "/api/v1/tickets/{ticket}/close"),
         ("post", "/api/v1/tickets/{ticket}/reopen"), ("get", "/api/v1/session"),
         ("delete", "/api/v1/session"), ("delete", "/api/v1/secrets/{secret_id}"),
+        ("post", "/api/v1/passkeys/options"), ("post", "/api/v1/passkeys"),
     }
     # Anonymous as one alternative: only the customer's delete (its manage token), beside the
     # agent's discard.

@@ -119,6 +119,9 @@ SCRIPT_MESSAGES = {
     "wait_seconds": _("Try again in {seconds} s."),
     "ready_for_ticket": _("Link ready for ticket {ticket}"),
     "sent_for_ticket": _("Sent for ticket {ticket}. Now paste this link into your ticket"),
+    "passkey_failed": _("The passkey did not sign you in. Try again, or sign in another way."),
+    "passkey_not_added": _("The passkey was not added. Try again."),
+    "passkey_required": _("Admins here sign in with their passkey."),
 }
 
 

@@ -244,6 +244,20 @@ def require_admin_or_helpdesk() -> Principal:
     return who
 
 
+def require_recent_sign_in() -> None:
+    """Forbidden (`reason` `reauth`) unless the caller's web session was signed in within
+    VAULT_REAUTH_WINDOW (Accounts.require_recent_sign_in): a bearer token never was."""
+    kind, value = _credential()
+    ext().accounts.require_recent_sign_in(value if kind == "cookie" else None)
+
+
+def session_digest() -> str:
+    """The digest of the request's session cookie ("" without one): what a passkey registration
+    is bound to."""
+    kind, value = _credential()
+    return token_digest(value) if kind == "cookie" and is_token(value, SESSION) else ""
+
+
 def client_address() -> str:
     return request.remote_addr or "unknown"
 

@@ -7,6 +7,12 @@ from flask import Blueprint
 bp = Blueprint("api", __name__)
 ops = Blueprint("ops", __name__)
 
-from vault.api import openapi, routes, sidebar, webhooks  # noqa: E402  (views register on bp)
+from vault.api import (  # noqa: E402  (views register on bp)
+    openapi,
+    passkeys,
+    routes,
+    sidebar,
+    webhooks,
+)
 
-__all__ = ["bp", "openapi", "ops", "routes", "sidebar", "webhooks"]
+__all__ = ["bp", "openapi", "ops", "passkeys", "routes", "sidebar", "webhooks"]

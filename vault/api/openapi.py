@@ -44,6 +44,8 @@ AGENT_READ: list[dict[str, list[str]]] = [{"bearerAuth": []}, {"cookieAuth": []}
 AGENT_WRITE: list[dict[str, list[str]]] = [{"bearerAuth": []},
                                            {"cookieAuth": [], "csrfToken": []}]
 PUBLIC: list[dict[str, list[str]]] = []
+# A web session only: what needs a recent sign-in, which an API token never is (403 `reauth`).
+SESSION_WRITE: list[dict[str, list[str]]] = [{"cookieAuth": [], "csrfToken": []}]
 
 _OPTIONAL_EMPTY_OBJECT = {
     "required": False,
@@ -72,6 +74,7 @@ DOCUMENT: dict[str, Any] = {
         {"name": "secrets", "description": "Envelopes, their metadata, reveal and delete."},
         {"name": "tickets", "description": "Assignee, purge and reopen of a helpdesk ticket."},
         {"name": "session", "description": "Web login of agents."},
+        {"name": "passkeys", "description": "Agents' passkeys (WebAuthn)."},
         {"name": "webhooks", "description": "Signed helpdesk events."},
         {"name": "operations", "description": "Liveness, readiness, metrics, this document."},
     ],
@@ -407,6 +410,120 @@ DOCUMENT: dict[str, Any] = {
                 "responses": {
                     "204": {"description": "Logged out; the cookie is cleared."},
                     **problems(401, 403, 503),
+                },
+            },
+        },
+        "/api/v1/session/passkey/options": {
+            "post": {
+                "operationId": "passkeySignInOptions",
+                "tags": ["session", "passkeys"],
+                "summary": "Start a passkey sign-in: options for navigator.credentials.get()",
+                "description": (
+                    "A one-time challenge (five minutes) bound to this browser by the "
+                    "`__Host-vault_pk` cookie set here; any passkey of this site (no allow "
+                    "list), user verification required. Rate limited per address, as logins."),
+                "security": PUBLIC,
+                "requestBody": _OPTIONAL_EMPTY_OBJECT,
+                "responses": {
+                    "200": {
+                        "description": "The options, binary fields in base64url.",
+                        "headers": {"Set-Cookie": {
+                            "description": "`__Host-vault_pk`, HttpOnly, Secure, "
+                                           "SameSite=Strict, Path=/.",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^__Host-vault_pk="}}},
+                        "content": {JSON: {"schema": {
+                            "$ref": "#/components/schemas/PasskeyOptions"}}},
+                    },
+                    **problems(400, 413, 429, 503),
+                },
+            },
+        },
+        "/api/v1/session/passkey": {
+            "post": {
+                "operationId": "passkeySignIn",
+                "tags": ["session", "passkeys"],
+                "summary": "Sign in with a passkey: sets the session cookie",
+                "description": (
+                    "The browser's answer to the options, from the browser that asked for "
+                    "them (its `__Host-vault_pk` cookie). Every refusal is the same 401 "
+                    "`passkey` (an unknown, expired, replayed or other browser's challenge, an "
+                    "unknown passkey, a disabled agent, a wrong origin or relying party, no "
+                    "user verification, a bad signature, a signature counter that did not "
+                    "grow), audited `login.failed` with its reason. With VAULT_OIDC_ONLY, 403 "
+                    "`sso-only` (admins may with VAULT_OIDC_ADMIN_PASSWORD). A session this "
+                    "browser had is ended."),
+                "security": PUBLIC,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {
+                        "$ref": "#/components/schemas/PasskeySignIn"}}},
+                },
+                "responses": {
+                    "200": {
+                        "description": "Signed in.",
+                        "headers": {"Set-Cookie": {
+                            "description": "`__Host-vault_session`, HttpOnly, Secure, "
+                                           "SameSite=Lax, Path=/.",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^__Host-vault_"}}},
+                        "content": {JSON: {"schema": {"$ref": "#/components/schemas/Session"}}},
+                    },
+                    **problems(400, 401, 403, 413, 429, 503),
+                },
+            },
+        },
+        "/api/v1/passkeys/options": {
+            "post": {
+                "operationId": "passkeyRegistrationOptions",
+                "tags": ["passkeys"],
+                "summary": "Start adding a passkey: options for navigator.credentials.create()",
+                "description": (
+                    "For the agent of a web session signed in within VAULT_REAUTH_WINDOW; "
+                    "otherwise (an API token too) 403 `reauth`. A discoverable credential with "
+                    "user verification, none of the agent's passkeys again, no attestation. "
+                    "The challenge is bound to this browser (`__Host-vault_pk`) and session. "
+                    "403 `sso-only` where VAULT_OIDC_ONLY leaves the agent no passkey sign-in; "
+                    "409 `passkey-limit` at 20 passkeys."),
+                "security": SESSION_WRITE,
+                "requestBody": _OPTIONAL_EMPTY_OBJECT,
+                "responses": {
+                    "200": {
+                        "description": "The options, binary fields in base64url.",
+                        "headers": {"Set-Cookie": {
+                            "description": "`__Host-vault_pk`, HttpOnly, Secure, "
+                                           "SameSite=Strict, Path=/.",
+                            "required": True,
+                            "schema": {"type": "string", "pattern": "^__Host-vault_pk="}}},
+                        "content": {JSON: {"schema": {
+                            "$ref": "#/components/schemas/PasskeyOptions"}}},
+                    },
+                    **problems(400, 401, 403, 404, 409, 413, 503),
+                },
+            },
+        },
+        "/api/v1/passkeys": {
+            "post": {
+                "operationId": "registerPasskey",
+                "tags": ["passkeys"],
+                "summary": "Add a passkey: the browser's answer to the options, and a name",
+                "description": (
+                    "For the same browser and web session that asked for the options, signed "
+                    "in within VAULT_REAUTH_WINDOW (otherwise, an API token too, 403 `reauth`). "
+                    "400 `passkey` for an answer that is not to such a challenge (or expired, "
+                    "or used) or that does not verify; 409 `passkey-taken` for a credential "
+                    "registered already. Audited `passkey.registered`."),
+                "security": SESSION_WRITE,
+                "requestBody": {
+                    "required": True,
+                    "content": {JSON: {"schema": {
+                        "$ref": "#/components/schemas/NewPasskey"}}},
+                },
+                "responses": {
+                    "201": {"description": "Added.",
+                            "content": {JSON: {"schema": {
+                                "$ref": "#/components/schemas/Passkey"}}}},
+                    **problems(400, 401, 403, 404, 409, 413, 503),
                 },
             },
         },
@@ -1050,6 +1167,51 @@ DOCUMENT: dict[str, Any] = {
                         },
                         "additionalProperties": False,
                     },
+                },
+                "additionalProperties": False,
+            },
+            # -- passkeys --------------------------------------------------------------------
+            "PasskeyOptions": {
+                "type": "object",
+                "required": ["publicKey"],
+                "properties": {"publicKey": {
+                    "type": "object",
+                    "description": "PublicKeyCredentialCreationOptionsJSON or "
+                                   "PublicKeyCredentialRequestOptionsJSON (WebAuthn Level 3): "
+                                   "`challenge`, `rpId` or `rp`, `userVerification`, ...",
+                    "required": ["challenge"],
+                    "properties": {"challenge": {"type": "string",
+                                                 "pattern": "^[A-Za-z0-9_-]{43}$"}}}},
+                "additionalProperties": False,
+            },
+            "PasskeySignIn": {
+                "type": "object",
+                "required": ["credential"],
+                "properties": {"credential": {
+                    "type": "object",
+                    "description": "What navigator.credentials.get() answered, as "
+                                   "AuthenticationResponseJSON (binary fields in base64url). "
+                                   "Anything that is not a good one is a 401."}},
+            },
+            "NewPasskey": {
+                "type": "object",
+                "required": ["name", "credential"],
+                "properties": {
+                    "name": {"type": "string", "description": "1 to 64 printable characters."},
+                    "credential": {
+                        "type": "object",
+                        "description": "What navigator.credentials.create() answered, as "
+                                       "RegistrationResponseJSON (binary fields in base64url)."},
+                },
+            },
+            "Passkey": {
+                "type": "object",
+                "required": ["id", "name", "created_at"],
+                "properties": {
+                    "id": {"type": "string", "pattern": "^pk_[0-9a-f]{12}$"},
+                    "name": {"type": "string"},
+                    "created_at": {"type": "integer",
+                                   "description": "Milliseconds since the epoch."},
                 },
                 "additionalProperties": False,
             },

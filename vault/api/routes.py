@@ -160,7 +160,7 @@ def reopen_ticket(ticket: str) -> Response:
 
 # -- web session (the login page of the web issue uses these) ----------------------------------------
 
-def _session_body(who: Any) -> dict[str, Any]:
+def session_body(who: Any) -> dict[str, Any]:
     return {"csrf_token": who.csrf,
             "agent": {"email": who.email, "name": who.name, "role": who.role}}
 
@@ -180,7 +180,10 @@ def login() -> Response:
         e.check_limit("login-account", email.strip().lower()[:254])
     cookie, who = e.accounts.login(email, body.get("password"), totp=body.get("totp"),
                                    address=address)
-    resp = jsonify(_session_body(who))
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        e.accounts.logout(previous)  # signing in again (the second look) replaces the session
+    resp = jsonify(session_body(who))
     resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax", path="/",
                     max_age=e.config.session_max)
     return resp
@@ -193,7 +196,7 @@ def session_state() -> Response:
     if not who.via_cookie:
         return jsonify({"csrf_token": None, "agent": {"email": who.email, "name": who.name,
                                                       "role": who.role}})
-    return jsonify(_session_body(who))
+    return jsonify(session_body(who))
 
 
 @bp.delete("/api/v1/session")

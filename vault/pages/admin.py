@@ -22,6 +22,7 @@ from vault.extension import ext
 from vault.names import MAX_NAME
 from vault.pages import admin_page, agent_page, bp, check_form_csrf, render, viewer
 from vault.service import Principal, iso
+from vault.web import SESSION_COOKIE
 
 AUDIT_LIMIT = 200  # events shown
 AUDIT_WINDOW = 10_000  # events read back through when filtering the global log by agent
@@ -52,11 +53,32 @@ def _who() -> Principal:
     return who
 
 
+# -- the second look: a recent sign-in before a change to how one signs in ---------------------
+
+def _recent() -> bool:
+    """Whether this browser's session signed in within VAULT_REAUTH_WINDOW."""
+    return ext().accounts.signed_in_recently(request.cookies.get(SESSION_COOKIE))
+
+
+def _reauth(endpoint: str) -> dict[str, Any]:
+    """What the page's "sign in again" card offers the viewer: their password form (with their
+    factor), their passkeys, the identity provider; each comes back to `endpoint`'s page."""
+    who = _who()
+    e = ext()
+    ways = e.accounts.sign_in_ways(who.email)
+    return {"next": url_for(endpoint), "email": who.email, "password": ways["password"],
+            "passkey": ways["passkey"], "sso_name": e.config.oidc_name if e.sso else ""}
+
+
+def _reauth_message() -> str:
+    return str(_("This change needs a recent sign-in. Sign in again to continue."))
+
+
 # -- agents -------------------------------------------------------------------------------------
 
 def _agents_page(*, status: int = 200, form: dict[str, Any] | None = None,
                  errors: dict[str, str] | None = None, error: str = "",
-                 row_errors: dict[str, str] | None = None) -> Response:
+                 row_errors: dict[str, str] | None = None, reauth: bool = False) -> Response:
     done = {
         "added": _("Agent added."),
         "disabled": _("Agent disabled: their sessions and API tokens have ended."),
@@ -70,7 +92,8 @@ def _agents_page(*, status: int = 200, form: dict[str, Any] | None = None,
                   agents=ext().accounts.list_agents(with_2fa=True), me=_who().email,
                   message=done.get(request.args.get("done", ""), ""), form=form or {},
                   errors=errors or {}, error=error, row_errors=row_errors or {},
-                  min_password=MIN_PASSWORD)
+                  min_password=MIN_PASSWORD,
+                  reauth=_reauth("pages.admin_agents") if reauth else None)
 
 
 @bp.get("/admin/agents")
@@ -91,6 +114,9 @@ def admin_agents_post() -> Response:
         return _agents_page(status=400, error=_("Choose an agent from the list."))
     email = email.strip().lower()
     accounts = ext().accounts
+    if action in {"password", "reset-2fa"} and not _recent():
+        # A stolen admin session must not set a password or remove factors on its own.
+        return _agents_page(status=403, error=_reauth_message(), reauth=True)
     try:
         # The rules (no disabling oneself, no changing one's own role, no admin left without a
         # way in when two-factor is required) are the accounts layer's: a refusal comes back
@@ -154,13 +180,15 @@ def _add_agent(who: Principal) -> Response:
 # -- helpdesk API keys ----------------------------------------------------------------------------
 
 def _keys_page(*, status: int = 200, name: str = "", errors: dict[str, str] | None = None,
-               error: str = "", new_key: str = "", new_key_name: str = "") -> Response:
+               error: str = "", new_key: str = "", new_key_name: str = "",
+               reauth: bool = False) -> Response:
     done = {"revoked": _("Key revoked: it no longer works.")}
     keys = [{**k, "created_at": iso(k["created_at"]) if k["created_at"] else None}
             for k in ext().accounts.list_api_keys()]
     return render("admin/keys.html", page="admin-keys", status=status, keys=keys,
                   message=done.get(request.args.get("done", ""), ""), name=name,
-                  errors=errors or {}, error=error, new_key=new_key, new_key_name=new_key_name)
+                  errors=errors or {}, error=error, new_key=new_key, new_key_name=new_key_name,
+                  reauth=_reauth("pages.admin_keys") if reauth else None)
 
 
 @bp.get("/admin/keys")
@@ -177,6 +205,8 @@ def admin_keys_post() -> Response:
     name = request.form.get("name", "").strip()
     accounts = ext().accounts
     if action == "create":
+        if not _recent():
+            return _keys_page(status=403, name=name, error=_reauth_message(), reauth=True)
         try:
             key = accounts.create_api_key(name, actor=who.email)
         except ValidationFailed:
@@ -239,16 +269,25 @@ def qr_svg(text: str, title: str) -> Markup:
 def _account_page(*, status: int = 200, enrolment: Any = None, errors: dict[str, str] | None = None,
                   error: str = "") -> Response:
     who = _who()
-    accounts = ext().accounts
+    e = ext()
+    accounts = e.accounts
     done = {"2fa-on": _("Two-factor authentication is on. From now on, logging in asks for a "
-                        "code from your app.")}
+                        "code from your app."),
+            "passkey-added": _("Passkey added."),
+            "passkey-removed": _("Passkey removed.")}
     me = accounts.get_agent(who.email, with_2fa=True)
     pending = enrolment is not None or accounts.pending_totp(who.email) is not None
     qr = qr_svg(enrolment.uri, _("QR code for your authenticator app")) if enrolment else None
+    recent = _recent()
+    passkeys = [{**p, "created_at": iso(p["created_at"]) if p["created_at"] else None,
+                 "last_used_at": iso(p["last_used_at"]) if p["last_used_at"] else None}
+                for p in e.passkeys.list(who.email)]
     return render("agent/account.html", page="account", status=status, me=me,
                   pending=pending and not me["two_factor"], enrolment=enrolment, qr=qr,
                   message=done.get(request.args.get("done", ""), ""), errors=errors or {},
-                  error=error)
+                  error=error, recent=recent, passkeys=passkeys,
+                  passkeys_allowed=e.passkeys.allowed_for(who.email),
+                  reauth=None if recent else _reauth("pages.account"))
 
 
 @bp.get("/account")
@@ -263,6 +302,12 @@ def account_post() -> Response:
     who = check_form_csrf()
     accounts = ext().accounts
     action = request.form.get("action", "")
+    if action in {"start-2fa", "remove-passkey"} and not _recent():
+        # Confirming a started setup needs no second look: its key was shown to a recent
+        # sign-in only, and it expires.
+        return _account_page(status=403, error=_reauth_message())
+    if action == "remove-passkey":
+        return _remove_passkey(who)
     if action == "start-2fa":
         try:
             enrolment = accounts.start_totp(who.email)
@@ -287,6 +332,19 @@ def account_post() -> Response:
                                  errors={"code": message}, error=message)
         return _back("pages.account", "2fa-on")
     return _account_page(status=400, error=_("Unknown action. Reload the page and try again."))
+
+
+def _remove_passkey(who: Principal) -> Response:
+    try:
+        ext().passkeys.remove(who.email, request.form.get("passkey", ""), actor=who.email)
+    except NotFound:
+        return _account_page(status=404, error=_("Unknown action. Reload the page and try "
+                                                 "again."))
+    except Conflict:
+        return _account_page(status=409, error=_(
+            "Two-factor authentication is required for admins: the agent must set it up on "
+            "their account page first, and an admin cannot remove their own."))
+    return _back("pages.account", "passkey-removed")
 
 
 __all__ = ["account", "admin_agents", "admin_audit", "admin_keys", "qr_svg"]

@@ -2,6 +2,7 @@
 // (data-messages, in the page's language); keys and plaintext live only in this page's memory
 // and the DOM while shown, never in storage, cookies or a URL sent to the server.
 import * as envelope from "./envelope.js";
+import * as passkeys from "./passkeys.js";
 
 const M = JSON.parse(document.body.dataset.messages || "{}");
 const $ = (selector, root = document) => root.querySelector(selector);
@@ -362,14 +363,19 @@ function setupManage() {
 // -- agent: login, new request ------------------------------------------------------------------
 
 function setupLogin() {
-  const form = $("#login-form");
-  if (!form) return;  // VAULT_OIDC_ONLY: only the identity provider's button
+  // The login page's form, and the "sign in again" card of the pages that ask for a recent
+  // sign-in before a sensitive change (the same call: it replaces this browser's session).
+  [$("#login-form"), $("#reauth-form")].filter(Boolean).forEach(setupSignInForm);
+  setupPasskeySignIn();
+}
+
+function setupSignInForm(form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     clearErrors(form);
-    const email = $("#f-email", form);
-    const password = $("#f-password", form);
-    const totp = $("#f-totp", form);
+    const email = $('[data-field="email"]', form);
+    const password = $('[data-field="password"]', form);
+    const totp = $('[data-field="totp"]', form);
     const errors = [];
     if (!email.value.trim()) errors.push([email, M.required]);
     if (!password.value) errors.push([password, M.required]);
@@ -391,8 +397,92 @@ function setupLogin() {
     let text = res.status === 401 || res.status === 400 ? M.login_failed : problemText(res);
     if (res.status === 401 && reason === "2fa-required") text = M.login_2fa_required;
     if (res.status === 403 && reason === "sso-only") text = M.login_sso_only;
+    if (res.status === 401 && reason === "passkey-required") text = M.passkey_required;
     say($("#form-error", form), text, "error");
     password.focus();  // the alert is read out; the next attempt starts at the password
+  });
+}
+
+// -- passkeys ------------------------------------------------------------------------------------
+
+// Sign in with a passkey: the buttons (login page, "sign in again" card) and, on the login page,
+// the browser's passkey autofill in the e-mail field where it offers one.
+function setupPasskeySignIn() {
+  const buttons = $$("button[data-passkey-sign-in]");
+  if (!buttons.length || !passkeys.supported()) return;
+  let pending = null;  // the autofill's request, cancelled when a button starts another
+  const signIn = async (next, { mediation, signal } = {}) => {
+    const options = await api("POST", "/api/v1/session/passkey/options", {});
+    if (options.status !== 200) return options;
+    let credential;
+    try {
+      credential = await passkeys.get(options.body.publicKey, { mediation, signal });
+    } catch (error) {
+      return { status: -1, name: error && error.name };
+    }
+    const res = await api("POST", "/api/v1/session/passkey", { credential });
+    if (res.status === 200) location.assign((next || "/dashboard") + location.hash);
+    return res;
+  };
+  buttons.forEach((button) => {
+    const card = $("#passkey-sign-in");
+    if (card) card.hidden = false;
+    button.hidden = false;
+    const alert = document.getElementById(button.dataset.error);
+    button.addEventListener("click", async () => {
+      if (pending) pending.abort();
+      say(alert, "");
+      button.disabled = true;
+      const res = await signIn(button.dataset.next);
+      button.disabled = false;
+      if (res.status === 200) return;
+      say(alert, res.status === -1 || res.status === 401 || res.status === 403 ? M.passkey_failed : problemText(res), "error");
+      alert.focus();
+    });
+  });
+  const field = $('#login-form input[autocomplete~="webauthn"]');
+  if (!field) return;
+  passkeys.autofillAvailable().then(async (available) => {
+    if (!available) return;
+    pending = new AbortController();
+    const res = await signIn(field.form.dataset.next, { mediation: "conditional", signal: pending.signal });
+    // Cancelled (a button took over, or the person typed a password instead): nothing to say.
+    if (res.status === 401 || res.status === 403) say($("#form-error", field.form), M.passkey_failed, "error");
+  });
+}
+
+// Add a passkey on the account page: name it, let the device make it, keep it.
+function setupPasskeyRegistration() {
+  const form = $("#passkey-form");
+  if (!form || !passkeys.supported()) return;
+  form.hidden = false;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors(form);
+    const name = $('[data-field="name"]', form);
+    if (!name.value.trim()) return showErrors(form, [[name, M.required]]);
+    busy(form, true);
+    const options = await api("POST", "/api/v1/passkeys/options", {});
+    let res = options;
+    if (options.status === 200) {
+      let credential = null;
+      try {
+        credential = await passkeys.create(options.body.publicKey);
+      } catch {
+        res = { status: -1, body: {} };
+      }
+      if (credential) res = await api("POST", "/api/v1/passkeys", { name: name.value.trim(), credential });
+    }
+    busy(form, false);
+    if (res.status === 201) {
+      location.assign("/account?done=passkey-added");
+      return;
+    }
+    if (res.status === 403 && res.body.reason === "reauth") {
+      location.reload();  // the page asks to sign in again first
+      return;
+    }
+    fail(form, res.status === -1 || res.status === 400 || res.status === 409 ? M.passkey_not_added : problemText(res));
   });
 }
 
@@ -481,6 +571,8 @@ function setupLanguageLinks() {
 const pages = {
   share: setupShare, fill: setupFill, status: () => { setupReveal(); }, manage: setupManage,
   login: setupLogin, "new-request": setupNewRequest,
+  account: () => { setupLogin(); setupPasskeyRegistration(); },
+  "admin-agents": setupLogin, "admin-keys": setupLogin,
 };
 function warnWithoutWebCrypto() {
   // Said at once, not at the first submit: over plain HTTP (not loopback) there is no WebCrypto.
