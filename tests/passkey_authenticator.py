@@ -80,13 +80,15 @@ class Authenticator:
     passkeys: list[Passkey] = field(default_factory=list)
 
     def create(self, options: dict[str, Any], *, origin: str | None = None,
-               rp_id: str | None = None, verified: bool = True) -> dict[str, Any]:
-        """What `navigator.credentials.create({publicKey: options})` answers, as JSON."""
+               rp_id: str | None = None, verified: bool = True,
+               credential_id: bytes | None = None) -> dict[str, Any]:
+        """What `navigator.credentials.create({publicKey: options})` answers, as JSON
+        (`credential_id`: a forger's choice of id, instead of a random one)."""
         rp = rp_id or options["rp"]["id"]
         excluded = {c["id"] for c in options.get("excludeCredentials", [])}
         if any(b64u(p.credential_id) in excluded for p in self.passkeys):
             raise ValueError("InvalidStateError: this authenticator holds one already")
-        passkey = Passkey(credential_id=secrets.token_bytes(32),
+        passkey = Passkey(credential_id=credential_id or secrets.token_bytes(32),
                           key=ec.generate_private_key(ec.SECP256R1()), rp_id=rp,
                           user_handle=unb64u(options["user"]["id"]))
         numbers = passkey.key.public_key().public_numbers()

@@ -125,7 +125,10 @@ class Passkeys:
 
     def _new_challenge(self, record: dict[str, str]) -> bytes:
         challenge = secrets.token_bytes(32)
-        self.store.put_challenge(_digest(challenge), json.dumps(record), CHALLENGE_TTL * 1000)
+        # Redis's own expiry cleans up; the app's clock decides (the one every rule reads).
+        expires = self.now_ms() + CHALLENGE_TTL * 1000
+        self.store.put_challenge(_digest(challenge), json.dumps({**record, "expires": expires}),
+                                 CHALLENGE_TTL * 1000)
         return challenge
 
     def _take_challenge(self, client_data: bytes, *, purpose: str, browser: str
@@ -147,6 +150,8 @@ class Passkeys:
             raise _Refused("challenge-unknown") from None
         if record.get("purpose") != purpose:
             raise _Refused("challenge-unknown")
+        if not isinstance(record.get("expires"), int) or self.now_ms() > record["expires"]:
+            raise _Refused("challenge-expired")
         if not (BROWSER_NONCE.fullmatch(browser or "")
                 and constant_time_equals(token_digest(browser), bound)):
             raise _Refused("challenge-other-browser")
@@ -170,7 +175,7 @@ class Passkeys:
         principal), audited `login.succeeded` with method `passkey`.
 
         Unauthenticated (`reason` `passkey`) for anything refused, the same answer whatever
-        the cause (malformed, an unknown, replayed, expired or other browser's challenge, an
+        the cause (malformed; an unknown, replayed, expired or other browser's challenge; an
         unknown or removed passkey, a disabled agent, a wrong origin or relying party, no user
         verification, a bad signature, a counter that did not grow); Forbidden (`sso-only`)
         where VAULT_OIDC_ONLY leaves this agent no passkey sign-in. Each is audited

@@ -498,7 +498,8 @@ DOCUMENT: dict[str, Any] = {
                         "content": {JSON: {"schema": {
                             "$ref": "#/components/schemas/PasskeyOptions"}}},
                     },
-                    **problems(400, 401, 403, 404, 409, 413, 503),
+                    **problems(400, 401, 403, 404, 413, 503),
+                    "409": {"$ref": "#/components/responses/PasskeyConflict"},
                 },
             },
         },
@@ -523,7 +524,8 @@ DOCUMENT: dict[str, Any] = {
                     "201": {"description": "Added.",
                             "content": {JSON: {"schema": {
                                 "$ref": "#/components/schemas/Passkey"}}}},
-                    **problems(400, 401, 403, 404, 409, 413, 503),
+                    **problems(400, 401, 403, 404, 413, 503),
+                    "409": {"$ref": "#/components/responses/PasskeyConflict"},
                 },
             },
         },
@@ -819,6 +821,16 @@ DOCUMENT: dict[str, Any] = {
                      "properties": {"status": {"const": 409},
                                     "reason": {"enum": ["ticket-closed", "ticket-full",
                                                         "already-filled"]}}}]}}},
+            },
+            "PasskeyConflict": {
+                "description": "The agent has as many passkeys as allowed (`passkey-limit`), "
+                               "or the credential is registered already (`passkey-taken`).",
+                "content": {PROBLEM: {"schema": {"allOf": [
+                    {"$ref": "#/components/schemas/Problem"},
+                    {"required": ["reason"],
+                     "properties": {"status": {"const": 409},
+                                    "reason": {"enum": ["passkey-limit",
+                                                        "passkey-taken"]}}}]}}},
             },
             "FillConflict": {
                 "description": "The ticket is closed, or the request is already filled "
