@@ -203,9 +203,9 @@ def agent_passwd(email: str, password_stdin: bool) -> None:
 @agent.command("reset-2fa")
 @click.argument("email")
 def agent_reset_2fa(email: str) -> None:
-    """Remove an agent's second factor (ends their sessions and tokens)."""
+    """Remove an agent's second factor and passkeys (ends their sessions and tokens)."""
     open_store().accounts().reset_2fa(email)
-    note(f"Second factor removed for {_email(email)}.")
+    note(f"Second factor and passkeys removed for {_email(email)}.")
 
 
 @agent.command("enrol-2fa")
