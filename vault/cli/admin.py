@@ -53,7 +53,10 @@ def open_store(*, min_socket_timeout: float | None = None) -> StoreContext:
              "`vault serve`", 2)
     if min_socket_timeout is not None and config.redis_socket_timeout < min_socket_timeout:
         config = replace(config, redis_socket_timeout=min_socket_timeout)
-    return StoreContext(config=config, store=build_store(config))
+    store = build_store(config)
+    # Its connections close with the command (in-process callers, tests, run many commands).
+    click.get_current_context().call_on_close(store.close)
+    return StoreContext(config=config, store=store)
 
 
 # -- keys ------------------------------------------------------------------------------------------
