@@ -23,6 +23,7 @@ import redis
 from click.testing import CliRunner
 from harness import KEYS, Clock, base_config
 from helpers import WP_FIELDS, keys_of_ticket, sealed, share
+from passkey_authenticator import Authenticator
 from production_redis import ProductionRedis, production_redis
 from test_accounts import PASSWORD, cookie_of, login, with_cookie
 from test_webhooks import convo, hs_post, std_post
@@ -31,6 +32,7 @@ from vault import create_app
 from vault.cli import cli
 from vault.crypto.envelope import open_envelope
 from vault.crypto.keyring import KeyRing, generate_key_spec
+from vault.passkeys import new_browser_nonce
 from vault.rotation import rotate_all
 
 HELPDESK_KEY_NAME = "helpscout"
@@ -204,6 +206,20 @@ def test_every_flow_runs_as_the_acl_user(prod: ProductionRedis) -> None:
             "totp": pyotp.TOTP(enrolment.secret).at(clock())})
         assert rv.status_code == 200, rv.get_json()
 
+        # -- passkeys: register, sign in (the counter), the second look, remove ------------------
+        device, nonce = Authenticator(ext.passkeys.origin), new_browser_nonce()
+        bob_cookie = rv.headers["Set-Cookie"].split(";")[0].split("=", 1)[1]
+        assert ext.accounts.signed_in_recently(bob_cookie)
+        bob_who = ext.accounts.authenticate_session(bob_cookie)
+        for name, authenticator in (("Laptop", device), ("Key", Authenticator(device.origin))):
+            options = ext.passkeys.registration_options(bob_who, browser=nonce, session="s")
+            ext.passkeys.register(bob_who, name, authenticator.create(options), browser=nonce,
+                                  session="s")
+        ext.passkeys.sign_in(device.get(ext.passkeys.sign_in_options(browser=nonce)),
+                             browser=nonce)
+        laptop = ext.passkeys.list("bob@example.com")[0]["id"]
+        ext.passkeys.remove("bob@example.com", laptop, actor="bob@example.com")
+
         # -- key rotation (library and CLI) re-wraps envelopes and TOTP secrets ----------------
         share(client, "7006")
         new_key = generate_key_spec()
@@ -214,7 +230,8 @@ def test_every_flow_runs_as_the_acl_user(prod: ProductionRedis) -> None:
         assert "failed 0" in rotated.stdout
 
         # -- account changes that end sessions, revocations, removal ------------------------------
-        ext.accounts.reset_2fa("bob@example.com")
+        ext.accounts.reset_2fa("bob@example.com")  # and the passkey left
+        assert ext.passkeys.list("bob@example.com") == []
         ext.accounts.set_password("bob@example.com", PASSWORD + "!")
         ext.accounts.set_disabled("bob@example.com", True)
         ext.accounts.set_disabled("bob@example.com", False)
