@@ -582,3 +582,21 @@ def test_what_redis_holds_of_a_passkey_is_public(alice):
     numbers = passkey.key.private_numbers().private_value.to_bytes(32, "big")
     blob = b"".join(store.client.dump(k) or b"" for k in store.client.scan_iter("*"))
     assert numbers not in blob  # a public key only, as it must be
+
+
+# -- rate limits ------------------------------------------------------------------------------------
+
+def test_passkey_sign_ins_are_rate_limited_and_page_loads_leave_the_password_its_tries(
+        make_app):
+    app = make_app(ratelimit_login_address="3/minute")
+    app.extensions["vault"].accounts.add_agent("rate@example.com", PASSWORD)
+    browser = Browser(app)
+    for _ in range(3):
+        browser.sign_in_options()  # the login page, loaded three times
+    rv = browser.call("POST", "/api/v1/session/passkey/options", json={})
+    assert rv.status_code == 429 and int(rv.headers["Retry-After"]) >= 1
+    assert browser.log_in("rate@example.com").status_code == 200  # its own count
+    for _ in range(2):
+        assert browser.answer({}).status_code == 401  # sign-ins count with logins
+    rv = browser.answer({})
+    assert rv.status_code == 429

@@ -421,7 +421,8 @@ DOCUMENT: dict[str, Any] = {
                 "description": (
                     "A one-time challenge (five minutes) bound to this browser by the "
                     "`__Host-vault_pk` cookie set here; any passkey of this site (no allow "
-                    "list), user verification required. Rate limited per address, as logins."),
+                    "list), user verification required. Rate limited per address as logins "
+                    "are, in a count of its own (the login page asks as it loads)."),
                 "security": PUBLIC,
                 "requestBody": _OPTIONAL_EMPTY_OBJECT,
                 "responses": {

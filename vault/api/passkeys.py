@@ -45,7 +45,9 @@ def _options(body: dict[str, object], browser: str) -> Response:
 def passkey_sign_in_options() -> Response:
     e = ext()
     json_body(optional=True)
-    e.check_limit("login-address", client_address())
+    # Counted per address like logins, in a bucket of its own: the login page asks for options
+    # as it loads (the passkey autofill), and loading it must not use up the password's tries.
+    e.check_limit("login-address", "passkey-options:" + client_address())
     browser = _browser()
     return _options(e.passkeys.sign_in_options(browser=browser), browser)
 
