@@ -334,9 +334,12 @@ def test_after_reveal_and_ack_no_browser_storage_and_no_envelope_in_redis_remain
         dump: dict[str, Any] = page.evaluate(STORAGE_DUMP)
         assert dump == {"local": [], "session": [], "idb": [], "caches": []}
         cookies = ctx.cookies()
-        assert {c["name"] for c in cookies} <= {"__Host-vault_session", "__Host-vault_lang"}
+        assert {c["name"] for c in cookies} <= {"__Host-vault_session", "__Host-vault_lang",
+                                                "__Host-vault_pk"}
         for cookie in cookies:
-            assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+            # The passkey ceremony's nonce (the login page's autofill asks for one): Strict.
+            same_site = "Strict" if cookie["name"] == "__Host-vault_pk" else "Lax"
+            assert cookie["secure"] and cookie["httpOnly"] and cookie["sameSite"] == same_site
             assert not any(s in cookie["value"] for s in secrets)
 
 
