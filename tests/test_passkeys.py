@@ -67,12 +67,12 @@ class Browser:
                                                            "credential": credential})
 
     def sign_in_options(self) -> dict[str, Any]:
-        rv = self.call("POST", "/api/v1/session/passkey/options", json={})
+        rv = self.call("POST", "/api/v1/passkeys/sign-in/options", json={})
         assert rv.status_code == 200, rv.get_json()
         return dict(rv.get_json()["publicKey"])
 
     def answer(self, credential: Any) -> Any:
-        rv = self.call("POST", "/api/v1/session/passkey", json={"credential": credential})
+        rv = self.call("POST", "/api/v1/passkeys/sign-in", json={"credential": credential})
         if rv.status_code == 200:
             self.csrf = rv.get_json()["csrf_token"]
         return rv
@@ -250,15 +250,15 @@ def test_an_api_token_cannot_register_a_passkey(app, make_agent):
 def test_an_agent_signs_in_with_a_passkey_alone(alice, capfd):
     app = alice.app
     browser = a_new_browser(alice)
-    options = browser.call("POST", "/api/v1/session/passkey/options", json={})
-    assert_documented(options, "/api/v1/session/passkey/options", "POST")
+    options = browser.call("POST", "/api/v1/passkeys/sign-in/options", json={})
+    assert_documented(options, "/api/v1/passkeys/sign-in/options", "POST")
     public_key = options.get_json()["publicKey"]
     assert public_key["rpId"] == "vault.test" and public_key["userVerification"] == "required"
     assert public_key["allowCredentials"] == []  # discoverable: no e-mail typed
     credential = browser.authenticator.get(public_key)
     rv = browser.answer(credential)
     assert rv.status_code == 200, rv.get_json()
-    assert_documented(rv, "/api/v1/session/passkey", "POST")
+    assert_documented(rv, "/api/v1/passkeys/sign-in", "POST")
     cookies = "\n".join(rv.headers.getlist("Set-Cookie"))
     assert "__Host-vault_session=vs_" in cookies and "__Host-vault_pk=;" in cookies
     me = browser.me().get_json()
@@ -433,7 +433,7 @@ def test_anything_that_is_no_assertion_is_refused_never_a_500(alice, credential)
 
 def test_the_passkey_sign_in_takes_json_only(alice):
     browser = a_new_browser(alice)
-    rv = browser.client.post("/api/v1/session/passkey", base_url=BASE,
+    rv = browser.client.post("/api/v1/passkeys/sign-in", base_url=BASE,
                              data={"credential": "x"})
     assert rv.status_code == 400
 
@@ -593,7 +593,7 @@ def test_passkey_sign_ins_are_rate_limited_and_page_loads_leave_the_password_its
     browser = Browser(app)
     for _ in range(3):
         browser.sign_in_options()  # the login page, loaded three times
-    rv = browser.call("POST", "/api/v1/session/passkey/options", json={})
+    rv = browser.call("POST", "/api/v1/passkeys/sign-in/options", json={})
     assert rv.status_code == 429 and int(rv.headers["Retry-After"]) >= 1
     assert browser.log_in("rate@example.com").status_code == 200  # its own count
     for _ in range(2):

@@ -129,7 +129,7 @@ def test_register_sign_in_add_a_second_and_remove_one(passkey_server: LiveServer
     shot(page, "passkey-login")
     sign_in_with_passkey(page)
     expect(page.locator(".who")).to_contain_text("Pat Passkey")
-    assert record.requests_to("/api/v1/session/passkey", "POST")
+    assert record.requests_to("/api/v1/passkeys/sign-in", "POST")
 
     # A second passkey, on a security key (the laptop's own is out of reach meanwhile).
     key = authenticators.add("usb")
@@ -207,4 +207,4 @@ def test_the_login_pages_autofill_signs_in(passkey_server: LiveServer, new_conte
     page.click("form[action='/logout'] button[type=submit]")
     page.wait_for_url(lambda url: url.endswith("/dashboard"))
     posts = [urlsplit(r.url).path for r in record.requests if r.method == "POST"]
-    assert posts == ["/logout", "/api/v1/session/passkey/options", "/api/v1/session/passkey"]
+    assert posts == ["/logout", "/api/v1/passkeys/sign-in/options", "/api/v1/passkeys/sign-in"]

@@ -413,7 +413,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
-        "/api/v1/session/passkey/options": {
+        "/api/v1/passkeys/sign-in/options": {
             "post": {
                 "operationId": "passkeySignInOptions",
                 "tags": ["session", "passkeys"],
@@ -440,7 +440,7 @@ DOCUMENT: dict[str, Any] = {
                 },
             },
         },
-        "/api/v1/session/passkey": {
+        "/api/v1/passkeys/sign-in": {
             "post": {
                 "operationId": "passkeySignIn",
                 "tags": ["session", "passkeys"],

@@ -41,7 +41,7 @@ def _options(body: dict[str, object], browser: str) -> Response:
     return resp
 
 
-@bp.post("/api/v1/session/passkey/options")
+@bp.post("/api/v1/passkeys/sign-in/options")
 def passkey_sign_in_options() -> Response:
     e = ext()
     json_body(optional=True)
@@ -52,7 +52,7 @@ def passkey_sign_in_options() -> Response:
     return _options(e.passkeys.sign_in_options(browser=browser), browser)
 
 
-@bp.post("/api/v1/session/passkey")
+@bp.post("/api/v1/passkeys/sign-in")
 def passkey_sign_in() -> Response:
     e = ext()
     address = client_address()

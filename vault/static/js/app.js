@@ -412,7 +412,7 @@ function setupPasskeySignIn() {
   if (!buttons.length || !passkeys.supported()) return;
   let pending = null;  // the autofill's request, cancelled when a button starts another
   const signIn = async (next, { mediation, signal } = {}) => {
-    const options = await api("POST", "/api/v1/session/passkey/options", {});
+    const options = await api("POST", "/api/v1/passkeys/sign-in/options", {});
     if (options.status !== 200) return options;
     let credential;
     try {
@@ -420,7 +420,7 @@ function setupPasskeySignIn() {
     } catch (error) {
       return { status: -1, name: error && error.name };
     }
-    const res = await api("POST", "/api/v1/session/passkey", { credential });
+    const res = await api("POST", "/api/v1/passkeys/sign-in", { credential });
     if (res.status === 200) location.assign((next || "/dashboard") + location.hash);
     return res;
   };
