@@ -99,7 +99,9 @@ def check_any(rv: Any, what: str) -> None:
         if page else DATA_CSP
     assert rv.headers["Content-Security-Policy"] == expected, what
     assert "X-Frame-Options" not in rv.headers, what  # frame-ancestors says it all
-    assert "Set-Cookie" not in rv.headers or path.startswith(("/api/v1/session", "/login")), what
+    # Only the sign-ins set a cookie (the session, or a passkey ceremony's binding to the browser).
+    assert "Set-Cookie" not in rv.headers or path.startswith(
+        ("/api/v1/session", "/login", "/api/v1/passkeys/sign-in")), what
     if is_static and rv.status_code == 200:
         # Cacheable: revalidated without the content-hash version, a year with it (below).
         assert "no-store" not in rv.headers.get("Cache-Control", ""), what
