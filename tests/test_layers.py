@@ -35,9 +35,9 @@ LAYERS: list[tuple[str, tuple[str, ...], bool]] = [
      False),
     ("storage and crypto", ("vault.storage", "vault.redis_client", "vault.crypto",
                             "vault.ratelimit"), False),
-    ("ids, config, errors", ("vault.ids", "vault.config", "vault.errors", "vault.names",
-                             "vault.logs", "vault.metrics", "vault.i18n", "vault.httpclient",
-                             "vault.crypto.b64"), False),
+    ("ids, config, errors", ("vault.ids", "vault.config", "vault.cookies", "vault.errors",
+                             "vault.names", "vault.logs", "vault.metrics", "vault.i18n",
+                             "vault.httpclient", "vault.crypto.b64"), False),
 ]
 
 

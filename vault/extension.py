@@ -15,6 +15,7 @@ from flask import Flask, current_app
 from vault import ratelimit
 from vault.accounts import Accounts
 from vault.config import Config
+from vault.cookies import PRODUCTION, Cookies, for_config
 from vault.crypto.keyring import KeyRing, KeyRingError
 from vault.crypto.passwords import Passwords
 from vault.errors import ConfigError, RateLimited
@@ -85,6 +86,8 @@ class VaultExtension:
     notifier: Notifier | None = None
     # The team's identity provider (VAULT_OIDC_*), when agents may sign in through it.
     sso: IdentityProvider | None = None
+    # Which cookies the responses set (vault.cookies): production's unless told otherwise.
+    cookies: Cookies = PRODUCTION
 
     def close(self) -> None:
         """Release connections and threads (tests build many apps in one process)."""
@@ -145,7 +148,8 @@ def build(app: Flask, config: Config) -> VaultExtension:
         metrics=metrics, limits=limits, notifier=notifier,
         sso=IdentityProvider(config, config.clock) if config.oidc_enabled else None,
         webhook_windows=ratelimit.windows(config.ratelimit_webhook)
-        if config.ratelimit_enabled else [])
+        if config.ratelimit_enabled else [],
+        cookies=for_config(config))
     app.extensions["vault"] = ext
     return ext
 

@@ -20,6 +20,7 @@ from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from vault import i18n
+from vault.cookies import PRODUCTION, Cookies
 from vault.crypto.tokens import AGENT_TOKEN, SESSION, is_token, token_digest
 from vault.errors import (
     LOG_IN,
@@ -38,7 +39,8 @@ from vault.principal import Principal
 from vault.storage import NO_GATE, Gate
 
 log = logging.getLogger("vault.http")
-SESSION_COOKIE = "__Host-vault_session"
+# Production's name of the session cookie; a request's own is cookies().session.
+SESSION_COOKIE = PRODUCTION.session
 MAX_BODY = 64 * 1024
 MAX_DEPTH = 20
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -180,7 +182,7 @@ def _credential() -> tuple[str, str]:
         scheme, _, token = header.partition(" ")
         token = token.strip()
         return ("bearer", token) if scheme.lower() == "bearer" and token else ("malformed", "")
-    return "cookie", request.cookies.get(SESSION_COOKIE, "")
+    return "cookie", request.cookies.get(cookies().session, "")
 
 
 def gate(limit: str = "", identity: str = "", *, agent: bool = False) -> Principal | Gate:
@@ -256,6 +258,11 @@ def session_digest() -> str:
     is bound to."""
     kind, value = _credential()
     return token_digest(value) if kind == "cookie" and is_token(value, SESSION) else ""
+
+
+def cookies() -> Cookies:
+    """The names and flags of the cookies this app sets and reads (vault.cookies)."""
+    return ext().cookies
 
 
 def client_address() -> str:

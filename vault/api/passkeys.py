@@ -1,8 +1,8 @@
 """Passkey JSON views: sign in with a passkey, and register one (vault.passkeys does the rest).
 
 Each ceremony is two calls, options then answer. The options call gives the browser a short
-cookie (`__Host-vault_pk`, random) whose digest the challenge is bound to, so that only the
-browser that asked can answer it; the answer's call reads it back.
+cookie (`__Host-vault_pk`, random; vault.cookies) whose digest the challenge is bound to, so
+that only the browser that asked can answer it; the answer's call reads it back.
 """
 
 from __future__ import annotations
@@ -15,29 +15,27 @@ from vault.errors import BadRequest
 from vault.extension import ext
 from vault.passkeys import BROWSER_NONCE, CHALLENGE_TTL, new_browser_nonce
 from vault.web import (
-    SESSION_COOKIE,
     client_address,
+    cookies,
     json_body,
     require_agent,
     require_recent_sign_in,
     session_digest,
 )
 
-BROWSER_COOKIE = "__Host-vault_pk"
-
 
 def _browser() -> str:
     """This browser's ceremony nonce: the one it holds, or a new one. Kept across ceremonies
     (several may be pending: the login page's passkey autofill and its button)."""
-    held = request.cookies.get(BROWSER_COOKIE, "")
+    held = request.cookies.get(cookies().passkey, "")
     return held if BROWSER_NONCE.fullmatch(held) else new_browser_nonce()
 
 
 def _options(body: dict[str, object], browser: str) -> Response:
     resp = jsonify({"publicKey": body})
     # Strict: only vault's own pages call these; the cookie outlives no challenge.
-    resp.set_cookie(BROWSER_COOKIE, browser, max_age=CHALLENGE_TTL, secure=True, httponly=True,
-                    samesite="Strict", path="/")
+    names = cookies()
+    names.set(resp, names.passkey, browser, max_age=CHALLENGE_TTL, same_site="Strict")
     return resp
 
 
@@ -62,15 +60,14 @@ def passkey_sign_in() -> Response:
     body = json_body()
     e.check_limit("login-address", address)
     cookie, who = e.passkeys.sign_in(body.get("credential"),
-                                     browser=request.cookies.get(BROWSER_COOKIE, ""),
+                                     browser=request.cookies.get(e.cookies.passkey, ""),
                                      address=address)
-    previous = request.cookies.get(SESSION_COOKIE)
+    previous = request.cookies.get(e.cookies.session)
     if previous:
         e.accounts.logout(previous)  # signing in again (the second look) replaces the session
     resp = jsonify(session_body(who))
-    resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax", path="/",
-                    max_age=e.config.session_max)
-    resp.delete_cookie(BROWSER_COOKIE, path="/", secure=True, httponly=True, samesite="Strict")
+    e.cookies.set(resp, e.cookies.session, cookie, max_age=e.config.session_max)
+    e.cookies.delete(resp, e.cookies.passkey, same_site="Strict")
     return resp
 
 
@@ -90,6 +87,6 @@ def register_passkey() -> tuple[Response, int]:
     body = json_body()
     require_recent_sign_in()
     passkey = ext().passkeys.register(who, body.get("name"), body.get("credential"),
-                                      browser=request.cookies.get(BROWSER_COOKIE, ""),
+                                      browser=request.cookies.get(cookies().passkey, ""),
                                       session=session_digest())
     return created(passkey)

@@ -14,8 +14,8 @@ from vault.extension import ext
 from vault.principal import Principal
 from vault.service import check_ticket
 from vault.web import (
-    SESSION_COOKIE,
     client_address,
+    cookies,
     gate,
     gated,
     gated_json,
@@ -83,7 +83,7 @@ def delete_secret(secret_id: str) -> tuple[str, int]:
     call with neither is the customer's without a token: 403."""
     manage = request.headers.get("X-Manage-Token")
     if manage is None and ("Authorization" in request.headers
-                           or request.cookies.get(SESSION_COOKIE)):
+                           or request.cookies.get(cookies().session)):
         ext().vault.discard(require_agent(), secret_id)
         return no_content()
     ext().vault.delete_secret(secret_id, manage)
@@ -180,12 +180,11 @@ def login() -> Response:
         e.check_limit("login-account", email.strip().lower()[:254])
     cookie, who = e.accounts.login(email, body.get("password"), totp=body.get("totp"),
                                    address=address)
-    previous = request.cookies.get(SESSION_COOKIE)
+    previous = request.cookies.get(e.cookies.session)
     if previous:
         e.accounts.logout(previous)  # signing in again (the second look) replaces the session
     resp = jsonify(session_body(who))
-    resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax", path="/",
-                    max_age=e.config.session_max)
+    e.cookies.set(resp, e.cookies.session, cookie, max_age=e.config.session_max)
     return resp
 
 
@@ -202,11 +201,12 @@ def session_state() -> Response:
 @bp.delete("/api/v1/session")
 def logout() -> tuple[Response, int]:
     principal()  # a cookie-authenticated logout needs the CSRF token like any state change
-    cookie = request.cookies.get(SESSION_COOKIE)
+    names = cookies()
+    cookie = request.cookies.get(names.session)
     if cookie:
         ext().accounts.logout(cookie)
     resp = Response("", status=204)
-    resp.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    names.delete(resp, names.session)
     return resp, 204
 
 

@@ -21,7 +21,7 @@ from vault import i18n
 from vault.errors import Forbidden, VaultError
 from vault.extension import ext
 from vault.principal import Principal
-from vault.web import SESSION_COOKIE
+from vault.web import cookies
 
 bp = Blueprint("pages", __name__)
 F = TypeVar("F")
@@ -103,7 +103,7 @@ def viewer() -> Principal | None:
     if "viewer" not in g:
         # The session cookie alone: a form post carries its CSRF token in a field, which
         # check_form_csrf() verifies, not in the X-CSRF-Token header the JSON API wants.
-        cookie = request.cookies.get(SESSION_COOKIE)
+        cookie = request.cookies.get(cookies().session)
         found = ext().accounts.authenticate_session(cookie) if cookie else None
         g.viewer = found if found is not None and found.is_agent else None
     result: Principal | None = g.viewer
@@ -187,8 +187,8 @@ def _language_switch() -> Any:
     # become a redirect to "//evil.example/". An unmatched path goes to the start page.
     target = page_url(lang=None)
     resp = redirect(target, 303)
-    resp.set_cookie(i18n.LANG_COOKIE, chosen, max_age=365 * 86400, secure=True, httponly=True,
-                    samesite="Lax", path="/")
+    names = cookies()
+    names.set(resp, names.lang, chosen, max_age=365 * 86400)
     return resp
 
 

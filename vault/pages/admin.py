@@ -22,7 +22,7 @@ from vault.extension import ext
 from vault.names import MAX_NAME
 from vault.pages import admin_page, agent_page, bp, check_form_csrf, render, viewer
 from vault.service import Principal, iso
-from vault.web import SESSION_COOKIE
+from vault.web import cookies
 
 AUDIT_LIMIT = 200  # events shown
 AUDIT_WINDOW = 10_000  # events read back through when filtering the global log by agent
@@ -57,7 +57,7 @@ def _who() -> Principal:
 
 def _recent() -> bool:
     """Whether this browser's session signed in within VAULT_REAUTH_WINDOW."""
-    return ext().accounts.signed_in_recently(request.cookies.get(SESSION_COOKIE))
+    return ext().accounts.signed_in_recently(request.cookies.get(cookies().session))
 
 
 def _reauth(endpoint: str) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from vault.errors import Forbidden, Gone, NotFound
 from vault.extension import ext
 from vault.pages import agent_page, bp, check_form_csrf, render, safe_next, viewer
 from vault.service import check_ticket
-from vault.web import SESSION_COOKIE
+from vault.web import cookies
 
 
 @bp.get("/login")
@@ -28,11 +28,12 @@ def login() -> Response:
 @bp.post("/logout")
 def logout() -> Response:
     check_form_csrf()
-    cookie = request.cookies.get(SESSION_COOKIE)
+    names = cookies()
+    cookie = request.cookies.get(names.session)
     if cookie:
         ext().accounts.logout(cookie)
     resp = redirect(url_for("pages.login"), 303)
-    resp.delete_cookie(SESSION_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    names.delete(resp, names.session)
     return resp  # type: ignore[return-value]
 
 

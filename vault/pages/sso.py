@@ -25,10 +25,9 @@ from vault.errors import NotFound, SignInRefused
 from vault.extension import VaultExtension, ext
 from vault.pages import bp, render, safe_next
 from vault.sso import CALLBACK_PATH, ProviderUnavailable
-from vault.web import SESSION_COOKIE, client_address
+from vault.web import client_address
 
 log = logging.getLogger("vault.sso")
-BROWSER_COOKIE = "__Host-vault_sso"
 SIGN_IN_TTL = 600  # seconds from the button to the callback
 _PROVIDER_ERROR = re.compile(r"[a-z_]{1,40}")
 
@@ -65,8 +64,7 @@ def sso_start() -> Response:
     e.accounts.keep_sign_in(state, record, SIGN_IN_TTL * 1000)
     resp = redirect(url, 303)
     # Lax: the provider sends the browser back with a top-level GET, which carries it.
-    resp.set_cookie(BROWSER_COOKIE, browser, max_age=SIGN_IN_TTL, secure=True, httponly=True,
-                    samesite="Lax", path="/")
+    e.cookies.set(resp, e.cookies.sso, browser, max_age=SIGN_IN_TTL)
     return resp  # type: ignore[return-value]
 
 
@@ -84,7 +82,7 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
                                           record["verifier"], record["next"])
     except (KeyError, TypeError):
         raise SignInRefused("state-unknown", 400) from None  # a record vault did not write
-    browser = request.cookies.get(BROWSER_COOKIE, "")
+    browser = request.cookies.get(e.cookies.sso, "")
     if not constant_time_equals(token_digest(browser), str(bound)):
         raise SignInRefused("state-other-browser", 400)  # a sign-in started elsewhere
     error = request.args.get("error")
@@ -98,8 +96,7 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
                                  iss=request.args.get("iss"))
     cookie, _ = e.accounts.sso_login(identity.email, identity.name, address=address)
     resp = redirect(safe_next(str(target)), 303)
-    resp.set_cookie(SESSION_COOKIE, cookie, secure=True, httponly=True, samesite="Lax",
-                    path="/", max_age=e.config.session_max)
+    e.cookies.set(resp, e.cookies.session, cookie, max_age=e.config.session_max)
     return resp  # type: ignore[return-value]
 
 
@@ -121,8 +118,8 @@ def sso_callback() -> Response:
                       reason=exc.reason, password_form=e.accounts.login_form_for)
     except ProviderUnavailable as exc:
         resp = _unavailable(e, exc)
-    resp.delete_cookie(BROWSER_COOKIE, path="/", secure=True, httponly=True, samesite="Lax")
+    e.cookies.delete(resp, e.cookies.sso)
     return resp
 
 
-__all__ = ["BROWSER_COOKIE", "sso_callback", "sso_start"]
+__all__ = ["sso_callback", "sso_start"]
