@@ -8,6 +8,8 @@ vault's own data (sealing envelopes, sharing a secret, reading a ticket) are in 
 from __future__ import annotations
 
 import contextlib
+import datetime
+import ipaddress
 import os
 import shutil
 import socket
@@ -23,6 +25,10 @@ from typing import Any
 
 import pytest
 import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 from redis.connection import Connection
 
 from vault.crypto.keyring import generate_key_spec
@@ -292,18 +298,53 @@ class LiveServer:
         stop_server(self.server)
 
 
+@dataclass(frozen=True)
+class ServerCertificate:
+    """A self-signed certificate for 127.0.0.1 and localhost, made by the test that uses it."""
+
+    cert: Path  # PEM; also what a client verifies the server with
+    key: Path
+
+
+def make_certificate(folder: Path) -> ServerCertificate:
+    """A fresh P-256 key and a self-signed certificate for 127.0.0.1 and localhost, valid a day."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([
+                x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+                critical=False)
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    made = ServerCertificate(cert=folder / "server.pem", key=folder / "server-key.pem")
+    made.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    made.key.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return made
+
+
 def start_live_server(redis_url: str, tmp: Path, *, port: int | None = None, workers: int = 2,
                       threads: int = 4, access_log: bool = True, extra_args: Sequence[str] = (),
-                      **settings: Any) -> LiveServer:
+                      tls: ServerCertificate | None = None, **settings: Any) -> LiveServer:
     """Start gunicorn serving vault on `redis_url`; `settings` as in base_config, its base URL
     its own address unless given. `port`: one chosen before (a provider must know the callback
     URL first); `access_log`: gunicorn's access log on stdout (in `log()`); `extra_args` go to
-    gunicorn (e.g. `--keep-alive 60`, `-c deploy/gunicorn.conf.py`)."""
+    gunicorn (e.g. `--keep-alive 60`, `-c deploy/gunicorn.conf.py`); `tls`: gunicorn serves
+    HTTPS with this certificate, as a proxy in front of production would."""
     port = port or free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     env = gunicorn_env(redis_url, **{"base_url": url, **settings})
     output = OutputLines()
     args = [*(["--access-logfile", "-"] if access_log else []), *extra_args]
+    if tls is not None:
+        args += ["--certfile", str(tls.cert), "--keyfile", str(tls.key)]
     server = start_gunicorn(env, tmp, workers=workers, threads=threads, port=port,
                             extra_args=args, on_line=output.add)
     return LiveServer(url=url, env=env, server=server, output=output)

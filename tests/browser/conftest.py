@@ -12,6 +12,14 @@ browser context per call, agents made with the real command line.
 At the end of each test every context made by new_context is closed, and the test fails if any
 of them saw a CSP report in the console, an uncaught page error, or a request to another origin
 (module_context: the same, for contexts shared by a module's tests, checked at its end).
+
+Tests that run in every engine take `new_driver` instead (browser/drivers.py): the test runs
+once per engine (`engine` is "chromium", "firefox" or "webkit"), each engine's browser started
+once for the session, against the live server over HTTPS (https_live_server).
+
+    def test_something(new_driver, engine):
+        driver = new_driver()          # a tab with cookies of its own, on https_live_server
+        driver.goto("/")
 """
 
 from __future__ import annotations
@@ -23,9 +31,17 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from harness import LiveServer, RedisServer, ServeVault, private_redis
+from harness import (
+    LiveServer,
+    RedisServer,
+    ServerCertificate,
+    ServeVault,
+    make_certificate,
+    private_redis,
+)
 from playwright.sync_api import Browser, sync_playwright
 
+from browser.drivers import ENGINES, Driver, Engines, drivers_for
 from browser.harness import (
     AGENT_PASSWORD,
     CHROMIUM,
@@ -71,6 +87,59 @@ def live_server(live_redis: str, helpdesk: FakeHelpdesk, serve_vault: ServeVault
     with serve_vault(live_redis, helpscout_frame_ancestors=(
             f"https://secure.helpscout.net {helpdesk.origin}"), **GENEROUS_LIMITS) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def server_certificate(tmp_path_factory: pytest.TempPathFactory) -> ServerCertificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def https_live_server(live_redis: str, serve_vault: ServeVault,
+                      server_certificate: ServerCertificate) -> Iterator[LiveServer]:
+    """The live vault over HTTPS, as production is served (by its proxy), with a certificate
+    the test made; its cookies are production's, `__Host-` and Secure, which WebKit keeps only
+    over https. Same Redis as live_server: an agent made for one exists for the other."""
+    with serve_vault(live_redis, tls=server_certificate, **GENEROUS_LIMITS) as server:
+        yield server
+
+
+ENGINE_VERSIONS = pytest.StashKey[dict[str, str]]()
+
+
+@pytest.fixture(scope="session")
+def engines(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+            ) -> Iterator[Engines]:
+    """Firefox and WebKit for the session, each started when a test first needs it."""
+    started = Engines(logs=tmp_path_factory.mktemp("engines"))
+    request.config.stash[ENGINE_VERSIONS] = started.versions
+    yield started
+    started.close()
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def new_driver(request: pytest.FixtureRequest, engine: str, engines: Engines,
+               https_live_server: LiveServer) -> Iterator[Callable[..., Driver]]:
+    """new_driver(*, base_url=https_live_server.url) -> a Driver of this test's engine: a tab
+    in a context of its own. At the end every one is closed, and the test fails on what their
+    records or WebKit's network dead end saw (browser/drivers.py)."""
+    chromium = request.getfixturevalue("browser") if engine == "chromium" else None
+    with drivers_for(engines.factory(engine, chromium), https_live_server.url,
+                     engines.checked_sink(engine)) as factory:
+        yield factory
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter,
+                            config: pytest.Config) -> None:
+    versions = config.stash.get(ENGINE_VERSIONS, {})
+    if versions:
+        terminalreporter.write_line("browser engines: " + ", ".join(
+            f"{name} {version}" for name, version in sorted(versions.items())))
 
 
 @pytest.fixture(scope="session")
