@@ -45,7 +45,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urlsplit
 
 import pytest
 from harness import ROOT
@@ -452,10 +451,9 @@ class WebKit:
         return session
 
     def give_back(self, session: WebDriver, origin: str) -> None:
-        """Forget the session's cookies (a document of the origin's host can see them all:
-        every test server is on 127.0.0.1) and keep it for the next test."""
-        if urlsplit(session.current_url).hostname != urlsplit(origin).hostname:
-            session.get(origin + "/healthz")
+        """Forget the session's cookies (a script-free document of the origin's host can see
+        them all: every test server is on 127.0.0.1) and keep it for the next test."""
+        session.get(origin + "/healthz")  # no page script left to set one again
         session.delete_all_cookies()
         assert session.get_cookies() == []
         session.get("about:blank")
@@ -495,7 +493,12 @@ class WebKitDriver(Driver):
             self.evaluate(PASTE, selector, value)
 
     def click(self, selector: str) -> None:
-        self._element(selector).click()
+        element = self._element(selector)
+        # WebDriver clicks where the element was when it looked: first let it come into view
+        # and hold still for two painted frames (what Playwright calls stable), or now and then
+        # the click lands on a page that is not yet taking input and is lost without a word.
+        self.wait_for(SETTLED, selector)
+        element.click()
 
     def evaluate(self, function: str, *args: Any) -> Any:
         answer = self.session.execute_async_script(
@@ -543,6 +546,15 @@ class WebKitDriver(Driver):
         return []  # WebKitGTK's WebDriver has no console or network events to check
 
 
+SETTLED = """async (selector) => {
+  const element = document.querySelector(selector);
+  if (!element) return false;
+  element.scrollIntoView({block: 'center', inline: 'center'});
+  const box = () => JSON.stringify(element.getBoundingClientRect());
+  const before = box();
+  await new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)));
+  return box() === before;
+}"""
 PASTE = """(selector, value) => {
   const field = document.querySelector(selector);
   field.focus();
