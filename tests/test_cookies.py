@@ -92,6 +92,10 @@ def test_the_loopback_http_demo_drops_secure_and_the_prefix_and_nothing_else(
 
     name, value, flags = set_cookie(browser.get("/login?lang=fr"))
     assert (name, value, "Secure" in flags) == ("vault_lang", "fr", False)
+    # And the pages read the choice back under the demo's name, over the browser's languages.
+    browser.set_cookie("vault_lang", "ja")
+    page = browser.get("/login", headers={"Accept-Language": "de"}).get_data(as_text=True)
+    assert '<html lang="ja" dir="ltr">' in page
 
 
 @pytest.mark.parametrize("base_url", ["https://127.0.0.1:8000", "http://vault.example.com",

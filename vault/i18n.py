@@ -8,7 +8,7 @@ compiles them; docs/translating.md says how to correct one).
 
 from __future__ import annotations
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask_babel import Babel, gettext, lazy_gettext, refresh
 
 # BCP 47 tags, as `?lang=`, the cookie, `lang` and `hreflang` carry them; the first is the default.
@@ -18,7 +18,7 @@ LANGUAGE_NAMES = {"en": "English", "fr": "Français", "de": "Deutsch", "es": "Es
                   "it": "Italiano", "pt-BR": "Português (Brasil)", "nl": "Nederlands",
                   "pl": "Polski", "ja": "日本語", "ar": "العربية"}
 RIGHT_TO_LEFT = frozenset({"ar"})
-LANG_COOKIE = "__Host-vault_lang"
+LANG_COOKIE = "__Host-vault_lang"  # production's name; vault.cookies says the demo's
 _BY_LOWER = {tag.lower(): tag for tag in LANGUAGES}
 
 
@@ -34,10 +34,17 @@ def requested_language() -> str | None:
     return known_language(request.args.get("lang"))
 
 
+def _lang_cookie() -> str:
+    """The switcher's cookie as this app names it (vault.cookies: no `__Host-` in the plain-http
+    loopback demo), read from the app's extension so that this bottom module imports none."""
+    vault = current_app.extensions.get("vault")
+    return str(vault.cookies.lang) if vault is not None else LANG_COOKIE
+
+
 def page_language() -> str:
     """The request's language as a BCP 47 tag, chosen once per request."""
     if "language" not in g:
-        g.language = (requested_language() or known_language(request.cookies.get(LANG_COOKIE))
+        g.language = (requested_language() or known_language(request.cookies.get(_lang_cookie()))
                       or request.accept_languages.best_match(LANGUAGES) or LANGUAGES[0])
     return str(g.language)
 
