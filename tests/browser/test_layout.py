@@ -1,16 +1,19 @@
-"""Every page fits a phone and a laptop, mirrors right to left, and keeps its visual defects
-fixed, in Chromium. The page list, the hostile data and the width check are in layout.py,
-engine-neutral; the checks of the defects below read computed styles and element boxes."""
+"""Every page fits a phone and a laptop (in Chromium, Firefox and WebKit), mirrors right to
+left, and keeps its visual defects fixed (in Chromium). The page list, the hostile data and the
+width check are in layout.py, engine-neutral; the checks of the defects below read computed
+styles and element boxes."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from playwright.sync_api import Page, expect
 
 from browser import flows
+from browser.drivers import Driver
 from browser.harness import LiveAgent, RecordedContext, assert_accessible, shot
 from browser.layout import (
     CREATE_LINK,
@@ -50,6 +53,24 @@ class PlaywrightDriver:
 
     def run(self, script: str, arg: Any = None) -> Any:
         return self.page.evaluate(script, arg)
+
+
+class EngineDriver:
+    """layout.Driver over a tab of browser/drivers.py (Firefox over BiDi, WebKit over WebDriver)."""
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+
+    def goto(self, path: str) -> None:
+        # The data's links carry the live server's origin; these tabs are on its https twin.
+        url = urlsplit(path)
+        self.driver.goto(urlunsplit(("", "", url.path, url.query, url.fragment)))
+
+    def resize(self, width: int, height: int) -> None:
+        self.driver.set_viewport(width, height)
+
+    def run(self, script: str, arg: Any = None) -> Any:
+        return self.driver.evaluate(script) if arg is None else self.driver.evaluate(script, arg)
 
 
 def tab(module_context: NewContext, width: int = LAPTOP, **options: Any) -> PlaywrightDriver:
@@ -119,6 +140,19 @@ def test_every_page_fits_a_phone_and_a_laptop(drivers: dict[str, PlaywrightDrive
     found = measure_pages(drivers, layout_pages(hostile, lap=0))
     print("\n" + width_table(found))  # the table for a change's notes (pytest -s)
     assert not misfits(found), "pages wider than the viewport:\n" + "\n".join(misfits(found))
+
+
+@pytest.mark.parametrize(("engine", "lap"), [("firefox", 2), ("webkit", 3)], indirect=["engine"])
+def test_every_page_fits_a_phone_and_a_laptop_in_firefox_and_webkit(
+        new_driver: Callable[..., Driver], hostile: HostileData, engine: str, lap: int) -> None:
+    """The same pages and data as in Chromium (the https server shares the live server's
+    Redis), each engine revealing credentials of its own lap."""
+    tabs = {"anonymous": EngineDriver(new_driver()), "admin": EngineDriver(new_driver())}
+    log_in(tabs["admin"], hostile.admin.email, hostile.admin.password)
+    found = measure_pages(tabs, layout_pages(hostile, lap=lap))
+    print(f"\n{engine}\n" + width_table(found))
+    assert not misfits(found), f"pages wider than the viewport in {engine}:\n" + "\n".join(
+        misfits(found))
 
 
 def test_right_to_left_pages_mirror_and_fit_a_phone(
