@@ -151,6 +151,41 @@ def test_an_admin_resetting_a_second_factor_needs_a_recent_sign_in(boss, alice, 
     assert len(ext.passkeys.list("alice@example.com")) == 1
 
 
+def test_an_admin_adding_an_agent_or_making_an_admin_needs_a_recent_sign_in(boss, alice, clock):
+    """Either would leave a stolen admin session a lasting way in of its own choosing."""
+    ext = boss.app.extensions["vault"]
+    clock.advance(WINDOW + 1)
+    rv = boss.form("/admin/agents", {"action": "add", "email": "mallory@example.com",
+                                     "name": "Mallory", "password": "a password of mallory's",
+                                     "admin": "1"})
+    assert asked_again(rv, "/admin/agents")
+    assert not ext.accounts.agent_exists("mallory@example.com")
+    rv = boss.form("/admin/agents", {"action": "make-admin", "email": "alice@example.com"})
+    assert asked_again(rv, "/admin/agents")
+    assert ext.accounts.get_agent("alice@example.com")["role"] == "agent"
+    boss.log_in("boss@example.com")
+    assert boss.form("/admin/agents", {"action": "make-admin",
+                                       "email": "alice@example.com"}).status_code == 303
+    assert ext.accounts.get_agent("alice@example.com")["role"] == "admin"
+
+
+def test_a_stale_session_guessing_a_code_is_never_shown_the_pending_key(alice, clock):
+    """A setup started in time may be confirmed later, but its key is shown again only to a
+    recent sign-in: a stolen cookie that posts a wrong code gets the error, not the secret."""
+    accounts = alice.app.extensions["vault"].accounts
+    assert alice.form("/account", {"action": "start-2fa"}).status_code == 200
+    secret = accounts.pending_totp("alice@example.com").secret
+    rv = alice.form("/account", {"action": "confirm-2fa", "code": "000000"})
+    assert rv.status_code == 400 and secret in text(rv)  # a recent sign-in may try again
+    clock.advance(WINDOW + 1)
+    rv = alice.form("/account", {"action": "confirm-2fa", "code": "000000"})
+    assert rv.status_code == 400 and "That code is not valid." in text(rv)
+    assert secret not in text(rv) and "<svg" not in text(rv)
+    # Confirming with the right code still works: the setup itself was started in time.
+    code = pyotp.TOTP(secret).at(clock())
+    assert alice.form("/account", {"action": "confirm-2fa", "code": code}).status_code == 303
+
+
 def test_creating_a_helpdesk_key_needs_a_recent_sign_in(boss, clock):
     ext = boss.app.extensions["vault"]
     clock.advance(WINDOW + 1)

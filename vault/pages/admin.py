@@ -107,6 +107,10 @@ def admin_agents() -> Response:
 def admin_agents_post() -> Response:
     who = check_form_csrf()
     action = request.form.get("action", "")
+    if action in {"add", "password", "reset-2fa", "make-admin"} and not _recent():
+        # A stolen admin session must not set a password, remove factors, or make itself a
+        # lasting way in (a new account, or an accomplice made admin) on its own.
+        return _agents_page(status=403, error=_reauth_message(), reauth=True)
     if action == "add":
         return _add_agent(who)
     email = request.form.get("email", "")
@@ -114,9 +118,6 @@ def admin_agents_post() -> Response:
         return _agents_page(status=400, error=_("Choose an agent from the list."))
     email = email.strip().lower()
     accounts = ext().accounts
-    if action in {"password", "reset-2fa"} and not _recent():
-        # A stolen admin session must not set a password or remove factors on its own.
-        return _agents_page(status=403, error=_reauth_message(), reauth=True)
     try:
         # The rules (no disabling oneself, no changing one's own role, no admin left without a
         # way in when two-factor is required) are the accounts layer's: a refusal comes back
@@ -303,8 +304,8 @@ def account_post() -> Response:
     accounts = ext().accounts
     action = request.form.get("action", "")
     if action in {"start-2fa", "remove-passkey"} and not _recent():
-        # Confirming a started setup needs no second look: its key was shown to a recent
-        # sign-in only, and it expires.
+        # Confirming a started setup needs no second look: its key is shown to a recent
+        # sign-in only (never again to a stale one), and it expires.
         return _account_page(status=403, error=_reauth_message())
     if action == "remove-passkey":
         return _remove_passkey(who)
@@ -327,9 +328,12 @@ def account_post() -> Response:
             message = _("That code is not valid. Check that your device's clock is right and "
                         "enter the code your app shows now.") if code.isdigit() and \
                 len(code) == 6 else _("Enter the 6-digit code from your app.")
-            # The same pending secret again, so a mistyped or unscanned setup can be redone.
-            return _account_page(status=400, enrolment=accounts.pending_totp(who.email),
-                                 errors={"code": message}, error=message)
+            # The same pending secret again, so a mistyped or unscanned setup can be redone;
+            # only to a recent sign-in, as when it was first shown: a stolen session that
+            # guesses a code must not be handed the key.
+            enrolment = accounts.pending_totp(who.email) if _recent() else None
+            return _account_page(status=400, enrolment=enrolment, errors={"code": message},
+                                 error=message)
         return _back("pages.account", "2fa-on")
     return _account_page(status=400, error=_("Unknown action. Reload the page and try again."))
 
