@@ -12,25 +12,35 @@ from browser.harness import RecordedContext
 
 NewContext = Callable[..., RecordedContext]
 
-# What check.js tests first: String.prototype.replaceAll came last of what the pages use (Chrome
-# 85, Firefox 78, Safari 13.1). Taking it away makes this Chromium look like an older one.
-OLDER_BROWSER = "delete String.prototype.replaceAll;"
+# What came last, in each engine, of what the pages use (check.js tests each): taking one away
+# makes this Chromium look like a browser just below the supported ones (Chrome 87, Firefox 78,
+# Safari 14.1).
+OLDER_BROWSERS = {
+    "Safari 13.0 (no replaceAll)": "delete String.prototype.replaceAll;",
+    "Chrome 85, Safari 13.1 (no replaceChildren)": "delete Element.prototype.replaceChildren;",
+    "Chrome 86, Safari 14.0 (no inset-inline)": """{
+        const supports = CSS.supports.bind(CSS);
+        CSS.supports = (...args) => !String(args[0]).startsWith("inset-inline") && supports(...args);
+    }""",
+}
 
 
-@pytest.mark.parametrize(("locale", "words"), [
-    ("en-US", "This browser is too old to encrypt safely"),
-    ("fr-FR", "Ce navigateur est trop ancien pour chiffrer"),
+@pytest.mark.parametrize(("locale", "words", "older"), [
+    ("en-US", "This browser is too old to encrypt safely", "Safari 13.0 (no replaceAll)"),
+    ("fr-FR", "Ce navigateur est trop ancien pour chiffrer", "Safari 13.0 (no replaceAll)"),
+    ("ja-JP", "Safari 14.1", "Chrome 85, Safari 13.1 (no replaceChildren)"),
+    ("en-US", "This browser is too old to encrypt safely", "Chrome 86, Safari 14.0 (no inset-inline)"),
 ])
 def test_a_browser_too_old_is_told_so_in_its_language(new_context: NewContext, locale: str,
-                                                      words: str) -> None:
+                                                      words: str, older: str) -> None:
     context, _ = new_context(locale=locale)
-    context.add_init_script(OLDER_BROWSER)
+    context.add_init_script(OLDER_BROWSERS[older])
     page = context.new_page()
     for path in ("/", "/login"):
         page.goto(path)
         expect(page.locator("#old-browser")).to_be_visible()
         expect(page.locator("#old-browser")).to_contain_text(words)
-        expect(page.locator("#old-browser")).to_contain_text("Safari 13.1")
+        expect(page.locator("#old-browser")).to_contain_text("Safari 14.1")
         buttons = page.locator("main button")
         assert buttons.count() >= 1
         for index in range(buttons.count()):
