@@ -600,3 +600,39 @@ def test_passkey_sign_ins_are_rate_limited_and_page_loads_leave_the_password_its
         assert browser.answer({}).status_code == 401  # sign-ins count with logins
     rv = browser.answer({})
     assert rv.status_code == 429
+
+
+# -- an address browsers refuse as a relying party -----------------------------------------------
+
+@pytest.mark.parametrize("base_url", ["http://127.0.0.1:8000", "https://10.0.0.5", "http://[::1]:8000"])
+def test_an_ip_address_offers_no_passkey_and_refuses_every_ceremony(make_app: Callable[..., Any],
+                                                                     base_url: str) -> None:
+    """WebAuthn refuses an IP address as relying party id, so `./scripts/serve`'s demo
+    (http://127.0.0.1) would offer a button that always fails: vault offers none."""
+    app = make_app(base_url=base_url)
+    app.extensions["vault"].accounts.add_agent("alice@example.com", PASSWORD, name="Alice")
+    client = app.test_client()
+    login_page = client.get("/login", base_url=base_url).get_data(as_text=True)
+    assert 'id="login-form"' in login_page
+    assert "passkey-sign-in" not in login_page and "webauthn" not in login_page
+    rv = client.post("/api/v1/passkeys/sign-in/options", json={}, base_url=base_url)
+    assert rv.status_code == 403 and rv.get_json()["reason"] == "passkeys-unavailable"
+    assert "IP address" in rv.get_json()["detail"] and "Set-Cookie" not in rv.headers
+
+    browser = Browser(app)
+    browser.client.environ_base["HTTP_HOST"] = urlsplit(base_url).netloc
+    assert browser.client.post("/api/v1/session", base_url=base_url, json={
+        "email": "alice@example.com", "password": PASSWORD}).status_code == 200
+    account = browser.client.get("/account", base_url=base_url).get_data(as_text=True)
+    assert 'id="two-factor-state"' in account
+    assert 'id="passkeys-title"' not in account and 'id="passkey-form"' not in account
+    ext = app.extensions["vault"]
+    assert not ext.passkeys.usable and not ext.passkeys.allowed_for("alice@example.com")
+
+
+@pytest.mark.parametrize("base_url", ["http://localhost:8000", "https://vault.example.com"])
+def test_a_host_name_offers_passkeys(make_app: Callable[..., Any], base_url: str) -> None:
+    app = make_app(base_url=base_url)
+    page = app.test_client().get("/login", base_url=base_url).get_data(as_text=True)
+    assert 'id="passkey-sign-in"' in page and 'autocomplete="username webauthn"' in page
+    assert app.extensions["vault"].passkeys.usable

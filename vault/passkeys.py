@@ -29,6 +29,7 @@ reaches a log, an audit entry or an error.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 import re
 import secrets
@@ -78,6 +79,8 @@ BROWSER_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")
 SIGN_IN_REFUSED = "The passkey did not sign you in."
 PASSKEYS_OFF = ("Agents sign in through the team's identity provider here: passkeys are off "
                 "(VAULT_OIDC_ONLY).")
+NO_HOST_NAME = ("Passkeys need VAULT_BASE_URL to name a host (vault.example.com, localhost), "
+                "not an IP address: browsers refuse an IP address as a relying party.")
 
 
 def new_browser_nonce() -> str:
@@ -107,6 +110,17 @@ def _relying_party(base_url: str) -> tuple[str, str]:
     return host, origin
 
 
+def _names_a_host(rp_id: str) -> bool:
+    """Whether a browser accepts `rp_id` as a relying party id: a host name, never an IP
+    address (WebAuthn's rule; `./scripts/serve` answers on http://127.0.0.1, so its demo has
+    no passkeys)."""
+    try:
+        ipaddress.ip_address(rp_id.strip("[]"))
+    except ValueError:
+        return bool(rp_id)
+    return False
+
+
 class Passkeys:
     """The passkey ceremonies and the agents' passkeys. Built on `Accounts` (its store, clock,
     config and sessions)."""
@@ -116,6 +130,13 @@ class Passkeys:
         self.store = accounts.store
         self.config = accounts.config
         self.rp_id, self.origin = _relying_party(accounts.config.base_url)
+        # False where no browser would make or use a passkey for this address: the pages then
+        # offer none, and every ceremony is refused up front.
+        self.usable = _names_a_host(self.rp_id)
+
+    def _check_usable(self) -> None:
+        if not self.usable:
+            raise Forbidden(NO_HOST_NAME, reason="passkeys-unavailable")
 
     @property
     def now_ms(self) -> Callable[[], int]:
@@ -163,6 +184,7 @@ class Passkeys:
         """Options for `navigator.credentials.get()` (JSON, binary fields base64url): any
         passkey of this site (no allow list: a discoverable credential), user verification
         required."""
+        self._check_usable()
         challenge = self._new_challenge({"purpose": "sign-in", "browser": token_digest(browser)})
         options = generate_authentication_options(
             rp_id=self.rp_id, challenge=challenge, timeout=CHALLENGE_TTL * 1000,
@@ -253,6 +275,7 @@ class Passkeys:
 
         Forbidden (`sso-only`) where the agent could not use it; Conflict (`passkey-limit`)
         past `MAX_PASSKEYS`."""
+        self._check_usable()
         email = normalise_email(who.email)
         agent = self.store.get_agent(email)
         if agent is None:
@@ -343,7 +366,10 @@ class Passkeys:
     # -- the agent's passkeys -----------------------------------------------------------------
 
     def allowed_for(self, email: str) -> bool:
-        """Whether the agent may register and sign in with passkeys here (VAULT_OIDC_ONLY)."""
+        """Whether the agent may register and sign in with passkeys here (a host name in
+        VAULT_BASE_URL, and VAULT_OIDC_ONLY)."""
+        if not self.usable:
+            return False
         agent = self.store.get_agent(normalise_email(email))
         return agent is not None and self.accounts.may_sign_in_without_provider(agent)
 

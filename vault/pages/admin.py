@@ -67,7 +67,7 @@ def _reauth(endpoint: str) -> dict[str, Any]:
     e = ext()
     ways = e.accounts.sign_in_ways(who.email)
     return {"next": url_for(endpoint), "email": who.email, "password": ways["password"],
-            "passkey": ways["passkey"], "sso_name": e.config.oidc_name if e.sso else ""}
+            "passkey": ways["passkey"] and e.passkeys.usable, "sso_name": e.config.oidc_name if e.sso else ""}
 
 
 def _reauth_message() -> str:
@@ -288,6 +288,7 @@ def _account_page(*, status: int = 200, enrolment: Any = None, errors: dict[str,
                   message=done.get(request.args.get("done", ""), ""), errors=errors or {},
                   error=error, recent=recent, passkeys=passkeys,
                   passkeys_allowed=e.passkeys.allowed_for(who.email),
+                  passkeys_usable=e.passkeys.usable,
                   reauth=None if recent else _reauth("pages.account"))
 
 
@@ -331,8 +332,8 @@ def account_post() -> Response:
             # The same pending secret again, so a mistyped or unscanned setup can be redone;
             # only to a recent sign-in, as when it was first shown: a stolen session that
             # guesses a code must not be handed the key.
-            enrolment = accounts.pending_totp(who.email) if _recent() else None
-            return _account_page(status=400, enrolment=enrolment, errors={"code": message},
+            again = accounts.pending_totp(who.email) if _recent() else None
+            return _account_page(status=400, enrolment=again, errors={"code": message},
                                  error=message)
         return _back("pages.account", "2fa-on")
     return _account_page(status=400, error=_("Unknown action. Reload the page and try again."))

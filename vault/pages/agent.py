@@ -22,7 +22,7 @@ def login() -> Response:
     e = ext()
     return render("agent/login.html", page="login", next_url=target,
                   sso_name=e.config.oidc_name if e.sso is not None else "",
-                  password_form=e.accounts.login_form_for)
+                  password_form=e.accounts.login_form_for, passkeys_usable=e.passkeys.usable)
 
 
 @bp.post("/logout")
