@@ -269,6 +269,7 @@ def test_signing_in_again_through_the_identity_provider_comes_back_recent(
     assert "Sign in with your company account" in html
     assert "/login/oidc?next=/account" in html
     assert asked_again(browser.form("/account", {"action": "start-2fa"}), "/account")
+    old = browser.client.get_cookie("__Host-vault_session", domain="vault.test").value
     start = browser.client.get("/login/oidc?next=/account", base_url=BASE)
     rv = browser.client.get(sign_in(start.headers["Location"], "alice@example.com")
                             .replace(BASE, ""), base_url=BASE)
@@ -276,3 +277,7 @@ def test_signing_in_again_through_the_identity_provider_comes_back_recent(
     browser.csrf = browser.me().get_json()["csrf_token"]
     rv = browser.form("/account", {"action": "start-2fa"})
     assert rv.status_code == 200 and "Add vault to your authenticator app" in text(rv)
+    # The session it replaced is over, as after a password or passkey sign-in.
+    stale = app.test_client()
+    stale.set_cookie("__Host-vault_session", old, domain="vault.test")
+    assert stale.get("/api/v1/session", base_url=BASE).status_code == 401

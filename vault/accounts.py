@@ -227,13 +227,16 @@ class Accounts:
         if actor == email and self.config.require_2fa:
             raise Conflict("An admin cannot remove their own second factor.",
                            reason="2fa-required")
+        # The passkeys go first, then the sessions: a passkey sign-in between the two would
+        # otherwise open a session that outlives the reset.
+        removed = [p["id"] for p in self.store.passkeys_of(email)
+                   if self.store.remove_passkeys(email, [p["id"]])]
         if not self.store.update_agent(email, {"totp": "", "totp_last": "0", "totp_pending": "",
                                                "totp_pending_at": "0"}, revoke=True):
             raise NotFound("No such agent.")
         self._audit("agent.2fa_reset", actor, email)
-        for passkey in self.store.passkeys_of(email):
-            if self.store.remove_passkeys(email, [passkey["id"]]):
-                self._audit("passkey.removed", actor, f"{email} {passkey['id']}")
+        for passkey_id in removed:
+            self._audit("passkey.removed", actor, f"{email} {passkey_id}")
 
     def remove_agent(self, email: str, *, actor: str = "cli") -> None:
         email = normalise_email(email)

@@ -95,6 +95,10 @@ def _signed_in(e: VaultExtension, address: str) -> Response:
     identity = provider.identity(code=code, verifier=str(verifier), nonce=str(nonce),
                                  iss=request.args.get("iss"))
     cookie, _ = e.accounts.sso_login(identity.email, identity.name, address=address)
+    # Signing in again replaces the browser's session, as the password and passkey logins do.
+    previous = request.cookies.get(e.cookies.session)
+    if previous:
+        e.accounts.logout(previous)
     resp = redirect(safe_next(str(target)), 303)
     e.cookies.set(resp, e.cookies.session, cookie, max_age=e.config.session_max)
     return resp  # type: ignore[return-value]
