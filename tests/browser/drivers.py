@@ -455,7 +455,13 @@ class WebKit:
         them all: every test server is on 127.0.0.1) and keep it for the next test."""
         session.get(origin + "/healthz")  # no page script left to set one again
         session.delete_all_cookies()
-        assert session.get_cookies() == []
+        if session.get_cookies():
+            # WebKitGTK 2.50 now and then keeps a cookie through delete_all_cookies: such a
+            # session is not handed to another test (the next one starts a fresh browser).
+            self.sessions.remove(session)
+            with contextlib.suppress(WebDriverException):
+                session.quit()
+            return
         session.get("about:blank")
         self.idle.append(session)
 
