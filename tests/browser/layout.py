@@ -12,9 +12,7 @@ The data is made over HTTP and with the command line, never through a browser.
 
 from __future__ import annotations
 
-import contextlib
 import re
-import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -44,6 +42,10 @@ class Driver(Protocol):
     def run(self, script: str, arg: Any = None) -> Any:
         """Evaluate a JavaScript function expression `(arg) => ...` in the page, awaiting the
         promise it may return, and return its JSON-able result."""
+
+    def wait(self, condition: str) -> None:
+        """Wait until the JavaScript function `condition` returns true; a navigation may be
+        under way (a form post), so it is asked again in the new page."""
 
 
 # -- hostile data ------------------------------------------------------------------------------
@@ -271,20 +273,6 @@ def log_in(driver: Driver, email: str, password: str) -> None:
     assert status == 200, f"login answered {status}"
 
 
-def wait_for(driver: Driver, condition: str, *, timeout: float = 15.0) -> None:
-    """Poll `condition` until true. A navigation may be under way: an evaluation that fails
-    because its document went away is tried again."""
-    deadline = time.monotonic() + timeout
-    while True:
-        # An evaluation may fail while the document is replaced: ask the next one.
-        with contextlib.suppress(Exception):
-            if driver.run(condition):
-                return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {condition}")
-        time.sleep(0.05)
-
-
 # -- the check ----------------------------------------------------------------------------------
 
 MEASURE = """() => {
@@ -341,7 +329,7 @@ def open_case(driver: Driver, case: PageCase) -> None:
     if case.then:
         driver.run(case.then)
     if case.ready:
-        wait_for(driver, case.ready)
+        driver.wait(case.ready)
 
 
 def measure_pages(drivers: Mapping[str, Driver], cases: Iterable[PageCase],

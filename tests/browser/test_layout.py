@@ -54,6 +54,9 @@ class PlaywrightDriver:
     def run(self, script: str, arg: Any = None) -> Any:
         return self.page.evaluate(script, arg)
 
+    def wait(self, condition: str) -> None:
+        self.page.wait_for_function(condition, timeout=15_000)
+
 
 class EngineDriver:
     """layout.Driver over a tab of browser/drivers.py (Firefox over BiDi, WebKit over WebDriver)."""
@@ -71,6 +74,9 @@ class EngineDriver:
 
     def run(self, script: str, arg: Any = None) -> Any:
         return self.driver.evaluate(script) if arg is None else self.driver.evaluate(script, arg)
+
+    def wait(self, condition: str) -> None:
+        self.driver.wait_for(condition)
 
 
 def tab(module_context: NewContext, width: int = LAPTOP, **options: Any) -> PlaywrightDriver:
